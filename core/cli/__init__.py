@@ -1,0 +1,49 @@
+"""The ``omg-avatar`` command.
+
+Each subcommand lives in its own module with two functions: ``add_parser(subparsers)``
+declares its options and ``run(args) -> int`` does the work. User errors
+(:class:`~core.errors.OmgError`) are printed as one line and end with their exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import __version__
+from core.cli import track
+from core.errors import OmgError
+
+SUBCOMMANDS = (track,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="omg-avatar",
+        description="One photo to an animatable multi-LOD 3D Gaussian head avatar (OMG-Avatar).",
+    )
+    parser.add_argument("--version", action="version", version=f"omg-avatar {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in SUBCOMMANDS:
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args)
+    except OmgError as exc:
+        print(f"omg-avatar: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("omg-avatar: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Cameras, mesh utilities and the subdivision operators behind LOD."""

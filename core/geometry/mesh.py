@@ -1,0 +1,65 @@
+"""Small topology helpers for triangle meshes given as ``faces [F, 3]`` index arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def validated_faces(faces: np.ndarray, num_vertices: int) -> np.ndarray:
+    """``faces`` as an int64 ``[F, 3]`` array, after checking it describes triangles.
+
+    Raises ``ValueError`` when the shape is not ``[F, 3]``, an index lies outside
+    ``[0, num_vertices)``, or a face repeats a vertex (a degenerate triangle).
+    """
+    faces = np.asarray(faces)
+    if faces.ndim != 2 or faces.shape[1] != 3:
+        raise ValueError(f"faces must have shape [F, 3], got {list(faces.shape)}")
+    if not np.issubdtype(faces.dtype, np.integer):
+        raise ValueError(f"faces must hold integer indices, got dtype {faces.dtype}")
+    faces = faces.astype(np.int64, copy=False)
+    if faces.size and (faces.min() < 0 or faces.max() >= num_vertices):
+        raise ValueError(f"faces index vertices outside [0, {num_vertices})")
+    repeats_vertex = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
+    if repeats_vertex.any():
+        raise ValueError(f"{int(repeats_vertex.sum())} face(s) repeat a vertex, e.g. face {int(np.argmax(repeats_vertex))}")
+    return faces
+
+
+def unique_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The undirected edges of a triangle mesh and which edge each side of each face is.
+
+    Args:
+        faces: ``[F, 3]`` int vertex indices.
+
+    Returns:
+        edges: ``[E, 2]`` int64, each row ``(low, high)`` with ``low < high``; rows in
+            lexicographic order.
+        face_edge_index: ``[F, 3]`` int64; ``face_edge_index[f, j]`` is the row of ``edges``
+            joining ``faces[f, j]`` and ``faces[f, (j + 1) % 3]``.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    sides = np.stack([faces, np.roll(faces, -1, axis=1)], axis=-1).reshape(-1, 2)  # [3F, 2]
+    low, high = sides.min(axis=1), sides.max(axis=1)
+    stride = int(high.max()) + 1 if len(high) else 1
+    keys, face_side_to_edge = np.unique(low * stride + high, return_inverse=True)
+    edges = np.stack([keys // stride, keys % stride], axis=1)
+    return edges, face_side_to_edge.reshape(-1, 3)
+
+
+def edge_face_counts(face_edge_index: np.ndarray, num_edges: int) -> np.ndarray:
+    """``[E]`` int: how many faces share each edge (1 on a boundary, 2 inside a manifold).
+
+    Raises ``ValueError`` when an edge is shared by three or more faces (non-manifold).
+
+    Args:
+        face_edge_index: ``[F, 3]`` as returned by :func:`unique_edges`.
+        num_edges: ``E``.
+    """
+    counts = np.bincount(np.asarray(face_edge_index).ravel(), minlength=num_edges)
+    non_manifold = np.flatnonzero(counts > 2)
+    if len(non_manifold):
+        raise ValueError(
+            f"{len(non_manifold)} edge(s) are shared by more than two faces (non-manifold mesh), "
+            f"e.g. edge {int(non_manifold[0])} with {int(counts[non_manifold[0]])} faces"
+        )
+    return counts
