@@ -26,7 +26,7 @@ import torch
 ArrayLike = np.ndarray | torch.Tensor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Camera:
     """A pinhole camera.
 

@@ -19,9 +19,10 @@ def validated_faces(faces: np.ndarray, num_vertices: int) -> np.ndarray:
     faces = faces.astype(np.int64, copy=False)
     if faces.size and (faces.min() < 0 or faces.max() >= num_vertices):
         raise ValueError(f"faces index vertices outside [0, {num_vertices})")
-    repeats_vertex = (faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0])
+    repeats_vertex = (faces == np.roll(faces, 1, axis=1)).any(axis=1)
     if repeats_vertex.any():
-        raise ValueError(f"{int(repeats_vertex.sum())} face(s) repeat a vertex, e.g. face {int(np.argmax(repeats_vertex))}")
+        first = int(np.argmax(repeats_vertex))
+        raise ValueError(f"{int(repeats_vertex.sum())} face(s) repeat a vertex, e.g. face {first}")
     return faces
 
 
