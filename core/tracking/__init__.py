@@ -1,0 +1,1 @@
+"""Frame sources, face mesh and segmentation, portrait crops, head pose, smoothing, tracking."""

@@ -1,0 +1,170 @@
+"""MediaPipe wrappers: face mesh (478 landmarks), full-range face detection, portrait mask.
+
+All three use the models bundled in the mediapipe 0.10.21 wheel (``mediapipe.solutions``);
+nothing is downloaded. Each wrapper owns a MediaPipe graph: use it as a context manager
+(or call ``close``) so the graph's threads and buffers are released.
+
+Images are RGB uint8 ``[H, W, 3]``. Landmarks are in pixels of the image they were found
+in: ``x`` right, ``y`` down, ``z`` depth relative to the face (larger is farther from the
+camera) in the same pixel scale as ``x`` (MediaPipe's normalised ``z`` times the width).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+import numpy as np
+from mediapipe.python.solutions import face_detection as mp_face_detection
+from mediapipe.python.solutions import face_mesh as mp_face_mesh
+from mediapipe.python.solutions import selfie_segmentation as mp_selfie_segmentation
+
+from core.config import TrackingConfig
+
+#: MediaPipe's full-range face detector (faces up to about 5 m); the short-range one
+#: inside the face mesh also fires on some animal faces.
+FULL_RANGE_DETECTOR = 1
+#: Selfie-segmentation model for square-ish portraits (1 is the landscape model).
+GENERAL_SEGMENTATION_MODEL = 0
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration.
+
+    MediaPipe's C++ code logs warnings straight to fd 2 when a graph starts and on its
+    first frame ("All log messages before absl::InitializeLog() ..."); no environment
+    variable reaches that logger, and the lines would bury our one-line errors.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class _Graph:
+    """Plumbing shared by the wrappers: a quiet start, ``process``, and release on close.
+
+    MediaPipe opens a graph's calculators asynchronously after construction; one warm-up
+    frame while fd 2 is silenced waits for that, so their log lines never reach the user.
+    A subclass whose graph logs once more on its first real result keeps ``self.quiet``
+    set until it has seen one.
+    """
+
+    _WARM_UP_FRAME = np.zeros((64, 64, 3), dtype=np.uint8)
+
+    def __init__(self, make_solution: Callable[[], object], quiet_until_first_result: bool = False):
+        with _native_stderr_silenced():
+            self._solution = make_solution()
+            self._solution.process(self._WARM_UP_FRAME)
+        self.quiet = quiet_until_first_result
+
+    def _process(self, rgb: np.ndarray):
+        """MediaPipe's results for ``rgb`` [H, W, 3] uint8."""
+        rgb = np.ascontiguousarray(rgb)
+        if not self.quiet:
+            return self._solution.process(rgb)
+        with _native_stderr_silenced():
+            return self._solution.process(rgb)
+
+    def close(self) -> None:
+        self._solution.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class FaceMesh(_Graph):
+    """MediaPipe face mesh with iris refinement.
+
+    ``static=True`` detects independently in every image (photos); ``static=False`` is
+    MediaPipe's video mode, which tracks the face from the previous frame and runs the
+    detector only when it lost it (streams: call it on consecutive frames).
+    """
+
+    def __init__(self, config: TrackingConfig, static: bool):
+        super().__init__(
+            lambda: mp_face_mesh.FaceMesh(
+                static_image_mode=static,
+                max_num_faces=config.max_faces,
+                refine_landmarks=config.refine_landmarks,
+                min_detection_confidence=config.min_detection_confidence,
+                min_tracking_confidence=config.min_tracking_confidence,
+            ),
+            quiet_until_first_result=True,  # it logs a warning when it first projects landmarks
+        )
+
+    def detect_all(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Landmarks of every face found, largest (landmark box area) first.
+
+        Args:
+            rgb: [H, W, 3] uint8 image.
+        Returns:
+            list of [N, 3] float32 pixel landmarks, N = 478 with iris refinement, else 468.
+        """
+        height, width = rgb.shape[:2]
+        results = self._process(rgb)
+        faces = [
+            np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
+            * np.array([width, height, width], dtype=np.float32)
+            for face in results.multi_face_landmarks or []
+        ]
+        self.quiet = self.quiet and not faces
+        return sorted(faces, key=_box_area, reverse=True)
+
+    def detect(self, rgb: np.ndarray) -> np.ndarray | None:
+        """[N, 3] pixel landmarks of the largest face in ``rgb`` [H, W, 3]; None without a face."""
+        faces = self.detect_all(rgb)
+        return faces[0] if faces else None
+
+
+class FaceDetector(_Graph):
+    """MediaPipe's full-range face detector; confirms that a face mesh sits on a human face."""
+
+    def __init__(self, min_confidence: float):
+        super().__init__(
+            lambda: mp_face_detection.FaceDetection(
+                min_detection_confidence=min_confidence, model_selection=FULL_RANGE_DETECTOR
+            )
+        )
+
+    def boxes(self, rgb: np.ndarray) -> np.ndarray:
+        """[F, 4] face boxes (x0, y0, x1, y1) in pixels of ``rgb`` [H, W, 3]; F may be 0."""
+        height, width = rgb.shape[:2]
+        results = self._process(rgb)
+        boxes = [
+            (box.xmin, box.ymin, box.xmin + box.width, box.ymin + box.height)
+            for box in (d.location_data.relative_bounding_box for d in results.detections or [])
+        ]
+        return np.array(boxes, dtype=np.float32).reshape(-1, 4) * np.array(
+            [width, height, width, height], dtype=np.float32
+        )
+
+
+class PortraitSegmenter(_Graph):
+    """MediaPipe selfie segmentation: how much each pixel belongs to the person."""
+
+    def __init__(self):
+        super().__init__(
+            lambda: mp_selfie_segmentation.SelfieSegmentation(model_selection=GENERAL_SEGMENTATION_MODEL)
+        )
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        """[H, W] float32 portrait mask in [0, 1] for ``rgb`` [H, W, 3] uint8 (1 = person)."""
+        results = self._process(rgb)
+        return np.clip(results.segmentation_mask, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _box_area(landmarks: np.ndarray) -> float:
+    extent = landmarks[:, :2].max(axis=0) - landmarks[:, :2].min(axis=0)
+    return float(extent[0] * extent[1])

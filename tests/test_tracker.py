@@ -1,0 +1,176 @@
+"""Head pose from landmarks, and the per-frame tracker on synthetic and sample frames."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+
+from core.config import load_config
+from core.geometry.camera import Camera
+from core.tracking.face_mesh import FaceMesh
+from core.tracking.head_pose import (
+    EYE_CORNERS,
+    FRONTAL,
+    NOSE_BASE,
+    HeadPose,
+    estimate_head_pose,
+    head_rotation,
+)
+from core.tracking.photo import prepare_portrait, read_image
+from core.tracking.sources import Frame, VideoFileSource
+from core.tracking.tracker import STAGES, Tracker
+
+CONFIG = load_config("paper")
+SIZE = CONFIG.tracking.crop.output_size
+INTRINSICS = Camera.intrinsics(SIZE, SIZE, CONFIG.camera.focal_normalized)
+
+
+def euler_rotation(yaw_deg: float, pitch_deg: float, roll_deg: float) -> np.ndarray:
+    """Ry(yaw) @ Rx(pitch) @ Rz(roll)."""
+    yaw, pitch, roll = np.radians([yaw_deg, pitch_deg, roll_deg])
+    ry = np.array([[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]])
+    rz = np.array([[math.cos(roll), -math.sin(roll), 0], [math.sin(roll), math.cos(roll), 0], [0, 0, 1]])
+    return ry @ rx @ rz
+
+
+def angle_between_deg(a: np.ndarray, b: np.ndarray) -> float:
+    cosine = (np.trace(a.T @ b) - 1.0) / 2.0
+    return math.degrees(math.acos(np.clip(cosine, -1.0, 1.0)))
+
+
+@pytest.fixture(scope="module")
+def static_mesh():
+    with FaceMesh(CONFIG.tracking, static=True) as mesh:
+        yield mesh
+
+
+@pytest.fixture(scope="module")
+def frontal_landmarks(samples_dir) -> np.ndarray:
+    """[478, 3] crop-pixel landmarks of a frontal, upright portrait."""
+    return prepare_portrait(samples_dir / "photos" / "man_bw_2048.jpg", CONFIG.tracking).crop.landmarks
+
+
+# ----------------------------------------------------------------- head pose
+
+
+def test_euler_angles_read_back_the_rotation_they_describe():
+    pose = HeadPose(FRONTAL @ euler_rotation(25.0, -10.0, 5.0), np.zeros(3))
+    np.testing.assert_allclose(pose.yaw_pitch_roll_deg(), (25.0, -10.0, 5.0), atol=1e-9)
+
+
+@pytest.mark.samples
+def test_frontal_portrait_has_small_angles_and_a_plausible_distance(frontal_landmarks):
+    pose = estimate_head_pose(frontal_landmarks, INTRINSICS, CONFIG.flame.scale)
+    yaw, pitch, roll = pose.yaw_pitch_roll_deg()
+    assert abs(yaw) < 8 and abs(pitch) < 8 and abs(roll) < 8
+    np.testing.assert_allclose(pose.rotation.T @ pose.rotation, np.eye(3), atol=1e-9)
+    assert np.linalg.det(pose.rotation) == pytest.approx(1.0)
+    # In front of the camera, near the crop's optical axis, a head-sized distance away.
+    assert 3.0 < pose.translation[2] < 30.0
+    assert np.abs(pose.translation[:2]).max() < 0.15 * pose.translation[2]
+
+
+@pytest.mark.samples
+def test_mirroring_the_image_flips_the_sign_of_yaw(samples_dir, static_mesh):
+    rgb = read_image(samples_dir / "photos" / "einstein.jpg")  # turned about 10 degrees
+    yaw = estimate_head_pose(static_mesh.detect(rgb), INTRINSICS, 5.0).yaw_pitch_roll_deg()[0]
+    mirrored = estimate_head_pose(static_mesh.detect(rgb[:, ::-1]), INTRINSICS, 5.0).yaw_pitch_roll_deg()[0]
+    assert abs(yaw) > 5.0
+    assert np.sign(mirrored) == -np.sign(yaw)
+    assert abs(mirrored + yaw) < 3.0
+
+
+@pytest.mark.samples
+def test_a_known_rotation_of_the_landmarks_is_recovered(frontal_landmarks):
+    centre = frontal_landmarks.mean(axis=0)
+    before = head_rotation(frontal_landmarks)
+    for angles in [(30.0, 0.0, 0.0), (0.0, -20.0, 0.0), (-25.0, 15.0, 10.0)]:
+        # A rotation of the head about its own axes is, in camera space, R_cam = before @ R @ before^T.
+        turn = before @ euler_rotation(*angles) @ before.T
+        turned = (frontal_landmarks - centre) @ turn.T + centre
+        after = head_rotation(turned)
+        assert angle_between_deg(after, turn @ before) < 0.01
+        relative = HeadPose(FRONTAL @ before.T @ after, np.zeros(3)).yaw_pitch_roll_deg()
+        np.testing.assert_allclose(relative, angles, atol=0.01)
+
+
+@pytest.mark.samples
+def test_a_face_twice_as_large_about_its_own_centre_is_half_as_far(frontal_landmarks):
+    far = estimate_head_pose(frontal_landmarks, INTRINSICS, CONFIG.flame.scale).translation
+    head_centre_px = (INTRINSICS @ far / far[2])[:2]
+    larger = frontal_landmarks * 2.0
+    larger[:, :2] -= head_centre_px  # scaled about the head's own image position
+    near = estimate_head_pose(larger, INTRINSICS, CONFIG.flame.scale).translation
+    np.testing.assert_allclose(near, far / 2, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------- tracker
+
+
+def test_frames_without_a_face_are_reported_not_raised():
+    with Tracker.from_config(CONFIG) as tracker:
+        result = tracker.track(Frame(np.full((240, 320, 3), 90, np.uint8), 7, 0.25))
+    assert (result.index, result.timestamp_s) == (7, 0.25)
+    assert not result.tracked
+    assert result.landmarks is None and result.head_pose is None and result.camera is None
+    assert result.crop is None and result.box is None  # no face yet: no framing
+    assert set(result.stage_ms) == {"face_mesh"}
+
+
+@pytest.mark.samples
+def test_tracker_keeps_the_framing_and_reframes_after_reset(samples_dir):
+    portrait = read_image(samples_dir / "photos" / "einstein.jpg")
+    blank = np.zeros_like(portrait)
+    shifted = np.roll(portrait, 40, axis=1)
+    with Tracker.from_config(CONFIG) as tracker:
+        first = tracker.track(Frame(portrait, 0, 0.0))
+        lost = tracker.track(Frame(blank, 1, 0.04))
+        moved = tracker.track(Frame(shifted, 2, 0.08))
+        tracker.reset()
+        reframed = tracker.track(Frame(shifted, 3, 0.12))
+    assert first.tracked and not lost.tracked and moved.tracked
+    assert lost.box == first.box and lost.crop is not None  # framing survives a lost face
+    assert moved.box == first.box
+    shift_in_crop = 40 * first.box.scale
+    shift = np.median(moved.landmarks[:, 0] - first.landmarks[:, 0])
+    assert shift == pytest.approx(shift_in_crop, abs=1.5)
+    assert abs(reframed.box.x0 - (first.box.x0 + 40)) <= 2
+    assert first.camera.width == SIZE and first.landmarks.shape == (478, 3)
+    np.testing.assert_allclose(first.camera.K, INTRINSICS)
+    np.testing.assert_allclose(first.camera.R, first.head_pose.rotation)
+    # The camera projects the head-space origin where the landmarks put it.
+    uv, depth = first.camera.project(np.zeros(3))
+    anchors = first.landmarks[list(EYE_CORNERS + NOSE_BASE), :2]
+    assert depth > 0 and np.abs(uv - anchors.mean(axis=0)).max() < 1e-3
+    np.testing.assert_allclose(tracker.intrinsics, INTRINSICS)
+
+
+@pytest.mark.samples
+def test_sample_video_is_tracked_in_real_time(samples_dir):
+    """Acceptance: >= 99% of frames tracked; prints tracking and decode ms per frame."""
+    tracked, track_ms, decode_ms = 0, [], []
+    video = samples_dir / "videos" / "talking_d0.mp4"
+    with VideoFileSource(video) as source, Tracker.from_config(CONFIG) as tracker:
+        while True:
+            started = time.perf_counter()
+            frame = source.read()
+            decode_ms.append((time.perf_counter() - started) * 1000.0)
+            if not isinstance(frame, Frame):
+                break
+            started = time.perf_counter()
+            result = tracker.track(frame)
+            track_ms.append((time.perf_counter() - started) * 1000.0)
+            tracked += result.tracked
+            assert set(result.stage_ms) == set(STAGES)
+    fraction = tracked / len(track_ms)
+    print(
+        f"\ntalking_d0: {len(track_ms)} frames, tracked {fraction:.3f}, "
+        f"tracking {np.mean(track_ms):.2f} ms/frame (median {np.median(track_ms):.2f}), "
+        f"decode {np.mean(decode_ms):.2f} ms/frame"
+    )
+    assert len(track_ms) == 78
+    assert fraction >= 0.99
