@@ -1,0 +1,222 @@
+"""``omg-avatar track``: track every frame of a video, image, image folder or webcam.
+
+Per frame: MediaPipe face mesh and head pose, always; a FLAME fit when a FLAME file is
+configured (shape calibrated once on the first tracked frames, then expression, jaw,
+eyes and pose per frame, warm-started). Prints a summary; ``--json`` writes it with at
+least the keys ``frames``, ``tracked_fraction`` and ``ms_per_frame`` (tracking time per
+frame, decoding excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.config import Config, load_config
+from core.errors import ModelFileError, NoFaceError
+from core.fileio import write_json_atomic
+from core.flame import FlameLayer, load_flame_model, load_landmark_embedding, resolve_model_file
+from core.geometry.camera import Camera
+from core.tracking.flame_fitter import FlameFitter, FlameParams
+from core.tracking.photo import portrait_from_image, read_image
+from core.tracking.sources import IMAGE_SUFFIXES, Frame, FrameSource, open_source
+from core.tracking.tracker import STAGES, Tracker
+
+#: Seconds between progress lines on stderr.
+PROGRESS_INTERVAL_S = 2.0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "track",
+        help="track a face through a video, image, image folder or webcam",
+        description="Track every frame (MediaPipe face mesh and head pose, plus a FLAME fit when "
+        "a FLAME file is configured) and print a summary.",
+    )
+    parser.add_argument("input", help="video file, image, image folder, or a webcam index (0, 1, ...)")
+    parser.add_argument("--json", metavar="FILE", help="also write the summary to FILE as JSON")
+    parser.add_argument("--config", default="paper", help="config name in assets/configs, or a YAML file")
+    parser.add_argument(
+        "--flame", metavar="FILE", help="FLAME model file (default: the config's, used when present)"
+    )
+    parser.add_argument("--no-flame", action="store_true", help="skip the FLAME fit even when a file exists")
+    parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (needed for webcams)")
+    parser.set_defaults(run=run)
+
+
+@dataclass
+class TrackStats:
+    """Running totals of one tracking run."""
+
+    frames: int = 0
+    tracked: int = 0
+    track_ms: float = 0.0
+    decode_ms: float = 0.0
+    stage_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    fits: list[FlameParams] = field(default_factory=list)
+    fit_ms: float = 0.0
+
+    def summary(self, source: str, flame_file: Path | None) -> dict:
+        frames = max(self.frames, 1)
+        result = {
+            "input": source,
+            "frames": self.frames,
+            "tracked_frames": self.tracked,
+            "tracked_fraction": self.tracked / frames,
+            "ms_per_frame": self.track_ms / frames,
+            "decode_ms_per_frame": self.decode_ms / frames,
+            "stage_ms_per_frame": {stage: ms / frames for stage, ms in self.stage_ms.items()},
+            "flame_file": str(flame_file) if flame_file else None,
+        }
+        if self.fits:
+            result["flame_fitted_frames"] = len(self.fits)
+            result["flame_fit_ms_per_frame"] = self.fit_ms / len(self.fits)
+            result["flame_fit_residual_px"] = float(np.mean([fit.residual_px for fit in self.fits]))
+        return result
+
+
+class CalibratedFitting:
+    """Feeds tracked landmarks to a FLAME fitter: calibrates shape on the first frames, then fits.
+
+    ``add`` returns the fits it could make (none while it collects calibration frames,
+    all the collected ones once it has enough); ``finish`` calibrates on what it has.
+    """
+
+    def __init__(self, fitter: FlameFitter, calibration_frames: int):
+        self.fitter = fitter
+        self._wanted = max(1, calibration_frames)
+        self._pending: list[np.ndarray] | None = []
+
+    def add(self, landmarks: np.ndarray) -> list[FlameParams]:
+        if self._pending is None:
+            return [self.fitter.fit(landmarks)]
+        self._pending.append(landmarks)
+        return self.finish() if len(self._pending) >= self._wanted else []
+
+    def finish(self) -> list[FlameParams]:
+        pending, self._pending = self._pending or [], None
+        if not pending:
+            return []
+        self.fitter.calibrate(pending)
+        self.fitter.reset()
+        return [self.fitter.fit(landmarks) for landmarks in pending]
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    flame_file = None if args.no_flame else _flame_file(args.flame, config)
+    fitting = _fitting(config, flame_file) if flame_file else None
+    stats, progress = TrackStats(), Progress()
+    with Tracker.from_config(config) as tracker:
+        for frame, decode_ms in _timed_frames(args.input, config, args.max_frames):
+            tracked = tracker.track(frame)
+            stats.frames += 1
+            stats.decode_ms += decode_ms
+            stats.track_ms += tracked.total_ms
+            for stage, ms in tracked.stage_ms.items():
+                stats.stage_ms[stage] += ms
+            if tracked.tracked:
+                stats.tracked += 1
+                if fitting:
+                    _fit(fitting, tracked.landmarks, stats)
+            progress.update(stats)
+    if fitting:
+        _fit(fitting, None, stats)
+    if stats.tracked == 0:
+        raise NoFaceError(Path(args.input).name)
+    summary = stats.summary(args.input, flame_file)
+    _print_summary(summary, flame_file, config)
+    if args.json:
+        write_json_atomic(args.json, summary)
+    return 0
+
+
+def _flame_file(given: str | None, config: Config) -> Path | None:
+    """The FLAME file to fit with: the one given (which must exist), else the config's if present."""
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise ModelFileError(f"FLAME model not found: {path}")
+        return path
+    path = resolve_model_file(config.flame.model_file)
+    return path if path.is_file() else None
+
+
+def _fitting(config: Config, flame_file: Path) -> CalibratedFitting:
+    model = load_flame_model(flame_file)
+    embedding = load_landmark_embedding(
+        resolve_model_file(config.flame.landmark_embedding_file), n_faces=model.faces.shape[0]
+    )
+    layer = FlameLayer(model, config.flame.n_shape, config.flame.n_expression, embedding)
+    size = config.tracking.crop.output_size
+    camera = Camera.orbit((0, 0, 0), 0, 0, config.camera.distance, size, size, config.camera.focal_normalized)
+    fitter = FlameFitter(layer, camera, config.tracking.fitter, config.flame.scale)
+    return CalibratedFitting(fitter, config.tracking.fitter.calibration_frames)
+
+
+def _fit(fitting: CalibratedFitting, landmarks: np.ndarray | None, stats: TrackStats) -> None:
+    """Fit one frame's landmarks (``None``: flush the calibration frames) into ``stats``."""
+    started = time.perf_counter()
+    fits = fitting.finish() if landmarks is None else fitting.add(landmarks)
+    stats.fit_ms += 1000.0 * (time.perf_counter() - started)
+    stats.fits.extend(fits)
+
+
+def _timed_frames(spec: str, config: Config, max_frames: int | None) -> Iterator[tuple[Frame, float]]:
+    """The input's frames with the milliseconds each took to read.
+
+    A still image gets the photo checks first (a human face of at least the minimum size),
+    so a bad photo fails with the same error as it would when reconstructing from it.
+    """
+    path = Path(spec)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        started = time.perf_counter()
+        rgb = read_image(path)
+        decode_ms = 1000.0 * (time.perf_counter() - started)
+        portrait_from_image(rgb, path.name, config.tracking)
+        yield Frame(rgb, 0, 0.0), decode_ms
+        return
+    source: FrameSource = open_source(spec)
+    with source:
+        count = 0
+        while max_frames is None or count < max_frames:
+            started = time.perf_counter()
+            frame = source.read()
+            if not isinstance(frame, Frame):
+                return
+            count += 1
+            yield frame, 1000.0 * (time.perf_counter() - started)
+
+
+class Progress:
+    """Prints ``tracked T/N frames`` on stderr every :data:`PROGRESS_INTERVAL_S` seconds."""
+
+    def __init__(self) -> None:
+        self._last = time.monotonic()
+
+    def update(self, stats: TrackStats) -> None:
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_S:
+            self._last = now
+            print(f"  tracked {stats.tracked}/{stats.frames} frames", file=sys.stderr, flush=True)
+
+
+def _print_summary(summary: dict, flame_file: Path | None, config: Config) -> None:
+    stages = ", ".join(f"{stage} {ms:.2f}" for stage, ms in summary["stage_ms_per_frame"].items())
+    print(f"input:            {summary['input']}")
+    print(f"frames:           {summary['frames']}")
+    print(f"tracked:          {summary['tracked_frames']} ({100 * summary['tracked_fraction']:.1f}%)")
+    print(f"ms per frame:     {summary['ms_per_frame']:.2f} tracking ({stages}); "
+          f"{summary['decode_ms_per_frame']:.2f} decoding")  # fmt: skip
+    if "flame_fit_residual_px" in summary:
+        print(f"FLAME fit:        {summary['flame_fit_ms_per_frame']:.2f} ms per frame, "
+              f"residual {summary['flame_fit_residual_px']:.2f} px RMS ({flame_file.name})")  # fmt: skip
+    elif flame_file is None:
+        expected = resolve_model_file(config.flame.model_file)
+        print(f"FLAME fit:        off (no FLAME file at {expected}; see README, 'Requirements')")
