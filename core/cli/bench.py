@@ -1,0 +1,120 @@
+"""``omg-avatar bench render``: rendering speed of every available backend.
+
+Renders head-like scenes at the paper's LOD Gaussian counts (config ``lod``) with 3 and 32
+channels, prints FPS, the cpu backend's speed-up over the reference and the share of time
+in projection, sorting and blending, and optionally writes the rows as JSON
+(``{"machine": ..., "rows": [{"backend", "lod", "channels", "gaussians", "fps", ...}]}``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from core.render.benchmark import BenchPlan, BenchRow, lod_counts, machine_description, run_benchmark, speedups
+from core.render.renderer import BACKENDS
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
+    return value
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    bench = subparsers.add_parser("bench", help="measure performance", description="Measure performance.")
+    kinds = bench.add_subparsers(dest="bench_command", metavar="BENCHMARK", required=True)
+    defaults = BenchPlan()
+    parser = kinds.add_parser(
+        "render",
+        help="rendering FPS of each backend at every LOD",
+        description="Render head-like scenes at the paper's LOD Gaussian counts with every available "
+        "backend and report FPS (median of timed renders after warm-up).",
+    )
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
+    parser.add_argument("--size", type=_positive, default=defaults.size,
+                        help="image side in pixels (default %(default)s)")
+    levels = range(len(lod_counts(defaults.config_name)[0]))
+    parser.add_argument("--lods", type=int, nargs="+", choices=levels, default=list(defaults.lods),
+                        metavar="K",
+                        help=f"LOD levels to render, {levels.start} to {levels.stop - 1} (default: %(default)s)")
+    parser.add_argument("--channels", type=_positive, nargs="+", default=list(defaults.channels), metavar="C",
+                        help="feature channel counts (default: %(default)s)")
+    parser.add_argument("--backends", nargs="+", choices=[b for b in BACKENDS if b != "auto"], default=[],
+                        help="backends to measure (default: every available one)")
+    parser.add_argument("--repeats", type=_positive, default=defaults.repeats,
+                        help="timed renders per row for gsplat and cpu (default %(default)s)")
+    parser.add_argument("--warmup", type=_non_negative, default=defaults.warmup,
+                        help="untimed renders first (default %(default)s)")
+    parser.add_argument("--reference-repeats", type=_positive, default=defaults.reference_repeats,
+                        help="timed renders per row for the slow reference (default %(default)s)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    plan = BenchPlan(
+        backends=tuple(args.backends),
+        lods=tuple(args.lods),
+        channels=tuple(args.channels),
+        size=args.size,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        reference_repeats=args.reference_repeats,
+    )
+    machine = machine_description()
+    print(_machine_line(machine), flush=True)
+    rows = run_benchmark(plan, progress=lambda message: print(f"  {message}", flush=True))
+    print()
+    print(_machine_line(machine))
+    print(f"{plan.size}x{plan.size}, FPS = 1 / median time of an end-to-end render() call")
+    print(_table(rows))
+    gains = speedups(rows)
+    if gains:
+        print("cpu speed-up over reference: " + ", ".join(
+            f"Sub#{lod} {channels} ch {gain:.0f}x" for (lod, channels), gain in sorted(gains.items())))
+    if args.json:
+        payload = {"machine": machine, "size": plan.size, "rows": [row.as_dict() for row in rows]}
+        _write_json(args.json, payload)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _machine_line(machine: dict) -> str:
+    gpu = machine["cuda"] or "no CUDA GPU"
+    return (f"machine: {machine['cpu']}, {machine['cores']} cores "
+            f"(numba threads {machine['numba_threads']}, torch threads {machine['torch_threads']}), {gpu}")
+
+
+def _table(rows: list[BenchRow]) -> str:
+    header = (f"{'backend':10s}{'LOD':>6s}{'ch':>4s}{'Gaussians':>11s}{'FPS':>9s}{'ms':>9s}"
+              "  projection / sorting / blending")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        shares = " / ".join(f"{100 * row.stage_shares[s]:4.0f}%" for s in row.stage_shares) or "fused"
+        lines.append(f"{row.backend:10s}{'Sub#' + str(row.lod):>6s}{row.channels:4d}{row.gaussians:11,d}"
+                     f"{row.fps:9.1f}{row.ms:9.1f}  {shares}")
+    return "\n".join(lines)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write atomically: a temporary file beside ``path``, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(payload, stream, indent=2)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
