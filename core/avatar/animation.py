@@ -1,0 +1,126 @@
+"""Driving an avatar from tracked frames: landmarks in, a :class:`DrivingState` out.
+
+Per frame (landmarks in the driving crop's pixels, MediaPipe's depth in the same scale):
+
+1. Canonicalise: the similarity (scale, rotation, translation) that best maps the
+   frame's stable landmarks (forehead, nose, eye corners, upper face contour: points
+   expressions barely move) onto the reference's removes the head's motion; what is
+   left of the other landmarks' motion is expression.
+2. The reference is the driver's neutral: the first :data:`REFERENCE_FRAMES` tracked
+   frames, aligned and averaged; :meth:`Animator.recenter` starts a new one (e.g. when
+   the driver has settled in front of the webcam).
+3. Transfer: a second similarity maps the reference's stable landmarks onto the
+   avatar's (its source photo's, in head space). Expression offsets go through it, so
+   they are rotated into head space and scaled to the source face. The iris landmarks
+   are among them: the avatar's eyes follow the driver's irises.
+4. Head motion: the frame's rotation relative to the reference, carried into head space
+   by the same similarity, turns the head about the rig's pivot; the pivot's image
+   motion becomes a translation, and the face's change of size a move in depth.
+
+Only positions change: the state poses the avatar's control mesh (:meth:`HeadRig.posed`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.avatar.avatar import Avatar, DrivingState
+from core.tracking.tracker import TrackedFrame
+
+#: Tracked frames averaged into the driver's neutral reference.
+REFERENCE_FRAMES = 3
+
+#: MediaPipe landmarks that expressions barely move: forehead, nose bridge and base,
+#: eye corners, the upper face contour.
+STABLE_LANDMARKS = (
+    10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327,
+    33, 133, 362, 263, 109, 338, 67, 297, 21, 251, 162, 389, 127, 356, 234, 454,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """``x -> scale * rotation @ x + translation`` on [N, 3] row vectors."""
+
+    scale: float
+    rotation: np.ndarray
+    translation: np.ndarray
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        return self.scale * points @ self.rotation.T + self.translation
+
+    def inverse(self) -> Similarity:
+        rotation = self.rotation.T
+        return Similarity(1.0 / self.scale, rotation, -(rotation @ self.translation) / self.scale)
+
+
+def fit_similarity(source: np.ndarray, target: np.ndarray) -> Similarity:
+    """The least-squares similarity mapping ``source`` [N, 3] onto ``target`` [N, 3]
+    (Umeyama 1991; a proper rotation, never a reflection)."""
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    source_centred, target_centred = source - source_mean, target - target_mean
+    covariance = target_centred.T @ source_centred / len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.ones(3)
+    sign[2] = np.sign(np.linalg.det(u @ vt)) or 1.0
+    rotation = u @ np.diag(sign) @ vt
+    scale = float((singular * sign).sum() / source_centred.var(axis=0).sum())
+    return Similarity(scale, rotation, target_mean - scale * rotation @ source_mean)
+
+
+class Animator:
+    """Turns one driver's tracked frames into driving states for one avatar.
+
+    Frames must come in order from one tracker. A frame without a face repeats the last
+    state (neutral before the first face).
+    """
+
+    def __init__(self, avatar: Avatar, reference_frames: int = REFERENCE_FRAMES):
+        self._avatar_landmarks = avatar.rig.landmarks.astype(np.float64)
+        self._pivot = avatar.rig.pivot.astype(np.float64)
+        self._view_axis = avatar.source_camera.R[2]  # the source camera's forward axis, head space
+        self._pivot_depth = float(avatar.source_camera.world_to_camera(self._pivot)[2])
+        self._wanted = max(1, reference_frames)
+        self._stable = list(STABLE_LANDMARKS)
+        self._last = DrivingState.neutral(len(self._avatar_landmarks))
+        self.recenter()
+
+    def recenter(self) -> None:
+        """Take the next tracked frames as the driver's new neutral reference."""
+        self._collected: list[np.ndarray] = []
+        self._reference: np.ndarray | None = None
+        self._to_avatar: Similarity | None = None
+
+    @property
+    def reference_complete(self) -> bool:
+        """Whether the neutral reference has all its frames."""
+        return len(self._collected) >= self._wanted
+
+    def drive(self, frame: TrackedFrame) -> DrivingState:
+        """The avatar's state for one tracked frame."""
+        if frame.landmarks is None:
+            return self._last
+        landmarks = frame.landmarks.astype(np.float64)
+        if not self.reference_complete:
+            self._add_to_reference(landmarks)
+        to_reference = fit_similarity(landmarks[self._stable], self._reference[self._stable])
+        expression = to_reference(landmarks) - self._reference  # driver's reference space
+        to_avatar = self._to_avatar
+        offsets = to_avatar.scale * expression @ to_avatar.rotation.T
+        rotation = to_avatar.rotation @ to_reference.rotation.T @ to_avatar.rotation.T
+        pivot_in_reference = to_avatar.inverse()(self._pivot[None])[0]
+        pivot_in_frame = to_reference.inverse()(pivot_in_reference[None])[0]
+        translation = to_avatar.scale * to_avatar.rotation @ (pivot_in_frame - pivot_in_reference)
+        translation += self._view_axis * self._pivot_depth * (to_reference.scale - 1.0)
+        self._last = DrivingState(offsets, rotation, translation)
+        return self._last
+
+    def _add_to_reference(self, landmarks: np.ndarray) -> None:
+        """Average ``landmarks`` [L, 3], aligned to the first reference frame, into the reference."""
+        if self._collected:
+            landmarks = fit_similarity(landmarks[self._stable], self._collected[0][self._stable])(landmarks)
+        self._collected.append(landmarks)
+        self._reference = np.mean(self._collected, axis=0)
+        self._to_avatar = fit_similarity(self._reference[self._stable], self._avatar_landmarks[self._stable])

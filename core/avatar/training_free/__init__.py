@@ -1,0 +1,1 @@
+"""The ``training-free`` reconstruction method (see :mod:`.method`)."""

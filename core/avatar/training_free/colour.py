@@ -1,0 +1,196 @@
+"""Head colours: the photo sampled by projection where the mesh depth buffer sees a
+vertex (the paper's eq. 5-6 with the photo as the feature map), mirrored across the
+face's midline where it does not, and filled by push-pull diffusion over the LOD
+hierarchy where neither works; then sharpened against the photo.
+
+Sampling (finest level): a vertex's weight is its visibility (``visible_vertices``
+against the mesh's own depth buffer) times a grazing-angle factor (only surfaces seen
+almost edge-on, at the silhouette, are distrusted: any stricter and the source view
+loses the sides of the nose and face) times how surely the portrait mask calls its
+pixel "person" (a background pixel says nothing about the head). Where that weight is
+below 1, the mirror point ``(-x, y, z)`` (head space is left-right symmetric) is tested
+the same way and its sample fills in.
+
+Push-pull (Gortler et al.'s hole filling, on the subdivision hierarchy): weighted colours
+are pulled to coarser levels with the transposed subdivision operators, the control mesh
+is solved for smooth colours (a screened Laplacian system honouring the known vertices),
+and the result is pushed back down, each level keeping its own colours where their
+support is full and taking the refined coarser colours elsewhere. The pulled colours of
+a level are area averages of the finest samples, so every LOD gets colours filtered for
+its own spacing.
+
+Sharpening: splatting blurs (each pixel mixes several Gaussians); one Van Cittert step
+against a render of the source view gives back most of the photo's detail
+(:func:`sharpen_to_photo`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+import torch
+
+from core.avatar.training_free.rings import smoothstep
+from core.avatar.training_free.sampling import sample_bilinear
+from core.geometry.camera import Camera
+from core.geometry.mesh import unique_edges
+from core.geometry.subdivision import SparseOperator
+from core.render import Gaussians, mesh_depth, render, visible_vertices
+
+#: View-angle cosine below which a sample is ignored, and from which it is fully trusted.
+GRAZING_COSINE = (0.0, 0.12)
+#: Mask values over which a pixel goes from background to surely person.
+MASK_PERSON = (0.3, 0.7)
+#: Depth tolerance of the mirror point's visibility test (the mirror image of a vertex is
+#: only near the surface: faces are not exactly symmetric), world units.
+MIRROR_TOLERANCE = 0.04
+#: Pulled support at which a level keeps its own colour entirely.
+FULL_SUPPORT = 0.6
+#: Smoothness weight of the control mesh's colour solve (per edge, against weight 1 per
+#: known vertex), and the tiny pull towards the mean colour that keeps it well posed.
+SMOOTHNESS = 0.05
+MEAN_PULL = 1e-4
+#: Deblurring iterations of :func:`sharpen_to_photo`.
+SHARPEN_ITERATIONS = 1
+
+
+@dataclass(frozen=True)
+class PhotoSamples:
+    """The photo seen from the finest level's vertices.
+
+    Attributes:
+        colour: [N, 3] sampled colour (RGB in [0, 1]).
+        weight: [N] confidence in [0, 1].
+        mask: [N] portrait mask at each vertex's own projection.
+        visible: [N] bool, seen by the source camera.
+        depth: [H, W] the mesh's depth buffer in the source view (+inf where empty).
+    """
+
+    colour: np.ndarray
+    weight: np.ndarray
+    mask: np.ndarray
+    visible: np.ndarray
+    depth: np.ndarray
+
+
+def sample_photo(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    normals: np.ndarray,
+    camera: Camera,
+    photo: np.ndarray,
+    mask: np.ndarray,
+) -> PhotoSamples:
+    """Sample ``photo`` [H, W, 3] float32 for ``vertices`` [N, 3] of the mesh ``faces``,
+    with unit ``normals`` [N, 3] and the portrait ``mask`` [H, W] (see module docstring)."""
+    depth = mesh_depth(vertices, faces, camera)
+    visible = visible_vertices(vertices, faces, camera, depth=depth)
+    colour, weight, vertex_mask = _samples(vertices, normals, camera, photo, mask)
+    weight *= visible
+
+    mirror = np.array([-1.0, 1.0, 1.0])
+    doubt = np.flatnonzero(weight < 1.0)
+    mirrored = vertices[doubt] * mirror
+    mirror_colour, mirror_weight, _ = _samples(mirrored, normals[doubt] * mirror, camera, photo, mask)
+    mirror_weight *= visible_vertices(mirrored, faces, camera, MIRROR_TOLERANCE, depth=depth)
+    own = weight[doubt]
+    total = own + (1.0 - own) * mirror_weight
+    blended = own[:, None] * colour[doubt] + ((1.0 - own) * mirror_weight)[:, None] * mirror_colour
+    colour[doubt] = np.where(total[:, None] > 0, blended / np.maximum(total, 1e-12)[:, None], colour[doubt])
+    weight[doubt] = total
+    return PhotoSamples(colour, weight, vertex_mask, visible, depth)
+
+
+def _samples(
+    points: np.ndarray, normals: np.ndarray, camera: Camera, photo: np.ndarray, mask: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colour [N, 3], weight [N] (visibility not included) and mask value [N] of ``points``."""
+    uv, _ = camera.project(points)
+    towards_camera = camera.center - points
+    towards_camera /= np.linalg.norm(towards_camera, axis=1, keepdims=True)
+    cosine = (normals * towards_camera).sum(axis=1)
+    low, high = GRAZING_COSINE
+    person = sample_bilinear(mask, uv)
+    weight = smoothstep((cosine - low) / (high - low)) * smoothstep(
+        (person - MASK_PERSON[0]) / (MASK_PERSON[1] - MASK_PERSON[0])
+    )
+    return sample_bilinear(photo, uv).astype(np.float64), weight, person
+
+
+def pull_levels(values: np.ndarray, weight: np.ndarray, steps: list[SparseOperator]) -> list[tuple]:
+    """Weighted per-vertex ``values`` [N_L, C] of the finest level averaged down to every
+    level, coarsest first: ``(weighted_values [N_l, C], weight [N_l])`` per level, where
+    ``weighted_values / weight`` is the level's average and ``weight`` its support in [0, 1]
+    (restriction by the transposed subdivision operators, normalised)."""
+    pulled = [(values * weight[:, None], weight)]
+    for step in reversed(steps):
+        restrict = step.matrix.T.tocsr()
+        coverage = np.asarray(restrict.sum(axis=1)).ravel()
+        weighted_values, support = pulled[0]
+        pulled.insert(0, (restrict @ weighted_values / coverage[:, None], restrict @ support / coverage))
+    return pulled
+
+
+def fill_levels(
+    colour: np.ndarray, weight: np.ndarray, steps: list[SparseOperator], control_faces: np.ndarray
+) -> list[np.ndarray]:
+    """Colours of every level, control mesh first, from weighted finest-level colours.
+
+    Args:
+        colour: [N_L, C] values at the finest level.
+        weight: [N_L] their confidence in [0, 1] (0: unknown).
+        steps: the L subdivision operators, ``steps[l]`` maps level l to level l + 1.
+        control_faces: [F_0, 3] the control mesh's faces (its Laplacian smooths the holes).
+
+    Returns:
+        L + 1 arrays [N_l, C]; every vertex has a value, known ones keep theirs.
+    """
+    pulled = pull_levels(colour, weight, steps)
+    weighted_colour, support = pulled[0]
+    levels = [_smooth_fill(weighted_colour, support, control_faces)]
+    for step, (weighted_colour, support) in zip(steps, pulled[1:]):
+        own = weighted_colour / np.maximum(support, 1e-12)[:, None]
+        keep = np.clip(support / FULL_SUPPORT, 0.0, 1.0)[:, None]
+        levels.append(keep * own + (1.0 - keep) * step(levels[-1]))
+    return levels
+
+
+def _smooth_fill(weighted_colour: np.ndarray, support: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V, C] minimising sum support |c - known|^2 + SMOOTHNESS sum_edges |c_i - c_j|^2
+    + MEAN_PULL |c - mean|^2, with ``known = weighted_colour / support``."""
+    num = len(support)
+    edges, _ = unique_edges(faces)
+    adjacency = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(num, num))
+    adjacency = (adjacency + adjacency.T).tocsr()
+    laplacian = sp.diags(np.asarray(adjacency.sum(axis=1)).ravel()) - adjacency
+    mean = weighted_colour.sum(axis=0) / max(support.sum(), 1e-12)
+    system = (sp.diags(support + MEAN_PULL) + SMOOTHNESS * laplacian).tocsc()
+    return spla.splu(system).solve(weighted_colour + MEAN_PULL * mean[None, :])
+
+
+def sharpen_to_photo(gaussians: Gaussians, trusted: np.ndarray, camera: Camera, photo: np.ndarray) -> torch.Tensor:
+    """[N, 3] colours of ``gaussians`` corrected so that their render matches ``photo``.
+
+    Splatting blurs: each pixel mixes several Gaussians. Van Cittert iterations (add to
+    each trusted Gaussian the residual ``photo - render`` at its projection) undo most of
+    that blur in the source view. Untrusted Gaussians (not seen by the
+    camera) keep their colours.
+
+    Args:
+        gaussians: the head's Gaussians (RGB features).
+        trusted: [N] bool, seen in the photo.
+        camera: the source view.
+        photo: [H, W, 3] float32.
+    """
+    colours = gaussians.features.numpy().astype(np.float32, copy=True)
+    uv = camera.project(gaussians.means.numpy().astype(np.float64))[0][trusted]
+    for _ in range(SHARPEN_ITERATIONS):
+        current = Gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, torch.from_numpy(colours))
+        out = render(current, camera, backend="cpu", background=0.0)
+        alpha = out.alpha.numpy()[..., None]
+        residual = alpha * photo - out.features.numpy()  # photo minus the render composited over it
+        colours[trusted] = np.clip(colours[trusted] + sample_bilinear(residual, uv), 0.0, 1.0)
+    return torch.from_numpy(colours)

@@ -1,0 +1,239 @@
+"""The ``training-free`` reconstruction: the paper's pipeline with measurements of the
+photo in place of its learned parts.
+
+    photo crop -> MediaPipe landmarks lifted to head space (the face mesh)
+               -> completed head: cranium shell widened to the hair's silhouette, neck,
+                  eyeballs, inner mouth (the control mesh, about 1.3K vertices)
+               -> Loop subdivision: LOD 0/1/2 = 1/2/3 steps, about 5K/20K/80K vertices,
+                  one Gaussian per vertex (the paper's Sub#0/1/2 counts)
+               -> colours by projection with depth-buffer visibility, mirrored and
+                  push-pull filled where hidden; opacities from the mask at the silhouette
+               -> shoulders from the mask minus the head's depth-buffer mask
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from core.avatar.avatar import Avatar, HeadLod, HeadRig
+from core.avatar.levels import LevelChain, subdivide
+from core.avatar.training_free.colour import fill_levels, pull_levels, sample_photo, sharpen_to_photo
+from core.avatar.training_free.cranium import fit_cranium, shell_layout, shell_vertices
+from core.avatar.training_free.eyes import build_eyes
+from core.avatar.training_free.face_topology import (
+    CHEEK_EXTREMES,
+    LEFT_EYE_CORNERS,
+    NUM_MESH_POINTS,
+    RIGHT_EYE_CORNERS,
+    face_topology,
+)
+from core.avatar.training_free.hair import hair_colour, widen_to_silhouette
+from core.avatar.training_free.head_mesh import PARTS, HeadMesh, assemble_head
+from core.avatar.training_free.lifting import lift_landmarks
+from core.avatar.training_free.mouth import build_mouth
+from core.avatar.training_free.neck import build_neck
+from core.avatar.training_free.rings import smoothstep
+from core.avatar.training_free.shoulders import shoulder_gaussians
+from core.avatar.training_free.surface import flat_gaussian_shapes, mean_edge_lengths, vertex_normals
+from core.config import Config
+from core.geometry.camera import Camera
+from core.render import Gaussians
+from core.tracking.photo import Portrait
+
+NAME = "training-free"
+#: LOD k is the control mesh subdivided FIRST_LOD_LEVEL + k times: the control mesh is one
+#: step coarser than FLAME, so the LODs have the paper's Gaussian counts.
+FIRST_LOD_LEVEL = 1
+#: A Gaussian's standard deviation along the surface, in mean edge lengths at its vertex.
+SIGMA_PER_EDGE = 0.7
+#: Standard deviation along the normal relative to the one along the surface.
+FLATNESS = 0.15
+#: Larger Gaussians for parts that stretch when animated (the mouth opens).
+PART_SIGMA_GAIN = {"mouth": 1.2}
+#: Opacity of visible silhouette vertices whose pixel the mask calls background; the mask
+#: value at which they become opaque.
+OPACITY_FLOOR = 0.3
+MASK_OPAQUE = 0.5
+#: The hair prior's weight on the shell rises from 0 to HAIR_PRIOR_WEIGHT over this ring
+#: progress (the back of the head).
+HAIR_PRIOR_PROGRESS = (0.3, 0.7)
+HAIR_PRIOR_WEIGHT = 0.35
+#: Weight of the skin prior on the neck (its sides and back are never seen; the photo's
+#: front of the neck is often collar).
+SKIN_PRIOR_WEIGHT = 0.2
+#: Face samples at least this confident count towards the skin colour.
+SKIN_SAMPLE_WEIGHT = 0.9
+
+#: Gaussians whose photo support (pulled sample confidence) reaches this are sharpened
+#: against the photo.
+TRUSTED_SUPPORT = 0.5
+
+#: ``report(fraction, message)``: progress, and the place to stop when cancelled.
+Report = Callable[[float, str], None]
+
+
+def reconstruct_training_free(portrait: Portrait, config: Config, provenance: dict, report: Report) -> Avatar:
+    """An avatar of ``portrait`` (see the module docstring)."""
+    report(0.0, "building the head")
+    photo = portrait.crop.image.astype(np.float32) / 255.0
+    lifted = lift_landmarks(portrait.crop.landmarks, photo.shape[0], config.camera, config.flame.scale)
+    points, camera = lifted.points, lifted.camera
+    cranium = fit_cranium(points)
+    shell = shell_vertices(points, cranium)
+    outline = np.concatenate([points[:NUM_MESH_POINTS], shell])
+    shell = widen_to_silhouette(shell, shell_layout().progress, outline, cranium, camera, portrait.mask)
+    neck = build_neck(points, cranium, camera, portrait.mask)
+    head = assemble_head(points, shell, neck, build_eyes(points), build_mouth(points))
+
+    report(0.15, "subdividing")
+    levels = subdivide(head.faces, len(head.vertices), FIRST_LOD_LEVEL + config.lod.levels, config.lod.scheme)
+    vertices, part = [head.vertices], [np.eye(len(PARTS))[head.part]]
+    for step in levels.steps:
+        vertices.append(step(vertices[-1]))
+        part.append(step(part[-1]))
+    part = [weights.argmax(axis=1) for weights in part]
+
+    report(0.3, "sampling colours")
+    appearance = _appearance(head, levels, vertices[-1], part[-1], camera, photo, portrait)
+
+    report(0.6, "shaping the Gaussians")
+    lods = tuple(
+        _head_lod(vertices[level], levels.faces[level], part[level], appearance, level, camera, photo)
+        for level in range(FIRST_LOD_LEVEL, len(vertices))
+    )
+
+    report(0.85, "shoulders")
+    shoulders = shoulder_gaussians(
+        photo, portrait.mask, appearance.depth, portrait.crop.landmarks, neck.pivot, camera, config.lod.shoulder_gaussians
+    )
+    rig = HeadRig(head.vertices, head.faces, head.binding, head.rigidity, points, neck.pivot, cranium.centre)
+    return Avatar(rig, lods, shoulders, camera, NAME, provenance, FIRST_LOD_LEVEL, config.lod.scheme, levels)
+
+
+@dataclass(frozen=True)
+class _Appearance:
+    """Colours and opacities of every level (control mesh first) and what the photo saw.
+
+    Attributes:
+        colours: per level [N_l, 3].
+        opacities: per level [N_l].
+        seen: per level [N_l], the photo's support (pulled sample confidence) in [0, 1].
+        depth: [S, S] the finest head mesh's depth buffer in the source view.
+    """
+
+    colours: list[np.ndarray]
+    opacities: list[np.ndarray]
+    seen: list[np.ndarray]
+    depth: np.ndarray
+
+
+def _appearance(
+    head: HeadMesh,
+    levels: LevelChain,
+    finest: np.ndarray,
+    part: np.ndarray,
+    camera: Camera,
+    photo: np.ndarray,
+    portrait: Portrait,
+) -> _Appearance:
+    """Colours and opacities from the photo, for the finest level's vertices ``finest``
+    [N, 3] of parts ``part`` [N], filled and averaged down to every level."""
+    samples = sample_photo(finest, levels.faces[-1], vertex_normals(finest, levels.faces[-1]), camera, photo, portrait.mask)
+    uv = camera.project(finest)[0]
+    under_jaw = (part == PARTS.index("shell")) & _below_jaw(portrait.crop.landmarks, uv, photo.shape[:2])
+    weight = samples.weight * ~under_jaw
+    prior_colour, prior_weight = _priors(head, levels, samples.colour, weight, uv, part, portrait)
+    combined = weight + (1.0 - weight) * prior_weight
+    colour = weight[:, None] * samples.colour + ((1.0 - weight) * prior_weight)[:, None] * prior_colour
+    colour /= np.maximum(combined, 1e-12)[:, None]
+    opacity = np.where(samples.visible, np.maximum(OPACITY_FLOOR, smoothstep(samples.mask / MASK_OPAQUE)), 1.0)
+    opacity *= levels.refine(head.opacity, len(levels.steps))
+    everywhere = np.ones(len(finest))
+    return _Appearance(
+        colours=fill_levels(colour, combined, levels.steps, head.faces),
+        opacities=[average[:, 0] for average, _ in pull_levels(opacity[:, None], everywhere, levels.steps)],
+        seen=[average[:, 0] for average, _ in pull_levels(weight[:, None], everywhere, levels.steps)],
+        depth=samples.depth,
+    )
+
+
+def _head_lod(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    part: np.ndarray,
+    appearance: _Appearance,
+    level: int,
+    camera: Camera,
+    photo: np.ndarray,
+) -> HeadLod:
+    """The head's Gaussians on the vertices [N, 3] of one level: flat on the surface,
+    sized by the local edge length, coloured and sharpened against the photo."""
+    gain = np.ones(len(vertices))
+    for name, factor in PART_SIGMA_GAIN.items():
+        gain[part == PARTS.index(name)] = factor
+    sigma = SIGMA_PER_EDGE * gain * mean_edge_lengths(vertices, faces)
+    quats, scales = flat_gaussian_shapes(vertex_normals(vertices, faces), sigma, FLATNESS)
+    colours = np.clip(appearance.colours[level], 0.0, 1.0)
+    attributes = (vertices, quats, scales, appearance.opacities[level], colours)
+    gaussians = Gaussians(*(torch.from_numpy(np.ascontiguousarray(values, np.float32)) for values in attributes))
+    sharp = sharpen_to_photo(gaussians, appearance.seen[level] >= TRUSTED_SUPPORT, camera, photo)
+    return HeadLod(gaussians.quats, gaussians.scales, gaussians.opacities, sharp)
+
+
+def _below_jaw(landmark_pixels: np.ndarray, uv: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """[N] bool: ``uv`` [N, 2] lies below the jaw line in the photo (between the cheek
+    extremes, under the face oval's lower half), where the photo shows neck and clothes."""
+    height, width = image_size
+    oval = face_topology().oval
+    right, left = (int(np.flatnonzero(oval == index)[0]) for index in CHEEK_EXTREMES)
+    jaw = landmark_pixels[oval[right : left + 1], :2]  # counter-clockwise: right cheek, chin, left cheek
+    polygon = np.concatenate([jaw, [[jaw[-1, 0], height], [jaw[0, 0], height]]])
+    region = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(region, [np.round(polygon).astype(np.int32)], 1)
+    column, row = np.floor(uv).astype(int).T
+    inside = (column >= 0) & (column < width) & (row >= 0) & (row < height)
+    return inside & (region[np.clip(row, 0, height - 1), np.clip(column, 0, width - 1)] == 1)
+
+
+def _priors(
+    head: HeadMesh,
+    levels: LevelChain,
+    colour: np.ndarray,
+    weight: np.ndarray,
+    uv: np.ndarray,
+    part: np.ndarray,
+    portrait: Portrait,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prior colours [N, 3] and weights [N] at the finest level: the control mesh's (the
+    mouth interior), the hair's colour on the back of the head, the skin's on the neck.
+
+    Args:
+        colour, weight: the finest level's photo samples and their confidence.
+        uv: [N, 2] their pixels; part: [N] their parts.
+    """
+    finest = len(levels.steps)
+    prior_weight = levels.refine(head.prior_weight, finest)
+    prior_colour = levels.refine(head.prior_colour * head.prior_weight[:, None], finest)
+    prior_colour /= np.maximum(prior_weight, 1e-12)[:, None]
+
+    on_shell = part == PARTS.index("shell")
+    eye_row = portrait.crop.landmarks[list(RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS), 1].mean()
+    hair = hair_colour(colour, weight, uv[:, 1], on_shell, eye_row)
+    progress = np.zeros(len(head.vertices))
+    progress[head.part == PARTS.index("shell")] = shell_layout().progress
+    low, high = HAIR_PRIOR_PROGRESS
+    hair_weight = HAIR_PRIOR_WEIGHT * smoothstep((levels.refine(progress, finest) - low) / (high - low)) * on_shell
+    prior_colour = np.where((hair_weight > prior_weight)[:, None], hair, prior_colour)
+    prior_weight = np.maximum(prior_weight, hair_weight)
+
+    on_face = (part == PARTS.index("face")) & (weight >= SKIN_SAMPLE_WEIGHT)
+    skin = np.median(colour[on_face], axis=0) if on_face.any() else hair
+    on_neck = part == PARTS.index("neck")
+    prior_colour[on_neck] = skin
+    prior_weight[on_neck] = SKIN_PRIOR_WEIGHT
+    return prior_colour, prior_weight

@@ -1,0 +1,140 @@
+"""Shoulders: the paper's multi-region scheme with the photo in place of a conv net.
+
+Shoulder mask = portrait mask in the lower part of the crop (fading in below the eyes,
+so hair falling beside the face belongs to it) minus the head's depth-buffer mask. The
+sheet itself also continues behind the head, so a turning head or an opening jaw
+uncovers shoulders instead of a hole: behind the neck (below the chin) with the photo's
+neck and collar, behind the head's outline with colours inpainted from the shoulder
+cells around (a copy of the jaw there would show as a ghost). With the neck's fading
+rigidity and opacity, this is the neck blend.
+
+One Gaussian per grid cell of that mask, each on its cell's ray (image-aligned, so the
+source view sees the photo's cells), at the depth of the neck's axis: behind the head's
+front, in front of its back. Away from the neck the sheet bends back by
+:data:`BEND_PER_FACE_WIDTH` (shoulders recede), so seen from the side it is a shallow
+curve rather than a card edge-on. A cell's colour is its mask-weighted mean, its opacity
+how much of it the mask covers; the cell size gives about the configured number of
+Gaussians on the visible shoulder mask (cells behind the head come on top). Shoulders
+are static.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from core.avatar.training_free.face_topology import (
+    CHEEK_EXTREMES,
+    CHIN,
+    FOREHEAD_TOP,
+    LEFT_EYE_CORNERS,
+    RIGHT_EYE_CORNERS,
+)
+from core.avatar.training_free.rings import smoothstep
+from core.avatar.training_free.surface import flat_gaussian_shapes
+from core.geometry.camera import Camera
+from core.render import Gaussians
+
+#: Cells covering less of the mask than this are dropped.
+MIN_COVERAGE = 0.05
+#: Standard deviation of a cell's Gaussian, in cell sides.
+SIGMA_PER_CELL = 0.6
+#: Normal standard deviation relative to the in-plane one.
+FLATNESS = 0.2
+#: Cell side limits in pixels.
+CELL_LIMITS = (1.0, 8.0)
+#: Neighbourhood of the inpainting behind the head, in cells.
+INPAINT_RADIUS_CELLS = 3
+#: How far the sheet bends back at one face width to the side of the neck, in face widths
+#: (a parabola in the horizontal distance).
+BEND_PER_FACE_WIDTH = 0.35
+#: The mask counts as shoulders from the eyes' row, fading in over this many face heights.
+FADE_IN_FACE_HEIGHTS = 0.15
+#: Behind the head the sheet reaches this many face heights in from the head's outline
+#: (what a moving head uncovers); deeper cells would never be seen.
+BEHIND_HEAD_FACE_HEIGHTS = 0.15
+
+
+def shoulder_gaussians(
+    photo: np.ndarray,
+    mask: np.ndarray,
+    head_depth: np.ndarray,
+    landmark_pixels: np.ndarray,
+    plane_point: np.ndarray,
+    camera: Camera,
+    target_count: int,
+) -> Gaussians:
+    """The shoulder Gaussians in head space.
+
+    Args:
+        photo: [S, S, 3] float32 crop.
+        mask: [S, S] portrait mask.
+        head_depth: [S, S] the head mesh's depth buffer in the source view (+inf off the head).
+        landmark_pixels: [478, 2+] landmarks in crop pixels.
+        plane_point: [3] a head-space point of the neck's axis (the sheet's depth there).
+        camera: the source view.
+        target_count: about how many Gaussians to make.
+
+    Returns:
+        N Gaussians with RGB features, float32.
+    """
+    sheet, seen = _sheet_regions(mask, head_depth, landmark_pixels)
+    cell, coverage, colour = _cells(photo, sheet, seen, target_count)
+    keep_row, keep_column = np.nonzero(coverage >= MIN_COVERAGE)
+    pixels = np.column_stack([keep_column, keep_row]) * cell + cell / 2.0
+
+    axis = camera.world_to_camera(plane_point)
+    focal = camera.K[0, 0]
+    rays = np.column_stack([(pixels - camera.K[:2, 2]) / focal, np.ones(len(pixels))])
+    face_width = np.linalg.norm(np.subtract(*landmark_pixels[list(CHEEK_EXTREMES), :2])) * axis[2] / focal
+    sideways = rays[:, 0] * axis[2] - axis[0]
+    depth = axis[2] + BEND_PER_FACE_WIDTH * sideways**2 / face_width
+    means = (rays * depth[:, None] - camera.t) @ camera.R
+    towards_camera = np.broadcast_to(-camera.R[2], means.shape)
+    quats, scales = flat_gaussian_shapes(towards_camera, SIGMA_PER_CELL * cell * depth / focal, FLATNESS)
+    attributes = (means, quats, scales, coverage[keep_row, keep_column], colour[keep_row, keep_column])
+    return Gaussians(*(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)) for values in attributes))
+
+
+def _sheet_regions(
+    mask: np.ndarray, head_depth: np.ndarray, landmark_pixels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """[S, S] soft masks: where the sheet is, and where it shows the photo (see the module
+    docstring; the rest of the sheet is behind the head)."""
+    rows = np.arange(mask.shape[0])[:, None]
+    eye_row = landmark_pixels[list(RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS), 1].mean()
+    chin_row = landmark_pixels[CHIN, 1]
+    face_height = chin_row - landmark_pixels[FOREHEAD_TOP, 1]
+    off_head = ~np.isfinite(head_depth)
+    to_outline = cv2.distanceTransform((~off_head).astype(np.uint8), cv2.DIST_L2, 3)  # in pixels
+    below_chin = rows > chin_row
+    lower = mask * smoothstep((rows - eye_row) / (FADE_IN_FACE_HEIGHTS * face_height))
+    sheet = lower * (off_head | below_chin | (to_outline < BEHIND_HEAD_FACE_HEIGHTS * face_height))
+    return sheet, lower * (off_head | below_chin)
+
+
+def _cells(
+    photo: np.ndarray, sheet: np.ndarray, seen: np.ndarray, target_count: int
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The sheet on a square grid of about ``target_count`` cells over ``seen``.
+
+    Returns:
+        cell: the cell side in pixels.
+        coverage: [G, G] the sheet's share of each cell.
+        colour: [G, G, 3] the photo's mean over the cell's seen part, inpainted where the
+            cell sees none of it.
+    """
+    size = sheet.shape[0]
+    cells = max(1, round(size / float(np.clip(np.sqrt(seen.sum() / max(target_count, 1)), *CELL_LIMITS))))
+
+    def per_cell(values: np.ndarray) -> np.ndarray:
+        """Means over the cells (area resampling handles fractional cell sides)."""
+        return cv2.resize(values.astype(np.float32), (cells, cells), interpolation=cv2.INTER_AREA)
+
+    seen_share = per_cell(seen)
+    colour = per_cell(photo * seen[..., None]) / np.maximum(seen_share, 1e-9)[..., None]
+    unseen = (seen_share < MIN_COVERAGE).astype(np.uint8)
+    colour8 = np.clip(np.rint(colour * 255.0), 0, 255).astype(np.uint8)
+    colour = cv2.inpaint(colour8, unseen, INPAINT_RADIUS_CELLS, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    return size / cells, per_cell(sheet), colour

@@ -1,0 +1,56 @@
+"""Per-vertex surface quantities of a triangle mesh, and flat Gaussians laid on it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V, 3] unit area-weighted normals of ``vertices`` [V, 3] for wound ``faces`` [F, 3]
+    (vertices in no face get +z)."""
+    corners = vertices[faces]  # [F, 3, 3]
+    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # area-weighted
+    corner_vertex = faces.ravel()
+    normals = np.column_stack(
+        [np.bincount(corner_vertex, np.repeat(face_normals[:, k], 3), len(vertices)) for k in range(3)]
+    )
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    normals = np.where(length > 0, normals / np.maximum(length, 1e-30), [0.0, 0.0, 1.0])
+    return normals
+
+
+def mean_edge_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V] mean length of the triangle sides at each vertex (0 for vertices in no face).
+
+    Sides are counted per triangle, so an edge between two triangles counts twice and a
+    boundary edge once: a local length scale, without the cost of finding unique edges.
+    """
+    corners = vertices[faces]  # [F, 3, 3]
+    side = np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=2)  # side k joins corners k, k+1
+    at_corner = side + np.roll(side, 1, axis=1)  # the two sides meeting at each corner
+    total = np.bincount(faces.ravel(), at_corner.ravel(), minlength=len(vertices))
+    count = np.bincount(faces.ravel(), minlength=len(vertices))
+    return total / np.maximum(2 * count, 1)
+
+
+def flat_gaussian_shapes(
+    normals: np.ndarray, tangent_sigma: np.ndarray, flatness: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations and scales of Gaussians lying flat on a surface.
+
+    Args:
+        normals: [N, 3] unit surface normals.
+        tangent_sigma: [N] standard deviation along the surface (the same in every
+            tangent direction, so any rotation taking +z to the normal will do).
+        flatness: standard deviation along the normal, relative to ``tangent_sigma``.
+
+    Returns:
+        quats: [N, 4] (w, x, y, z): the shortest rotations taking +z to the normals.
+        scales: [N, 3] ``(sigma, sigma, flatness * sigma)``.
+    """
+    # q = (1 + z.n, z x n), normalised; for n = -z any half turn about a horizontal axis.
+    quats = np.column_stack([1.0 + normals[:, 2], -normals[:, 1], normals[:, 0], np.zeros(len(normals))])
+    norm = np.linalg.norm(quats, axis=1, keepdims=True)
+    quats = np.where(norm > 1e-6, quats / np.maximum(norm, 1e-12), [[0.0, 1.0, 0.0, 0.0]])
+    scales = np.column_stack([tangent_sigma, tangent_sigma, flatness * tangent_sigma])
+    return quats, scales

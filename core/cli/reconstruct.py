@@ -1,0 +1,57 @@
+"""``omg-avatar reconstruct``: one portrait photo to an avatar file (``.omg``).
+
+Prints progress on stderr while it works (from the moment the photo has a face, so a bad
+photo gives one line: the error), then the seconds taken (photo preparation and
+reconstruction) and the Gaussians of every level of detail (head plus shoulders).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from core.avatar import available_methods, reconstruct, save_avatar
+from core.config import load_config
+from core.tracking.photo import prepare_portrait
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "reconstruct",
+        help="reconstruct an avatar from one portrait photo",
+        description="Reconstruct an animatable multi-LOD Gaussian avatar from one portrait photo.",
+    )
+    parser.add_argument("photo", help="portrait photo (JPEG, PNG, ...)")
+    parser.add_argument("-o", "--output", required=True, metavar="AVATAR.omg", help="avatar file to write")
+    parser.add_argument(
+        "--method",
+        default=available_methods()[0],
+        choices=available_methods(),
+        help="reconstruction method (default: %(default)s)",
+    )
+    parser.add_argument("--config", default="paper", help="config name in assets/configs, or a YAML file")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    started = time.perf_counter()
+    portrait = prepare_portrait(args.photo, config.tracking)
+    prepared = time.perf_counter()
+    print(f"  photo ready: face found and framed in {prepared - started:.2f} s", file=sys.stderr, flush=True)
+    avatar = reconstruct(portrait, args.method, config, progress=_print_progress)
+    finished = time.perf_counter()
+    path = save_avatar(avatar, args.output)
+    print(f"avatar:           {path}")
+    print(f"method:           {avatar.method}")
+    print(f"seconds:          {finished - started:.2f} ({prepared - started:.2f} photo, "
+          f"{finished - prepared:.2f} reconstruction)")  # fmt: skip
+    for lod in range(avatar.num_lods):
+        head = avatar.num_gaussians(lod) - len(avatar.shoulders)
+        print(f"LOD {lod} Gaussians:  {avatar.num_gaussians(lod)} ({head} head, {len(avatar.shoulders)} shoulders)")
+    return 0
+
+
+def _print_progress(fraction: float, message: str) -> None:
+    print(f"  {100 * fraction:3.0f}% {message}", file=sys.stderr, flush=True)

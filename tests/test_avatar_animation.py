@@ -1,0 +1,146 @@
+"""The animation core: driving states from tracked frames, and what they move."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from core.avatar import Animator, DrivingState, reconstruct
+from core.avatar.animation import fit_similarity
+from core.config import load_config
+from core.tracking.photo import portrait_from_image
+from core.tracking.sources import open_source
+from core.tracking.tracker import TrackedFrame, Tracker
+
+CONFIG = load_config("paper")
+LOD = 1
+INNER_LIPS = (13, 14)
+IRIS_CENTRES = (468, 473)
+
+
+@pytest.fixture(scope="module")
+def driving(samples_dir):
+    """Self-reenactment material: the avatar of a clip's first frame and the clip's tracked frames."""
+    with open_source(str(samples_dir / "videos" / "talking_d0.mp4")) as source:
+        frames = [frame for frame in source]
+    portrait = portrait_from_image(frames[0].rgb, "talking_d0 frame 0", CONFIG.tracking)
+    avatar = reconstruct(portrait, config=CONFIG)
+    with Tracker.from_config(CONFIG) as tracker:
+        tracked = [tracker.track(frame) for frame in frames]
+    return portrait, avatar, tracked
+
+
+def _frame(landmarks: np.ndarray | None, index: int = 1) -> TrackedFrame:
+    return TrackedFrame(index, index / 30.0, None, None, landmarks, None, None)
+
+
+def _mouth_gap(points) -> float:
+    return float(np.linalg.norm(points[INNER_LIPS[0]] - points[INNER_LIPS[1]]))
+
+
+def test_similarity_fit_recovers_a_known_transform():
+    rng = np.random.default_rng(0)
+    source = rng.normal(size=(30, 3))
+    rotation = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()
+    target = 1.7 * source @ rotation.T + np.array([3.0, -1.0, 0.5])
+    fit = fit_similarity(source, target)
+    assert fit.scale == pytest.approx(1.7)
+    np.testing.assert_allclose(fit.rotation, rotation, atol=1e-9)
+    np.testing.assert_allclose(fit.inverse()(fit(source)), source, atol=1e-9)
+
+
+@pytest.mark.samples
+def test_driving_changes_only_head_positions(driving):
+    _, avatar, tracked = driving
+    animator = Animator(avatar, reference_frames=1)
+    neutral = avatar.gaussians(LOD)
+    head = len(avatar.lods[LOD])
+    moved = 0
+    for frame in tracked[::10]:
+        posed = avatar.gaussians(LOD, animator.drive(frame))
+        for name in ("quats", "scales", "opacities", "features"):
+            assert torch.equal(getattr(posed, name), getattr(neutral, name))
+        assert torch.equal(posed.means[head:], neutral.means[head:])  # shoulders are static
+        moved += int(not torch.equal(posed.means[:head], neutral.means[:head]))
+    assert moved >= len(tracked[::10]) - 1  # every frame after the reference moves the head
+
+
+@pytest.mark.samples
+def test_reference_frame_poses_the_avatar_as_its_photo(driving):
+    portrait, avatar, _ = driving
+    state = Animator(avatar).drive(_frame(portrait.crop.landmarks.copy()))
+    np.testing.assert_allclose(state.landmark_offsets, 0.0, atol=1e-9)
+    np.testing.assert_allclose(state.rotation, np.eye(3), atol=1e-9)
+    torch.testing.assert_close(avatar.head_means(LOD, state), avatar.head_means(LOD))
+
+
+@pytest.mark.samples
+def test_opening_mouth_opens_the_avatars_mouth(driving):
+    _, avatar, tracked = driving
+    animator = Animator(avatar, reference_frames=1)
+    states = [animator.drive(frame) for frame in tracked]
+    driver_gap = np.array([_mouth_gap(frame.landmarks) for frame in tracked])
+    widest = int(np.argmax(driver_gap))
+    assert driver_gap[widest] > driver_gap[0] + 10.0  # the clip opens the mouth (pixels at 512)
+    # Vertex v < 468 of every level refines landmark v of the control mesh.
+    neutral_gap = _mouth_gap(avatar.head_means(LOD).numpy())
+    open_gap = _mouth_gap(avatar.head_means(LOD, states[widest]).numpy())
+    face_scale = avatar.camera().K[0, 0] / avatar.camera().world_to_camera(avatar.rig.centre)[2]  # px per unit
+    print(f"\nmouth gap: driver {driver_gap[widest] - driver_gap[0]:.1f} px, avatar {(open_gap - neutral_gap) * face_scale:.1f} px")
+    assert (open_gap - neutral_gap) * face_scale == pytest.approx(driver_gap[widest] - driver_gap[0], rel=0.35)
+
+
+@pytest.mark.samples
+def test_head_turn_becomes_a_rotation_about_head_up(driving):
+    portrait, avatar, _ = driving
+    landmarks = portrait.crop.landmarks.astype(np.float64)
+    animator = Animator(avatar)
+    animator.drive(_frame(landmarks))
+    centre = landmarks.mean(axis=0)
+    turn = Rotation.from_euler("y", 15, degrees=True).as_matrix()  # about the image's vertical axis
+    state = animator.drive(_frame((landmarks - centre) @ turn.T + centre, index=2))
+    rotation = Rotation.from_matrix(state.rotation).as_rotvec(degrees=True)
+    assert np.linalg.norm(rotation) == pytest.approx(15.0, abs=1.5)
+    assert abs(rotation[1]) > 0.95 * np.linalg.norm(rotation)  # about head +y (up)
+    np.testing.assert_allclose(state.landmark_offsets, 0.0, atol=0.05)  # a pure turn has no expression
+
+
+@pytest.mark.samples
+def test_eyes_follow_the_irises(driving):
+    portrait, avatar, _ = driving
+    landmarks = portrait.crop.landmarks.astype(np.float64)
+    animator = Animator(avatar)
+    animator.drive(_frame(landmarks))
+    glance = landmarks.copy()
+    glance[468:, 0] += 4.0  # both irises 4 pixels to the image's right
+    state = animator.drive(_frame(glance, index=2))
+    level = avatar.first_level + LOD
+    on_eyes = avatar.levels.refine(avatar.rig.binding[:, list(IRIS_CENTRES)].sum(axis=1).A1, level) > 0.99
+    motion = (avatar.head_means(LOD, state) - avatar.head_means(LOD)).numpy()
+    assert on_eyes.sum() > 50
+    assert (motion[on_eyes, 0] > 0.005).all()  # towards the image's right is head +x (subject's left)
+    assert np.abs(motion[~on_eyes]).max() < 0.5 * motion[on_eyes, 0].min()
+
+
+@pytest.mark.samples
+def test_recenter_takes_the_next_frame_as_neutral(driving):
+    _, avatar, tracked = driving
+    animator = Animator(avatar, reference_frames=1)
+    animator.drive(tracked[0])
+    assert np.abs(animator.drive(tracked[40]).landmark_offsets).max() > 0.01
+    animator.recenter()
+    state = animator.drive(tracked[40])
+    np.testing.assert_allclose(state.landmark_offsets, 0.0, atol=1e-9)
+
+
+@pytest.mark.samples
+def test_frames_without_a_face_repeat_the_last_state(driving):
+    _, avatar, tracked = driving
+    animator = Animator(avatar, reference_frames=1)
+    neutral = DrivingState.neutral(len(avatar.rig.landmarks))
+    np.testing.assert_array_equal(animator.drive(_frame(None)).landmark_offsets, neutral.landmark_offsets)
+    animator.drive(tracked[0])
+    state = animator.drive(tracked[40])
+    assert animator.drive(_frame(None, index=41)) is state
