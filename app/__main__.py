@@ -1,0 +1,24 @@
+"""``python -m app`` and the bundled double-click executable: the desktop app.
+
+Arguments are those of ``omg-avatar app``; without any, the demo portrait opens.
+"""
+
+import multiprocessing
+import os
+import sys
+from pathlib import Path
+
+
+def _user_cache_dir() -> Path:
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "omg-avatar"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "omg-avatar"
+
+
+if __name__ == "__main__":
+    multiprocessing.freeze_support()  # the presenter window is a spawned process
+    if getattr(sys, "frozen", False):  # a bundle may be read-only: compiled kernels go to the user's cache
+        os.environ.setdefault("NUMBA_CACHE_DIR", str(_user_cache_dir() / "numba"))
+    from core.cli import main
+
+    sys.exit(main(["app", *sys.argv[1:]]))

@@ -1,0 +1,1 @@
+"""The sidebar's panels: avatar source, driving, view and capture."""

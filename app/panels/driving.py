@@ -1,0 +1,215 @@
+"""The driving panel: idle animation, a video file (play, pause, loop, scrub), a webcam
+(device picker, preview with landmarks), manual sliders, recenter and smoothing.
+
+Exactly one mode drives the avatar. Moving a manual slider switches to manual control;
+the video pauses (and resumes when the video mode is chosen again), a webcam stops.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from app import theme
+from app.panels.widgets import recent_label, set_value_if_changed, tooltip
+from core.errors import FrameSourceError
+from core.session import MANUAL_CONTROLS, PREVIEW_SIZE, DrivenFrame, list_webcams
+
+MODES = {"idle": "Idle", "video": "Video", "webcam": "Webcam", "manual": "Manual"}
+#: Width of the preview image in the sidebar, pixels.
+PREVIEW_WIDTH = 180
+
+
+class DrivingPanel:
+    def __init__(self, app):
+        self.app = app
+        self.mode = "idle"
+        self._idle_started = time.perf_counter()
+        self._recent_paths: list[str] = []
+        self._webcams: list[int] = []
+        blank = np.zeros((PREVIEW_SIZE, PREVIEW_SIZE, 4), np.float32)
+        with dpg.texture_registry():  # dynamic: uploaded only when a new preview arrives
+            self._preview_texture = dpg.add_dynamic_texture(PREVIEW_SIZE, PREVIEW_SIZE, blank)
+        with dpg.collapsing_header(label="Driving", default_open=True):
+            self.mode_radio = dpg.add_radio_button(list(MODES.values()), horizontal=True,
+                                                   default_value=MODES["idle"], callback=self._mode_chosen)
+            with dpg.group(show=False) as self.video_group:
+                with dpg.group(horizontal=True):
+                    dpg.add_button(label="Open video...", width=170, callback=self.ask_video)
+                    self.recent = dpg.add_combo([], default_value="Recent videos", width=-1,
+                                                callback=self._recent_chosen)
+                with dpg.group(horizontal=True):
+                    self.play_button = dpg.add_button(label="Pause", width=80, callback=self._toggle_play)
+                    self.loop_box = dpg.add_checkbox(label="Loop", default_value=True, callback=self._loop_changed)
+                    self.time_text = dpg.add_text("", color=theme.TEXT_DIM)
+                self.scrub = dpg.add_slider_int(width=-1, min_value=0, max_value=1, format="frame %d",
+                                                callback=self._scrubbed)
+            with dpg.group(show=False) as self.webcam_group:
+                with dpg.group(horizontal=True):
+                    self.device = dpg.add_combo([], width=170)
+                    dpg.add_button(label="Start", width=70, callback=self._start_webcam)
+                    dpg.add_button(label="Refresh", width=-1, callback=self._refresh_webcams)
+            with dpg.group(show=False) as self.tracking_group:
+                with dpg.group(horizontal=True):
+                    self.preview = dpg.add_image(self._preview_texture, width=PREVIEW_WIDTH, height=PREVIEW_WIDTH)
+                    with dpg.group():
+                        self.source_text = dpg.add_text("", color=theme.TEXT_DIM, wrap=120)
+                        self.recenter_button = dpg.add_button(label="Recenter", width=-1, callback=self._recenter)
+                        tooltip(self.recenter_button, "Take the driving face as it is now as the neutral face.")
+                self.smoothing = dpg.add_slider_float(label="Smoothing", min_value=0.0, max_value=1.0, width=-90,
+                                                      default_value=app.session.smoothing_strength(), format="%.2f",
+                                                      callback=lambda _, value: app.session.set_smoothing(value))
+                tooltip(self.smoothing, "How much tracked motion is smoothed: more hides jitter, less follows "
+                        "fast motion closely.")
+            with dpg.tree_node(label="Manual control", default_open=True):
+                self.sliders = {}
+                for name, (label, low, high) in MANUAL_CONTROLS.items():
+                    self.sliders[name] = dpg.add_slider_float(
+                        label=label, min_value=low, max_value=high, default_value=0.0, width=-100,
+                        format="%.0f deg" if high > 1.0 else "%.2f", callback=self._slider_moved)
+                dpg.add_button(label="Neutral face", width=-1, callback=self._neutral)
+            dpg.add_spacer(height=4)
+        self._refresh_recent()
+        self._refresh_webcams()
+
+    # ------------------------------------------------------------------ modes
+    def _mode_chosen(self, sender, label: str) -> None:
+        mode = next(key for key, value in MODES.items() if value == label)
+        if mode == "video":
+            if self.app.video is not None:
+                self.app.video.set_paused(False)
+                self.set_mode("video")
+            else:
+                self.set_mode(self.mode)
+                self.ask_video()
+        elif mode == "webcam":
+            self.set_mode(self.mode)
+            self._start_webcam()
+        else:
+            self._leave_source(keep_video=True)
+            self.set_mode(mode)
+
+    def set_mode(self, mode: str) -> None:
+        self.mode = mode
+        dpg.set_value(self.mode_radio, MODES[mode])
+        dpg.configure_item(self.video_group, show=mode == "video")
+        dpg.configure_item(self.webcam_group, show=mode == "webcam")
+        dpg.configure_item(self.tracking_group, show=mode in ("video", "webcam"))
+        if mode == "idle":
+            self._idle_started = time.perf_counter()
+        self.app.invalidate()
+
+    def _leave_source(self, keep_video: bool) -> None:
+        if self.app.video is not None and keep_video:
+            self.app.video.set_paused(True)
+        elif self.app.session.driver is not None:
+            self.app.session.stop_driving()
+
+    def play_video(self, path: Path, paced_by_consumer: bool = False) -> None:
+        """Drive from the video at ``path`` (also the command line's ``--video``; the smoke run
+        paces it by the viewer instead of real time)."""
+        driver = self.app.session.drive_video(path, paced_by_consumer)
+        driver.loop = dpg.get_value(self.loop_box)
+        self.app.recent.add("video", path)
+        self._refresh_recent()
+        dpg.configure_item(self.scrub, max_value=max(1, driver.frame_count - 1))
+        dpg.set_value(self.source_text, f"{path.name}\n{driver.frame_count} frames\n{driver.fps:.0f} fps")
+        self.set_mode("video")
+
+    def start_webcam(self, index: int) -> None:
+        """Drive from webcam ``index`` (also the command line's ``--webcam``)."""
+        self.app.session.drive_webcam(index)
+        dpg.set_value(self.source_text, f"webcam {index}")
+        self.set_mode("webcam")
+
+    def ask_video(self) -> None:
+        self.app.dialogs.ask_file("video", self.play_video)
+
+    def _recent_chosen(self, sender, label: str) -> None:
+        labels = [recent_label(path) for path in self._recent_paths]
+        if label in labels:
+            self.play_video(Path(self._recent_paths[labels.index(label)]))
+        dpg.set_value(self.recent, "Recent videos")
+
+    def _start_webcam(self) -> None:
+        if not self._webcams:
+            self._refresh_webcams()
+        if not self._webcams:
+            raise FrameSourceError("no webcam found: no camera is connected to this computer")
+        labels = [f"Camera {index}" for index in self._webcams]
+        label = dpg.get_value(self.device)
+        self.start_webcam(self._webcams[labels.index(label)] if label in labels else self._webcams[0])
+
+    def _refresh_webcams(self) -> None:
+        self._webcams = list_webcams()
+        labels = [f"Camera {index}" for index in self._webcams]
+        dpg.configure_item(self.device, items=labels)
+        dpg.set_value(self.device, labels[0] if labels else "no camera found")
+
+    # ------------------------------------------------------------------ video controls
+    def _toggle_play(self) -> None:
+        video = self.app.video
+        if video is not None:
+            video.set_paused(not video.paused)
+
+    def _loop_changed(self, sender, value: bool) -> None:
+        if self.app.video is not None:
+            self.app.video.loop = value
+
+    def _scrubbed(self, sender, index: int) -> None:
+        if self.app.video is not None:
+            self.app.video.seek(index)
+
+    # ------------------------------------------------------------------ manual control
+    def _slider_moved(self) -> None:
+        if self.mode != "manual":
+            self._leave_source(keep_video=True)
+            self.set_mode("manual")
+        self.app.invalidate()
+
+    def _neutral(self) -> None:
+        for slider in self.sliders.values():
+            dpg.set_value(slider, 0.0)
+        self.app.invalidate()
+
+    def _recenter(self) -> None:
+        self.app.session.recenter()
+
+    # ------------------------------------------------------------------ per frame
+    def animating(self) -> bool:
+        """Whether the avatar moves by itself (it must be rendered every frame)."""
+        return self.mode == "idle"
+
+    def state_override(self):
+        """The state to render instead of the driven one (idle or manual), or None."""
+        if self.mode == "idle":
+            return self.app.session.idle_state(time.perf_counter() - self._idle_started)
+        if self.mode == "manual":
+            return self.app.session.manual_state({name: dpg.get_value(s) for name, s in self.sliders.items()})
+        return None
+
+    def show_driven(self, frame: DrivenFrame) -> None:
+        if frame.preview is not None:
+            dpg.set_value(self._preview_texture, frame.preview)
+        video = self.app.video
+        if video is not None:
+            set_value_if_changed(self.scrub, frame.position)
+            dpg.set_value(self.time_text, f"{frame.position / video.fps:5.1f} s / {video.frame_count / video.fps:.1f} s")
+
+    def driving_stopped(self) -> None:
+        self.app.session.stop_driving()
+        self.set_mode("idle")
+
+    def refresh(self) -> None:
+        video = self.app.video
+        if video is not None:
+            label = "Play" if video.paused else "Pause"
+            if dpg.get_item_label(self.play_button) != label:
+                dpg.configure_item(self.play_button, label=label)
+
+    def _refresh_recent(self) -> None:
+        self._recent_paths = self.app.recent.get("video")
+        dpg.configure_item(self.recent, items=[recent_label(path) for path in self._recent_paths])

@@ -1,0 +1,96 @@
+"""The avatar panel: photo (file dialog, recent files, demo), reconstruction method,
+progress and cancel, and the avatar's .omg file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dearpygui.dearpygui as dpg
+
+from app import theme
+from app.panels.widgets import heading, recent_label, set_enabled, tooltip
+from core.session import ReconstructionJob
+
+METHOD_HELP = {
+    "training-free": "Works on any machine without model files: MediaPipe's face mesh gives the head "
+    "geometry, the photo gives the colours, subdivision gives the levels of detail.",
+    "network": "The full OMG-Avatar network; needs its checkpoint, a FLAME model and DINOv2 weights.",
+}
+
+
+class SourcePanel:
+    def __init__(self, app):
+        self.app = app
+        self._recent_paths: list[str] = []
+        with dpg.collapsing_header(label="Avatar", default_open=True):
+            heading("Reconstruction method")
+            methods = app.session.methods()
+            self.method = dpg.add_combo(methods, default_value=app.method, width=-1,
+                                        callback=lambda _, value: setattr(app, "method", value))
+            tooltip(self.method, "\n\n".join(f"{m}: {METHOD_HELP.get(m, '')}" for m in methods))
+            with dpg.group(horizontal=True):
+                self.open_button = dpg.add_button(label="Open photo...", width=170, callback=self.ask_photo)
+                self.demo_button = dpg.add_button(label="Demo portrait", width=-1,
+                                                  callback=lambda: app.open_photo(None))
+            tooltip(self.demo_button, "scikit-image's astronaut (NASA, public domain)")
+            self.recent = dpg.add_combo([], label="", width=-1, no_preview=False,
+                                        default_value="Recent photos", callback=self._recent_chosen)
+            with dpg.group(show=False) as self.progress_group:
+                self.progress = dpg.add_progress_bar(width=-1, overlay="")
+                self.cancel = dpg.add_button(label="Cancel", width=-1, callback=self._cancel)
+            dpg.add_spacer(height=2)
+            with dpg.group(horizontal=True):
+                dpg.add_button(label="Open .omg...", width=170, callback=self.ask_avatar)
+                self.save_button = dpg.add_button(label="Save .omg...", width=-1, callback=self.ask_save_avatar)
+            self.info = dpg.add_text("No avatar yet", color=theme.TEXT_DIM, wrap=SIDEBAR_TEXT_WRAP)
+            dpg.add_spacer(height=4)
+        self._refresh_recent()
+
+    # ------------------------------------------------------------------ actions
+    def ask_photo(self) -> None:
+        self.app.dialogs.ask_file("photo", self._photo_chosen)
+
+    def ask_avatar(self) -> None:
+        self.app.dialogs.ask_file("avatar", self.app.open_avatar)
+
+    def ask_save_avatar(self) -> None:
+        name = f"{Path(self.app.session.avatar_name).stem or 'avatar'}.omg"
+        self.app.dialogs.ask_file("avatar_save", self.app.save_avatar, default_name=name)
+
+    def _photo_chosen(self, path: Path) -> None:
+        self.app.open_photo(path)
+        self._refresh_recent()
+
+    def _recent_chosen(self, sender, label: str) -> None:
+        labels = [recent_label(path) for path in self._recent_paths]
+        if label in labels:
+            self.app.open_photo(Path(self._recent_paths[labels.index(label)]))
+        dpg.set_value(self.recent, "Recent photos")
+
+    def _cancel(self) -> None:
+        if self.app.job is not None:
+            self.app.job.cancel()
+
+    # ------------------------------------------------------------------ updates
+    def _refresh_recent(self) -> None:
+        self._recent_paths = self.app.recent.get("photo")
+        dpg.configure_item(self.recent, items=[recent_label(path) for path in self._recent_paths])
+        set_enabled(self.recent, bool(self._recent_paths))
+
+    def avatar_changed(self) -> None:
+        session = self.app.session
+        counts = " / ".join(f"{count:,}" for count in session.lod_counts)
+        dpg.set_value(self.info, f"{session.avatar_name}\n{counts} Gaussians (Sub#0 to Sub#{len(session.lod_counts) - 1})")
+
+    def refresh(self, job: ReconstructionJob | None) -> None:
+        busy = job is not None
+        if dpg.is_item_shown(self.progress_group) != busy:
+            dpg.configure_item(self.progress_group, show=busy)
+        if busy:
+            dpg.set_value(self.progress, job.progress)
+            dpg.configure_item(self.progress, overlay=f"{job.message} ({100 * job.progress:.0f}%)")
+        set_enabled(self.save_button, self.app.session.avatar is not None)
+
+
+#: Wrap width of the info line, pixels.
+SIDEBAR_TEXT_WRAP = 320

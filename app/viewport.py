@@ -1,0 +1,191 @@
+"""The large view of the avatar: one or two raw textures in a drawlist, an overlay of
+figures, and the mouse gestures that steer the orbit camera.
+
+Images arrive as [H, W, 3] float32 RGB arrays in [0, 1] (what the session renders) and
+are copied into the textures' own buffers; Dear PyGui scales them to the view on the GPU.
+Gestures are read by polling the mouse once per frame on the UI thread (left drag: orbit,
+right or middle drag: pan, wheel: zoom, double click: reset), so no UI callback ever
+touches the camera's angles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from app import theme
+from app.orbit_camera import OrbitCamera
+
+#: Gap between the two images of the side-by-side mode, and around the images, in pixels.
+GAP = 8
+OVERLAY_PADDING = 10
+OVERLAY_LINE_HEIGHT = 20
+#: Room under each image for its label in the side-by-side mode.
+LABEL_HEIGHT = 28
+
+
+@dataclass(frozen=True)
+class OverlayFigures:
+    """What the overlay shows; the view formats it."""
+
+    render_fps: float
+    end_to_end_fps: float
+    tracker_ms: float | None
+    gaussians: int
+    lod_label: str
+    backend: str
+
+
+class Viewport:
+    """Owns the view's textures, drawing and gestures inside ``parent`` (a child window)."""
+
+    def __init__(self, parent: int | str, render_size: int, fonts: theme.Fonts):
+        self.render_size = render_size
+        # Raw textures are uploaded every frame whether they changed or not, so the second
+        # one (side by side) exists only once that mode has been used.
+        self._buffers: list[np.ndarray] = []
+        self._textures: list[int] = []
+        self.drawlist = dpg.add_drawlist(1, 1, parent=parent)
+        self._images: list[int] = []
+        self._labels: list[int] = []
+        self._add_texture()
+        self._labels += [dpg.draw_text((0, 0), "", size=theme.OVERLAY_FONT_SIZE, color=theme.TEXT_DIM,
+                                      parent=self.drawlist) for _ in range(2)]
+        self._overlay_box = dpg.draw_rectangle((0, 0), (1, 1), fill=(16, 18, 22, 190), color=(0, 0, 0, 0),
+                                               rounding=6, parent=self.drawlist, show=False)
+        self.overlay_lines = [dpg.draw_text((0, 0), "", size=theme.OVERLAY_FONT_SIZE, color=theme.TEXT,
+                                            parent=self.drawlist) for _ in range(3)]
+        self._message = dpg.draw_text((0, 0), "", size=theme.BODY_FONT_SIZE + 6, color=theme.TEXT,
+                                      parent=self.drawlist)
+        if fonts.overlay is not None:
+            dpg.bind_item_font(self.drawlist, fonts.overlay)
+        self._size = (1, 1)
+        self._side_by_side = False
+        self._drag: tuple[int, tuple[float, float]] | None = None  # button, last mouse position
+        self._wheel_steps = 0.0
+        self._layout_dirty = True
+        with dpg.handler_registry():
+            dpg.add_mouse_wheel_handler(callback=self._on_wheel)
+
+    def _add_texture(self) -> None:
+        buffer = np.empty((self.render_size, self.render_size, 3), np.float32)
+        buffer[...] = theme.VIEWPORT_BACKGROUND
+        with dpg.texture_registry():  # RGB: a quarter less to upload and sample than RGBA
+            texture = dpg.add_raw_texture(self.render_size, self.render_size, buffer, format=dpg.mvFormat_Float_rgb)
+        on_top = self._labels[0] if self._labels else 0  # images go below the labels and overlay
+        inset = 0.5 / self.render_size  # sample texel centres only: no wrap-around at the edges
+        self._images.append(dpg.draw_image(texture, (0, 0), (1, 1), uv_min=(inset, inset), uv_max=(1 - inset, 1 - inset),
+                                           parent=self.drawlist, before=on_top))
+        self._buffers.append(buffer)
+        self._textures.append(texture)
+        self._layout_dirty = True
+
+    # ------------------------------------------------------------------ images
+    def show(self, images: list[np.ndarray], labels: list[str] = ()) -> None:
+        """Show one image, or two side by side (``labels`` name them)."""
+        side_by_side = len(images) == 2
+        if side_by_side and len(self._textures) < 2:
+            self._add_texture()
+        if side_by_side != self._side_by_side:
+            self._side_by_side = side_by_side
+            self._layout_dirty = True
+        for index, image in enumerate(images):
+            # A raw texture reads the array it was given until it gets another: keep ours alive.
+            self._buffers[index] = np.ascontiguousarray(image, dtype=np.float32)
+            dpg.set_value(self._textures[index], self._buffers[index])
+        for index, label in enumerate(self._labels):
+            text = labels[index] if side_by_side and index < len(labels) else ""
+            dpg.configure_item(label, text=text)
+
+    def first_image(self) -> np.ndarray:
+        """The (first) image on screen, [H, W, 3] float32."""
+        return self._buffers[0]
+
+    def set_message(self, text: str) -> None:
+        """A centred line over the view (e.g. while reconstructing); empty to hide."""
+        if dpg.get_item_configuration(self._message)["text"] != text:
+            dpg.configure_item(self._message, text=text)
+            self._layout_dirty = True
+
+    def set_overlay(self, figures: OverlayFigures | None) -> None:
+        if figures is None:
+            lines = ["", "", ""]
+        else:
+            tracker = "idle" if figures.tracker_ms is None else f"{figures.tracker_ms:.1f} ms"
+            lines = [
+                f"Render {figures.render_fps:5.1f} FPS    End-to-end {figures.end_to_end_fps:5.1f} FPS",
+                f"Tracker {tracker}    {figures.gaussians:,} Gaussians",
+                f"LOD {figures.lod_label}    Renderer {figures.backend}",
+            ]
+        for item, line in zip(self.overlay_lines, lines):
+            dpg.configure_item(item, text=line)
+        dpg.configure_item(self._overlay_box, show=figures is not None)
+
+    def overlay_text(self) -> str:
+        return "\n".join(dpg.get_item_configuration(item)["text"] for item in self.overlay_lines)
+
+    # ------------------------------------------------------------------ layout
+    def fit(self, width: int, height: int) -> None:
+        """Size the drawlist to ``width`` x ``height`` pixels and lay out the images."""
+        width, height = max(width, 1), max(height, 1)
+        if (width, height) == self._size and not self._layout_dirty:
+            return
+        self._size, self._layout_dirty = (width, height), False
+        dpg.configure_item(self.drawlist, width=width, height=height)
+        count = 2 if self._side_by_side else 1
+        label_room = LABEL_HEIGHT if count > 1 else 0
+        side = max(1, min((width - (count + 1) * GAP) // count, height - 2 * GAP - label_room))
+        left = (width - count * side - (count - 1) * GAP) // 2
+        top = (height - side - label_room) // 2
+        for index, image in enumerate(self._images):
+            x = left + index * (side + GAP)
+            dpg.configure_item(image, pmin=(x, top), pmax=(x + side, top + side), show=index < count)
+            dpg.configure_item(self._labels[index], pos=(x + OVERLAY_PADDING, top + side + 6))
+        dpg.configure_item(self._overlay_box, pmin=(GAP, GAP),
+                           pmax=(GAP + 430, GAP + 2 * OVERLAY_PADDING + 3 * OVERLAY_LINE_HEIGHT))
+        for row, item in enumerate(self.overlay_lines):
+            dpg.configure_item(item, pos=(GAP + OVERLAY_PADDING, GAP + OVERLAY_PADDING + row * OVERLAY_LINE_HEIGHT))
+        message = dpg.get_item_configuration(self._message)["text"]
+        char_width = 0.55 * (theme.BODY_FONT_SIZE + 6)
+        dpg.configure_item(self._message, pos=(width / 2 - len(message) * char_width / 2, height / 2 - 14))
+
+    # ------------------------------------------------------------------ gestures
+    def _on_wheel(self, sender, steps) -> None:
+        if dpg.is_item_hovered(self.drawlist):
+            self._wheel_steps += steps
+
+    def steer(self, camera: OrbitCamera) -> bool:
+        """Apply this frame's mouse gestures to ``camera``; True if it moved."""
+        moved = False
+        if self._wheel_steps:
+            camera.zoom(self._wheel_steps)
+            self._wheel_steps, moved = 0.0, True
+        hovered = dpg.is_item_hovered(self.drawlist)
+        if hovered and dpg.is_mouse_button_double_clicked(dpg.mvMouseButton_Left):
+            camera.reset()
+            return True
+        position = tuple(dpg.get_mouse_pos(local=False))
+        if self._drag is None:
+            for button in (dpg.mvMouseButton_Left, dpg.mvMouseButton_Right, dpg.mvMouseButton_Middle):
+                if hovered and dpg.is_mouse_button_clicked(button):
+                    self._drag = (button, position)
+            return moved
+        button, last = self._drag
+        if not dpg.is_mouse_button_down(button):
+            self._drag = None
+            return moved
+        dx, dy = position[0] - last[0], position[1] - last[1]
+        self._drag = (button, position)
+        if dx or dy:
+            if button == dpg.mvMouseButton_Left:
+                camera.orbit(dx, dy)
+            else:
+                camera.pan(dx, dy, self._image_side())
+            moved = True
+        return moved
+
+    def _image_side(self) -> float:
+        pmin, pmax = (dpg.get_item_configuration(self._images[0])[key] for key in ("pmin", "pmax"))
+        return max(1.0, pmax[1] - pmin[1])

@@ -1,0 +1,40 @@
+"""The desktop app's facade over core: avatars, driving, rendering and figures, no tensors.
+
+The app calls only this package. It keeps the design's two paths apart:
+
+* reconstruction, once per photo, in the background: :meth:`Session.reconstruct` returns a
+  :class:`ReconstructionJob` with progress and cancel (photo -> portrait crop -> avatar);
+* animation, per frame: a driver thread reads a video or a webcam, tracks the face and
+  turns it into a driving state; a render thread turns the newest state into images
+  ([H, W, 3] float32 RGB arrays) of the views the UI asks for. Neither ever blocks the UI.
+
+Without a driving source the avatar follows an idle animation or manual controls.
+
+    session = Session()
+    job = session.reconstruct(None, "training-free")   # the demo portrait
+    job.wait(); session.set_avatar(job.avatar, job.name)
+    session.drive_video("talk.mp4")
+    session.request_render([View(camera, lod=1)])      # then session.rendered().images
+"""
+
+from core.session.controls import MANUAL_CONTROLS, idle_controls
+from core.session.driving import PREVIEW_SIZE, DrivenFrame, VideoDriver, list_webcams
+from core.session.figures import RateMeter
+from core.session.reconstruction import ReconstructionJob
+from core.session.rendering import INSPECTION_MODES, View
+from core.session.session import RENDERER_CHOICES, Session
+
+__all__ = [
+    "INSPECTION_MODES",
+    "MANUAL_CONTROLS",
+    "PREVIEW_SIZE",
+    "RENDERER_CHOICES",
+    "DrivenFrame",
+    "RateMeter",
+    "ReconstructionJob",
+    "Session",
+    "VideoDriver",
+    "View",
+    "idle_controls",
+    "list_webcams",
+]

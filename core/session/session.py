@@ -1,0 +1,215 @@
+"""The :class:`Session`: one avatar, what drives it, how it is rendered, and the figures."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.avatar import Animator, Avatar, DrivingState, available_methods, load_avatar, save_avatar
+from core.config import Config, load_config
+from core.errors import OmgError
+from core.render import available_backends, resolve_backend, save_ply
+from core.session.controls import ControlRig, idle_controls
+from core.session.driving import DrivenFrame, Driver, DriverEvent, VideoDriver, WebcamDriver
+from core.session.figures import Figures, RateMeter, smoothed
+from core.session.reconstruction import ReconstructionJob
+from core.session.rendering import RenderedFrame, RenderRequest, RenderThread, View
+
+#: Renderer choices offered to the user (the torch reference is for tests, not for viewing).
+RENDERER_CHOICES = ("auto", "gsplat", "cpu")
+#: The One-Euro minimum cutoff (Hz) at smoothing strength 0 and 1 (log scale between).
+SMOOTHING_CUTOFF_HZ = (8.0, 0.25)
+
+
+class Session:
+    """The app's state behind the window. Call it from the UI thread only; its workers
+    (reconstruction, driver, renderer) hand results over through it."""
+
+    def __init__(self, config: Config | str = "paper", backend: str = "auto"):
+        self.config = config if isinstance(config, Config) else load_config(config)
+        self.backend = resolve_backend(backend)
+        self.avatar: Avatar | None = None
+        self.avatar_name = ""
+        self.driver: Driver | None = None
+        self.last_render_ms = 0.0
+        self._controls: ControlRig | None = None
+        self._state: DrivingState | None = None  # the newest driven state
+        self._tracker_ms: float | None = None
+        self._render_ms: float | None = None
+        self._shown = RateMeter()
+        self._smoothing_cutoff = self.config.tracking.smoothing.min_cutoff
+        self._requests = 0
+        self._wake = threading.Event()  # set by the renderer and the driver when they have news
+        self._renderer = RenderThread(self._wake)
+
+    # ------------------------------------------------------------------ the avatar
+    @staticmethod
+    def methods() -> list[str]:
+        return available_methods()
+
+    def reconstruct(self, photo: str | Path | None, method: str) -> ReconstructionJob:
+        """Start building an avatar from ``photo`` (None: the demo portrait) in the background."""
+        return ReconstructionJob(Path(photo) if photo is not None else None, method, self.config)
+
+    def set_avatar(self, avatar: Avatar, name: str) -> None:
+        self.avatar, self.avatar_name = avatar, name
+        self._controls = ControlRig(avatar.rig.landmarks)
+        self._state = None
+        if self.driver is not None:
+            self.driver.set_animator(Animator(avatar))
+
+    def load_avatar(self, path: str | Path) -> None:
+        path = Path(path)
+        self.set_avatar(load_avatar(path), path.stem)
+
+    def save_avatar(self, path: str | Path) -> Path:
+        return save_avatar(self._require_avatar(), path)
+
+    @property
+    def lod_counts(self) -> list[int]:
+        """Gaussians (head and shoulders) per level of detail of the current avatar."""
+        if self.avatar is None:
+            return []
+        return [self.avatar.num_gaussians(lod) for lod in range(self.avatar.num_lods)]
+
+    @property
+    def has_refiner(self) -> bool:
+        """Whether the avatar has a neural refiner: no reconstruction method makes one yet."""
+        return False
+
+    def home_orbit(self) -> tuple[np.ndarray, float, float, float, float]:
+        """The avatar's source view as an orbit: (target, yaw and pitch in degrees, distance,
+        normalised focal length), in :meth:`Camera.orbit`'s conventions."""
+        avatar = self._require_avatar()
+        camera, target = avatar.source_camera, avatar.rig.centre.astype(np.float64)
+        offset = camera.center - target
+        distance = float(np.linalg.norm(offset))
+        yaw = math.degrees(math.atan2(offset[0], offset[2]))
+        pitch = math.degrees(math.asin(float(np.clip(offset[1] / distance, -1.0, 1.0))))
+        focal = camera.K[0, 0] / (min(camera.width, camera.height) / 2.0)
+        return target, yaw, pitch, distance, focal
+
+    def _require_avatar(self) -> Avatar:
+        if self.avatar is None:
+            raise OmgError("there is no avatar yet: open a photo or an .omg file first")
+        return self.avatar
+
+    # ------------------------------------------------------------------ driving
+    def drive_video(self, path: str | Path, paced_by_consumer: bool = False) -> VideoDriver:
+        """Drive from a video file (real time; ``paced_by_consumer``: every frame, for benchmarks)."""
+        return self._start(VideoDriver(Path(path), self.config, self._animator(), paced_by_consumer))
+
+    def drive_webcam(self, index: int) -> WebcamDriver:
+        return self._start(WebcamDriver(index, self.config, self._animator()))
+
+    def stop_driving(self) -> None:
+        if self.driver is not None:
+            self.driver.stop()
+        self.driver, self._state, self._tracker_ms = None, None, None
+
+    def _animator(self) -> Animator | None:
+        """An animator for a new driver (none before there is an avatar: it then only tracks)."""
+        return Animator(self.avatar) if self.avatar is not None else None
+
+    def _start(self, driver: Driver) -> Driver:
+        self.stop_driving()
+        driver.wake = self._wake
+        driver.set_smoothing_cutoff(self._smoothing_cutoff)
+        self.driver = driver.start()
+        return driver
+
+    def recenter(self) -> None:
+        """Take the driving face as it is now as its neutral face."""
+        if self.driver is not None:
+            self.driver.recenter()
+
+    def set_smoothing(self, strength: float) -> None:
+        """0 follows every jitter, 1 is very smooth and slow (the tracker's One-Euro cutoff)."""
+        low, high = SMOOTHING_CUTOFF_HZ
+        self._smoothing_cutoff = low * (high / low) ** float(np.clip(strength, 0.0, 1.0))
+        if self.driver is not None:
+            self.driver.set_smoothing_cutoff(self._smoothing_cutoff)
+
+    def smoothing_strength(self) -> float:
+        low, high = SMOOTHING_CUTOFF_HZ
+        return math.log(self._smoothing_cutoff / low) / math.log(high / low)
+
+    def idle_state(self, seconds: float) -> DrivingState:
+        """The idle animation ``seconds`` after it started."""
+        return self.manual_state(idle_controls(seconds))
+
+    def manual_state(self, controls: dict[str, float]) -> DrivingState:
+        """The state for manual ``controls`` (see :data:`core.session.controls.MANUAL_CONTROLS`)."""
+        self._require_avatar()
+        return self._controls.state(controls)
+
+    def poll(self) -> tuple[DrivenFrame | None, list[DriverEvent]]:
+        """The driver's newest frame (None if nothing new) and its events since the last poll."""
+        if self.driver is None:
+            return None, []
+        frame, events = self.driver.take(), self.driver.events()
+        if frame is not None:
+            self._tracker_ms = smoothed(self._tracker_ms, frame.tracker_ms)
+            if frame.state is not None:
+                self._state = frame.state
+        return frame, events
+
+    def wait(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, waking early when a frame was rendered or driven."""
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+    # ------------------------------------------------------------------ rendering
+    def set_backend(self, name: str) -> None:
+        self.backend = resolve_backend(name)
+
+    @staticmethod
+    def backends() -> list[str]:
+        """The renderers this machine can run, among :data:`RENDERER_CHOICES`."""
+        return [name for name in available_backends() if name in RENDERER_CHOICES]
+
+    def request_render(self, views: list[View], state: DrivingState | None = None) -> int:
+        """Ask the render thread for ``views`` (``state`` None: the newest driven state); a
+        request that has not started yet is replaced. Returns the request's serial number."""
+        state = self._state if state is None else state
+        self._requests += 1
+        self._renderer.submit(RenderRequest(self._requests, self._require_avatar(), tuple(views), state, self.backend))
+        return self._requests
+
+    def rendered(self) -> RenderedFrame | None:
+        """The render thread's newest finished frame, once."""
+        frame = self._renderer.take()
+        if frame is not None and frame.error is None:
+            self.last_render_ms = frame.render_ms
+            self._render_ms = smoothed(self._render_ms, frame.render_ms)
+        return frame
+
+    def frame_shown(self) -> None:
+        """Count a new avatar frame on screen (the end-to-end rate)."""
+        self._shown.tick()
+
+    def figures(self, lod: int) -> Figures:
+        counts = self.lod_counts
+        return Figures(
+            render_fps=1000.0 / self._render_ms if self._render_ms else 0.0,
+            end_to_end_fps=self._shown.rate(),
+            tracker_ms=self._tracker_ms if self.driver is not None else None,
+            gaussians=counts[lod] if lod < len(counts) else 0,
+            lod=lod,
+            backend=self.backend,
+        )
+
+    def export_ply(self, path: str | Path, lod: int, state: DrivingState | None = None) -> Path:
+        """The Gaussians of ``lod`` in ``state`` (None: the newest driven one) as a 3DGS PLY file."""
+        state = self._state if state is None else state
+        with torch.inference_mode():
+            return save_ply(self._require_avatar().gaussians(lod, state), path)
+
+    def close(self) -> None:
+        """Stop the driver and the render thread (each within half a second)."""
+        self.stop_driving()
+        self._renderer.stop()

@@ -1,0 +1,276 @@
+"""The real window under Xvfb: launch, a sample photo and video, LOD 0 -> 1 -> 2, orbit,
+capture, errors as dialogs, closing, and the command line's smoke run.
+
+All tests of this module share one window (Dear PyGui allows one per process) and run
+in order. Without a display they start Xvfb; without Xvfb they skip with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+WINDOW = (1280, 800)
+#: Seconds any wait of these tests may take before it fails.
+TIMEOUT_S = 60.0
+
+
+def _end_with_parent() -> None:
+    """In the Xvfb child: receive SIGTERM when the test process dies, even if it crashes."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@pytest.fixture(scope="module")
+def display():
+    """A display for the window: $DISPLAY if set, else a private Xvfb."""
+    if os.environ.get("DISPLAY"):
+        yield os.environ["DISPLAY"]
+        return
+    xvfb = shutil.which("Xvfb")
+    if xvfb is None:
+        pytest.skip("GUI tests need a display: set DISPLAY or install Xvfb (Debian package xvfb)")
+    read, write = os.pipe()
+    server = subprocess.Popen(
+        [xvfb, "-displayfd", str(write), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_end_with_parent,
+    )
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        number = pipe.readline().strip()
+    if not number:
+        server.kill()
+        pytest.skip("Xvfb did not start")
+    os.environ["DISPLAY"] = f":{number}"
+    try:
+        yield os.environ["DISPLAY"]
+    finally:
+        del os.environ["DISPLAY"]
+        server.terminate()
+        server.wait(5)
+
+
+@pytest.fixture(scope="module")
+def app(display, samples_dir, tmp_path_factory):
+    from app.main import AppOptions, start
+
+    options = AppOptions(photo=samples_dir / "photos" / "einstein.jpg", lod=0, width=WINDOW[0], height=WINDOW[1],
+                         settings_dir=tmp_path_factory.mktemp("settings"))
+    app = start(options)
+    yield app
+    app.close()
+
+
+def step_until(app, condition, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        app.step()
+
+
+def new_image(app) -> np.ndarray:
+    """Step until a frame requested after now is on screen; a copy of its pixels."""
+    app.invalidate()
+    app.step()
+    target = app.requested
+    step_until(app, lambda: app.shown_request >= target, "a new frame")
+    return app.viewport.first_image().copy()
+
+
+def overlay_fps(app) -> float:
+    """The render FPS the overlay shows (0 while it shows none)."""
+    found = re.search(r"Render\s+([\d.]+) FPS", app.viewport.overlay_text())
+    return float(found.group(1)) if found else 0.0
+
+
+def test_launch_builds_the_avatar_and_shows_it_with_figures(app):
+    step_until(app, lambda: app.avatar_frames >= 3, "the first avatar frames")
+    image = app.viewport.first_image()
+    assert (image.max(axis=2) > 0.05).mean() > 0.15  # the avatar covers the view
+    step_until(app, lambda: overlay_fps(app) > 0, "FPS in the overlay")
+    text = app.viewport.overlay_text()
+    assert "End-to-end" in text and "LOD Sub#0" in text, text
+    assert f"{app.session.lod_counts[0]:,} Gaussians" in text, text
+
+
+def test_switching_lod_changes_the_pixels_and_the_overlay(app):
+    app.driving_panel.set_mode("manual")  # a still avatar: only the LOD changes
+    images = []
+    for lod in (0, 1, 2):
+        app.view.lod = lod
+        images.append(new_image(app))
+        assert app.shown_lod == lod
+    for a, b in ((0, 1), (1, 2)):
+        assert np.abs(images[a] - images[b]).mean() > 1e-3, f"Sub#{a} and Sub#{b} look the same"
+    step_until(app, lambda: f"{app.session.lod_counts[2]:,} Gaussians" in app.viewport.overlay_text(), "overlay")
+
+
+def test_orbiting_changes_the_view_and_reset_restores_it(app):
+    front = new_image(app)
+    app.camera.orbit(150, 30)
+    turned = new_image(app)
+    assert np.abs(turned - front).mean() > 0.02
+    app.camera.reset()
+    np.testing.assert_allclose(new_image(app), front, atol=1e-4)
+
+
+def test_driving_from_a_video_moves_the_avatar_and_previews_the_face(app, samples_dir):
+    app.guarded(app.driving_panel.play_video, samples_dir / "videos" / "talking_d3.mp4")
+    assert app.driving_panel.mode == "video" and app.video is not None
+    step_until(app, lambda: app.session.figures(0).tracker_ms is not None, "tracked frames")
+    first = new_image(app)
+    time.sleep(0.5)  # half a second of video later
+    assert np.abs(new_image(app) - first).mean() > 1e-3
+    app.video.set_paused(True)
+    step_until(app, lambda: app.video.paused, "pause")
+
+
+def test_capture_screenshot_recording_ply_and_presenter(app, tmp_path):
+    from core.render import load_ply
+
+    app.guarded(app.screenshot, tmp_path / "view.png")
+    png = cv2.imread(str(tmp_path / "view.png"))
+    assert png.shape == (512, 512, 3) and png.max() > 50
+
+    app.guarded(app.start_recording, tmp_path / "take.mp4")
+    assert app.recorder is not None
+    app.driving_panel.set_mode("idle")  # moving: every frame is new
+    started = time.monotonic()
+    step_until(app, lambda: time.monotonic() - started > 1.0, "a second of recording")
+    app.guarded(app.stop_recording)
+    video = cv2.VideoCapture(str(tmp_path / "take.mp4"))
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) >= 20
+    video.release()
+
+    app.guarded(app.export_ply, tmp_path / "avatar.ply")
+    assert len(load_ply(tmp_path / "avatar.ply")) == app.session.lod_counts[app.view.lod]
+
+    app.toggle_presenter()
+    step_until(app, lambda: app.presenter.is_open, "the presenter window")
+    step_until(app, lambda: app.avatar_frames > 0 and app.presenter.is_open, "frames to the presenter")
+    started = time.monotonic()
+    app.toggle_presenter()
+    assert not app.presenter.is_open and time.monotonic() - started < 1.0
+    assert not app.dialogs.shown, app.dialogs.shown
+
+
+def test_errors_show_a_dialog_and_the_app_keeps_running(app, samples_dir, tmp_path):
+    app.open_photo(samples_dir / "photos" / "dog_no_human_face.jpg")
+    step_until(app, lambda: app.job is None, "the failed reconstruction")
+    assert app.dialogs.shown[-1][0].startswith("Cannot build an avatar")
+    assert "no face found" in app.dialogs.shown[-1][1]
+    assert len(app.dialogs.open_dialogs()) == 1
+    app.dialogs.error(*app.dialogs.shown[-1])  # the same error again stacks no second dialog
+    assert len(app.dialogs.open_dialogs()) == 1
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video")
+    app.guarded(app.driving_panel.play_video, broken)
+    assert app.dialogs.shown[-1][0] == "Cannot open the video source"
+    app.guarded(app.open_avatar, tmp_path / "missing.omg")
+    assert "not found" in app.dialogs.shown[-1][1]
+    before = app.avatar_frames
+    step_until(app, lambda: app.avatar_frames > before + 2, "frames after the errors")  # still the old avatar
+    assert app.session.avatar_name == "einstein.jpg"
+
+
+def test_closing_stops_every_thread_within_a_second(app):
+    app.toggle_presenter()
+    step_until(app, lambda: app.presenter.is_open, "the presenter window")
+    started = time.monotonic()
+    app.close()
+    assert time.monotonic() - started < 1.5
+    names = [thread.name for thread in threading.enumerate()]
+    assert not [name for name in names if name.startswith(("driver", "render", "reconstruction", "capture"))], names
+    assert not app.presenter.is_open
+
+
+def test_smoke_run_from_the_command_line(display, samples_dir, tmp_path):
+    screenshot, figures = tmp_path / "smoke.png", tmp_path / "smoke.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "app", "--smoke", "--photo", str(samples_dir / "photos" / "einstein.jpg"),
+         "--video", str(samples_dir / "videos" / "talking_d0.mp4"), "--frames", "40", "--window", "1280x800",
+         "--screenshot", str(screenshot), "--json", str(figures)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": display},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    assert line["frames"] == 40 and line["render_fps"] > 0 and line["end_to_end_fps"] > 0
+    assert json.loads(figures.read_text()) == line
+    window = cv2.imread(str(screenshot))
+    assert window.shape == (800, 1280, 3) and window.std() > 10
+
+
+def test_mouse_gestures_orbit_pan_zoom_and_reset(display, samples_dir, tmp_path):
+    """A real mouse through xdotool (skipped without it); runs the app in a subprocess, as the
+    module's own window is closed by now."""
+    if shutil.which("xdotool") is None:
+        pytest.skip("xdotool is not installed (Debian package xdotool): mouse gestures not exercised")
+    script = tmp_path / "gestures.py"
+    script.write_text(GESTURE_SCRIPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240,
+                            env={**os.environ, "DISPLAY": display, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert result.returncode == 0, result.stderr[-2000:]
+    states = json.loads(result.stdout.strip().splitlines()[-1])
+    start, orbited, panned, zoomed, reset = states
+    assert orbited[0] < start[0] - 10  # left drag to the right: yaw decreases
+    assert orbited[2:] == start[2:]
+    assert panned[:3] == orbited[:3] and panned[3:] != orbited[3:]  # right drag: only the target moves
+    assert zoomed[2] < panned[2]  # wheel up: closer
+    assert reset == start  # double-click
+
+
+GESTURE_SCRIPT = '''
+import json, subprocess, sys, time
+import dearpygui.dearpygui as dpg
+from app.main import AppOptions, start
+
+
+def run_for(app, seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.step()
+
+
+def xdo(*args):
+    subprocess.run(["xdotool", *map(str, args)], check=True)
+
+
+if __name__ == "__main__":
+    app = start(AppOptions(width=1280, height=800))
+    while app.avatar_frames < 3:
+        app.step()
+    app.driving_panel.set_mode("manual")
+    run_for(app, 0.3)
+    (x0, y0), (w, h) = dpg.get_item_rect_min(app.viewport.drawlist), dpg.get_item_rect_size(app.viewport.drawlist)
+    x, y = int(x0 + w / 2), int(y0 + h / 2)
+    states = [app.camera.state()]
+    for button, moves in ((1, [(x + dx, y) for dx in range(0, 101, 10)]), (3, [(x + 100, y + dy) for dy in range(0, 61, 10)])):
+        xdo("mousemove", *moves[0]); run_for(app, 0.1)
+        xdo("mousedown", button); run_for(app, 0.1)
+        for move in moves[1:]:
+            xdo("mousemove", *move); run_for(app, 0.05)
+        xdo("mouseup", button); run_for(app, 0.2)
+        states.append(app.camera.state())
+    for _ in range(3):
+        xdo("click", 4); run_for(app, 0.1)
+    states.append(app.camera.state())
+    xdo("click", "--repeat", 2, "--delay", 80, 1); run_for(app, 0.3)
+    states.append(app.camera.state())
+    app.close()
+    print(json.dumps(states))
+'''

@@ -1,0 +1,263 @@
+"""The app's facade: reconstruction jobs, driving threads, rendering views, figures."""
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from core.avatar import AvatarError, DrivingState
+from core.errors import FrameSourceError
+from core.render import load_ply
+from core.session import (
+    INSPECTION_MODES,
+    MANUAL_CONTROLS,
+    RateMeter,
+    Session,
+    View,
+    idle_controls,
+)
+from core.session.controls import EYELID_PAIRS, LOWER_LIP, ControlRig
+from core.session.rendering import camera_following_head, render_view
+
+SIZE = 256
+
+
+@pytest.fixture(scope="module")
+def session():
+    session = Session()
+    job = session.reconstruct(None, session.methods()[0])  # the demo portrait
+    assert job.wait(120), "reconstruction did not finish"
+    assert job.error is None and job.progress == pytest.approx(1.0)
+    session.set_avatar(job.avatar, job.name)
+    yield session
+    session.close()
+
+
+def camera(session, yaw=0.0):
+    return session.avatar.camera(yaw).resized(SIZE, SIZE)
+
+
+def render(session, view, state):
+    return render_view(session.avatar, view, state, session.backend)
+
+
+def covered(image: np.ndarray) -> float:
+    """Share of pixels that are not the black background."""
+    return float((image.max(axis=2) > 0.02).mean())
+
+
+def test_demo_avatar_has_three_growing_levels(session):
+    counts = session.lod_counts
+    assert len(counts) == 3 and counts[0] < counts[1] < counts[2]
+    assert session.avatar_name.startswith("astronaut")
+    assert not session.has_refiner
+
+
+def test_cancelling_a_reconstruction_reports_cancelled(session):
+    job = session.reconstruct(None, session.methods()[0])
+    job.cancel()
+    assert job.wait(60)
+    assert job.cancelled and job.avatar is None and job.error is None
+
+
+def test_a_photo_without_a_face_fails_with_a_clear_error(session, samples_dir):
+    job = session.reconstruct(samples_dir / "photos" / "dog_no_human_face.jpg", session.methods()[0])
+    assert job.wait(60)
+    assert job.avatar is None and "no face found" in str(job.error)
+
+
+def test_each_level_of_detail_renders_the_avatar_differently(session):
+    images = [render(session, View(camera(session), lod), DrivingState.neutral(478)) for lod in range(3)]
+    for image in images:
+        assert image.shape == (SIZE, SIZE, 3) and image.dtype == np.float32
+        assert 0.15 < covered(image) < 0.95
+    for a, b in ((0, 1), (1, 2), (0, 2)):
+        assert np.abs(images[a] - images[b]).mean() > 1e-3
+
+
+def test_inspection_modes_show_different_things(session):
+    state = DrivingState.neutral(478)
+    images = {mode: render(session, View(camera(session), 1, mode), state) for mode in INSPECTION_MODES}
+    alpha = images["alpha"]
+    assert np.allclose(alpha[..., 0], alpha[..., 1]) and alpha.max() > 0.99  # grey, opaque somewhere
+    depth = images["depth"]
+    assert np.abs(depth[..., 0] - depth[..., 2]).max() > 0.3  # colour-coded
+    assert covered(images["points"]) < covered(images["final"])  # centres leave gaps
+    visibility = images["visibility"]
+    greenish = (visibility[..., 1] > visibility[..., 0] + 0.2).mean()
+    orange = (visibility[..., 0] > visibility[..., 2] + 0.4).mean()
+    assert greenish > 0.02  # the face the photo saw
+    side = render(session, View(camera(session, yaw=100.0), 1, "visibility"), state)
+    assert (side[..., 0] > side[..., 2] + 0.4).mean() > orange  # the far side was hidden from it
+    for a, b in (("final", "alpha"), ("final", "depth"), ("final", "visibility"), ("alpha", "depth")):
+        assert np.abs(images[a] - images[b]).mean() > 0.01
+
+
+def test_background_fills_uncovered_pixels(session):
+    image = render(session, View(camera(session), 0, background=(0.2, 0.4, 0.6)), DrivingState.neutral(478))
+    np.testing.assert_allclose(image[0, 0], [0.2, 0.4, 0.6], atol=1e-6)
+
+
+def test_follow_head_keeps_a_turned_head_where_the_camera_put_it(session):
+    neutral = session.manual_state({})
+    turned = session.manual_state({"yaw": 25.0})
+    view = camera(session)
+    reference = render(session, View(view, 1), neutral)
+    moved = render(session, View(view, 1), turned)
+    followed = render(session, View(view, 1, follow_head=True), turned)
+    face = slice(SIZE // 4, SIZE // 2), slice(SIZE // 3, 2 * SIZE // 3)  # eyes and nose
+    assert np.abs(followed[face] - reference[face]).mean() < 0.3 * np.abs(moved[face] - reference[face]).mean()
+
+
+def test_camera_following_head_undoes_the_rigid_motion():
+    rng = np.random.default_rng(0)
+    rotation = DrivingState(np.zeros((478, 3)), _rotation_y(30.0), np.array([0.1, -0.2, 0.3]))
+    pivot = np.array([0.0, -0.2, -0.4])
+    points = rng.normal(size=(20, 3))
+    moved = (points - pivot) @ rotation.rotation.T + pivot + rotation.translation
+    from core.geometry.camera import Camera
+
+    view = Camera.orbit((0, 0, 0), 10, 5, 9.0, 64, 64, 12.0)
+    followed = camera_following_head(view, rotation, pivot)
+    np.testing.assert_allclose(followed.world_to_camera(moved), view.world_to_camera(points), atol=1e-9)
+
+
+def _rotation_y(degrees):
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def test_manual_controls_move_the_right_landmarks(session):
+    landmarks = session.avatar.rig.landmarks.astype(np.float64)
+    rig = ControlRig(landmarks)
+    jaw = rig.state({"jaw_open": 1.0}).landmark_offsets
+    assert np.all(jaw[list(LOWER_LIP), 1] < 0)  # the lower lip drops
+    assert np.abs(jaw[[10, 151, 168]]).max() == 0  # the forehead and nose bridge stay
+    eyes = rig.state({"eyes_closed": 1.0}).landmark_offsets
+    for upper, lower in EYELID_PAIRS:
+        closed = landmarks[upper] + eyes[upper]
+        assert np.linalg.norm(closed - landmarks[lower]) < 0.1 * np.linalg.norm(landmarks[upper] - landmarks[lower]) + 1e-9
+    smile = rig.state({"smile": 1.0}).landmark_offsets
+    assert smile[61, 0] < 0 < smile[291, 0] and smile[61, 1] > 0  # corners out and up
+    turned = rig.state({"yaw": 30.0})
+    assert turned.rotation @ np.array([0, 0, 1.0]) == pytest.approx([0.5, 0, math.sqrt(3) / 2])
+    assert np.allclose(rig.state({}).landmark_offsets, 0) and np.allclose(rig.state({}).rotation, np.eye(3))
+
+
+def test_idle_animation_stays_within_the_controls_ranges_and_blinks():
+    values = [idle_controls(t) for t in np.arange(0.0, 30.0, 0.02)]
+    for name, (_, low, high) in MANUAL_CONTROLS.items():
+        series = [value[name] for value in values]
+        assert low <= min(series) and max(series) <= high, name
+    assert max(value["eyes_closed"] for value in values) > 0.95
+    assert np.std([value["yaw"] for value in values]) > 3.0
+
+
+def test_render_thread_delivers_the_newest_request_and_reports_errors(session):
+    views = [View(camera(session), lod) for lod in (0, 1)]
+    session.request_render(views, session.manual_state({}))
+    frame = _wait_for(session.rendered)
+    assert frame.error is None and len(frame.images) == 2 and frame.render_ms > 0
+    assert session.figures(1).render_fps > 0
+    session.request_render([View(camera(session), 7)], session.manual_state({}))
+    frame = _wait_for(session.rendered)
+    assert isinstance(frame.error, AvatarError) and "LOD 7" in str(frame.error)
+
+
+def _wait_for(poll, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while (result := poll()) is None:
+        assert time.monotonic() < deadline, "nothing arrived"
+        time.sleep(0.01)
+    return result
+
+
+def test_video_driver_tracks_every_frame_when_paced_by_the_viewer(session, samples_dir):
+    driver = session.drive_video(samples_dir / "videos" / "talking_d0.mp4", paced_by_consumer=True)
+    assert driver.frame_count == 78 and driver.fps == pytest.approx(25.0)
+    positions, states = [], []
+    while len(positions) < 12:
+        frame, events = session.poll()
+        assert not events
+        if frame is not None:
+            positions.append(frame.position)
+            states.append(frame.state)
+        session.wait(0.05)
+    assert positions == list(range(positions[0], positions[0] + 12))  # none dropped
+    assert all(isinstance(state, DrivingState) for state in states[3:])
+    assert frame.preview.shape == (256, 256, 4)
+    assert session.figures(1).tracker_ms > 0
+    driver.set_paused(True)
+    time.sleep(0.3)
+    session.poll()
+    assert session.poll() == (None, [])  # paused: nothing new
+    driver.seek(60)
+    frame = _wait_for(lambda: session.poll()[0])
+    assert frame.position == 60  # a seek shows its frame even while paused
+    started = time.monotonic()
+    session.stop_driving()
+    assert time.monotonic() - started < 1.0
+    assert not any(thread.name.startswith("driver") for thread in threading.enumerate())
+
+
+def test_a_video_that_ends_without_loop_reports_it_and_pauses(session, samples_dir):
+    driver = session.drive_video(samples_dir / "videos" / "talking_d0.mp4", paced_by_consumer=True)
+    driver.loop = False
+    driver.seek(75)
+    deadline = time.monotonic() + 30
+    events = []
+    while not events:
+        assert time.monotonic() < deadline
+        _, events = session.poll()
+        session.wait(0.05)
+    assert events[0].kind == "ended" and driver.paused
+    session.stop_driving()
+
+
+def test_bad_sources_fail_clearly(session, tmp_path):
+    fake = tmp_path / "broken.mp4"
+    fake.write_text("not a video")
+    with pytest.raises(FrameSourceError, match="broken.mp4"):
+        session.drive_video(fake)
+    session.drive_webcam(99)
+    deadline = time.monotonic() + 10
+    events = []
+    while not events:
+        assert time.monotonic() < deadline
+        _, events = session.poll()
+        session.wait(0.05)
+    assert events[0].kind == "failed" and "webcam 99" in events[0].message
+    session.stop_driving()
+
+
+def test_save_load_and_export_ply(session, tmp_path):
+    path = session.save_avatar(tmp_path / "demo.omg")
+    reloaded = Session()
+    try:
+        reloaded.load_avatar(path)
+        assert reloaded.lod_counts == session.lod_counts and reloaded.avatar_name == "demo"
+        state = session.manual_state({"jaw_open": 0.5})
+        np.testing.assert_allclose(
+            render(reloaded, View(camera(session), 0), state), render(session, View(camera(session), 0), state), atol=1e-5
+        )
+    finally:
+        reloaded.close()
+    ply = session.export_ply(tmp_path / "sub1.ply", 1, session.manual_state({}))
+    assert len(load_ply(ply)) == session.lod_counts[1]
+
+
+def test_smoothing_strength_round_trips_and_orders_cutoffs(session):
+    session.set_smoothing(0.0)
+    assert session.smoothing_strength() == pytest.approx(0.0)
+    session.set_smoothing(0.75)
+    assert session.smoothing_strength() == pytest.approx(0.75)
+
+
+def test_rate_meter_counts_events_per_second():
+    meter = RateMeter(window_s=1.0)
+    for index in range(31):
+        meter.tick(10.0 + index / 30)
+    assert meter.rate(11.0) == pytest.approx(30.0)
+    assert meter.rate(13.0) == 0.0  # all old
