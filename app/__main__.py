@@ -19,6 +19,10 @@ if __name__ == "__main__":
     multiprocessing.freeze_support()  # the presenter window is a spawned process
     if getattr(sys, "frozen", False):  # a bundle may be read-only: compiled kernels go to the user's cache
         os.environ.setdefault("NUMBA_CACHE_DIR", str(_user_cache_dir() / "numba"))
+    if sys.argv[1:2] == ["--presenter-window"]:  # the bundle's presenter (see app/presenter.py)
+        from app.presenter_process import main as presenter_main
+
+        sys.exit(presenter_main(sys.argv[2:]))
     from core.cli import main
 
     sys.exit(main(["app", *sys.argv[1:]]))
