@@ -21,7 +21,7 @@ from core.errors import OmgError
 from core.fileio import write_bytes_atomic
 from core.render import RenderOutput
 
-#: MPEG-4 Part 2: the one MP4 encoder that OpenCV's bundled FFmpeg always has.
+#: MPEG-4 Part 2: the MP4 encoder in the opencv wheel's FFmpeg (it has no H.264 encoder).
 MP4_FOURCC = "mp4v"
 #: Pixels between the cells of a contact sheet, and their colour.
 SHEET_GAP = 4

@@ -1,0 +1,158 @@
+"""``omg-avatar eval`` on a short sample clip: the JSON contract, the contact sheet, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.cli import main
+from core.cli.eval import METRICS, SHEET_CELL, SHEET_ROWS_PER_VIDEO, EvenSample
+from core.media import SHEET_GAP, AtomicMp4Writer, contact_sheet
+
+OMG_AVATAR = Path(sys.executable).parent / "omg-avatar"
+FRAMES = 6  # the source frame and five driven frames
+
+
+class _MeanAbsolute(torch.nn.Module):
+    """Stands in for an exported LPIPS network (the real one is a user's file)."""
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs().mean(dim=(1, 2, 3))
+
+
+@pytest.fixture(scope="module")
+def evaluation(samples_dir, tmp_path_factory) -> dict:
+    """One eval run on the first frames of a sample clip: its process result, JSON and sheet."""
+    folder = tmp_path_factory.mktemp("eval")
+    lpips = folder / "lpips.pt2"
+    examples = (torch.zeros(1, 3, 512, 512), torch.ones(1, 3, 512, 512))  # distinct: no aliasing
+    torch.export.save(torch.export.export(_MeanAbsolute(), examples), str(lpips))
+    report, sheet = folder / "scores.json", folder / "sheet.png"
+    result = subprocess.run(
+        [str(OMG_AVATAR), "eval", str(samples_dir / "videos" / "talking_d0.mp4"), "--max-frames", str(FRAMES),
+         "--json", str(report), "--contact-sheet", str(sheet), "--lpips", str(lpips)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return {"result": result, "report": json.loads(report.read_text()), "sheet": sheet}
+
+
+def test_eval_json_has_the_contract_keys_with_plausible_scores(evaluation):
+    report = evaluation["report"]
+    assert set(report["videos"]) == {"talking_d0.mp4"}
+    video = report["videos"]["talking_d0.mp4"]
+    for entry in (video, report["mean"]):
+        assert set(METRICS) <= set(entry)
+        assert all(isinstance(entry[key], float) and math.isfinite(entry[key]) for key in METRICS)
+    assert video["frames"] == FRAMES - 1 and video["landmark_frames"] == FRAMES - 1
+    assert 15.0 < video["psnr"] < 40.0 and 0.5 < video["ssim"] < 1.0
+    assert 0.0 < video["akd"] < 10.0 and 0.0 <= video["apd"] < 10.0 and video["fps"] > 0.0
+    assert 0.0 < video["lpips"] < 0.5  # the stand-in's mean absolute difference in [-1, 1]
+    assert report["mean"]["psnr"] == video["psnr"]  # one video: the mean is its scores
+
+
+def test_eval_prints_progress_and_the_table(evaluation):
+    result = evaluation["result"]
+    assert "avatar reconstructed from the first frame" in result.stderr
+    table = result.stdout.splitlines()
+    assert table[1].split() == ["video", *(key.upper() for key in METRICS)]
+    assert table[-1].split()[0] == "mean"
+
+
+def test_eval_contact_sheet_has_rows_of_source_target_and_render(evaluation):
+    sheet = cv2.imread(str(evaluation["sheet"]))
+    rows, columns = SHEET_ROWS_PER_VIDEO, 3
+    assert sheet.shape[1] == columns * SHEET_CELL + (columns - 1) * SHEET_GAP
+    label_band = sheet.shape[0] - rows * SHEET_CELL - rows * SHEET_GAP
+    assert 0 < label_band < SHEET_CELL
+    first_row = sheet[label_band + SHEET_GAP : label_band + SHEET_GAP + SHEET_CELL]
+    source, target, render = (first_row[:, k * (SHEET_CELL + SHEET_GAP) :][:, :SHEET_CELL] for k in range(3))
+    assert np.abs(source.astype(float) - target).mean() > 5  # green screen vs removed background
+    assert np.abs(render.astype(float) - target).mean() < 40  # the render resembles its target
+
+
+def test_lpips_is_null_without_a_model_file(samples_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OMG_AVATAR_MODELS", str(tmp_path))
+    report = tmp_path / "scores.json"
+    video = samples_dir / "videos" / "talking_d0.mp4"
+    assert main(["eval", str(video), "--max-frames", "2", "--json", str(report)]) == 0
+    scores = json.loads(report.read_text())
+    assert scores["mean"]["lpips"] is None and scores["videos"]["talking_d0.mp4"]["lpips"] is None
+    assert "LPIPS unavailable" in capsys.readouterr().out
+
+
+def _clip(path: Path, frames: list[np.ndarray]) -> Path:
+    with AtomicMp4Writer(path, 25.0, frames[0].shape[1], frames[0].shape[0]) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def _first_frame(video: Path) -> np.ndarray:
+    capture = cv2.VideoCapture(str(video))
+    ok, bgr = capture.read()
+    capture.release()
+    assert ok
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def test_bad_videos_are_one_line_errors_and_write_nothing(samples_dir, tmp_path, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("plain text, not a video")
+    face = _first_frame(samples_dir / "videos" / "talking_d0.mp4")
+    faceless = _clip(tmp_path / "faceless.mp4", [np.full_like(face, 128), face])
+    single = _clip(tmp_path / "single.mp4", [face])
+    report, sheet = tmp_path / "out" / "scores.json", tmp_path / "out" / "sheet.png"
+    expected = {
+        text: "cannot open notes.mp4",
+        faceless: "no face found in the first frame of faceless.mp4",
+        single: "single.mp4 has only one frame",
+        tmp_path / "absent.mp4": "video file not found",
+    }
+    for video, message in expected.items():
+        code = main(["eval", str(video), "--json", str(report), "--contact-sheet", str(sheet)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and lines[-1].startswith("omg-avatar: error: ") and message in lines[-1]
+        assert not [line for line in lines if "Traceback" in line]
+        assert not report.parent.exists()
+
+
+def test_a_missing_lpips_file_is_a_one_line_error(samples_dir, tmp_path, capsys):
+    video = samples_dir / "videos" / "talking_d0.mp4"
+    assert main(["eval", str(video), "--lpips", str(tmp_path / "lpips.pt2")]) == 2
+    assert capsys.readouterr().err.strip() == f"omg-avatar: error: LPIPS model not found: {tmp_path / 'lpips.pt2'}"
+
+
+def test_even_sample_spreads_its_picks_over_a_stream_of_unknown_length():
+    sample = EvenSample(3)
+    for index in range(1, 101):
+        if sample.wants(index):
+            sample.add(index, index)
+    picked = sample.picked()
+    assert len(picked) == 3 and picked == sorted(picked)
+    assert picked[0] <= 10 and 40 <= picked[1] <= 60 and picked[2] >= 90
+    short = EvenSample(3)
+    for index in (1, 2):
+        short.add(index, index)
+    assert short.picked() == [1, 2]
+
+
+def test_contact_sheet_lays_out_rows_under_column_labels():
+    red, green = np.zeros((100, 100, 3), np.uint8), np.zeros((50, 50, 3), np.uint8)
+    red[..., 0], green[..., 1] = 255, 255
+    sheet = contact_sheet([[red, green], [green, red]], ("a", "b"), cell=40)
+    band = sheet.shape[0] - 2 * 40 - 2 * SHEET_GAP
+    assert sheet.shape == (band + 2 * (40 + SHEET_GAP), 2 * 40 + SHEET_GAP, 3)
+    top_left = sheet[band + SHEET_GAP + 20, 20]
+    bottom_right = sheet[-20, -20]
+    assert tuple(top_left) == (255, 0, 0) and tuple(bottom_right) == (255, 0, 0)
+    with pytest.raises(ValueError):
+        contact_sheet([[red]], ("a", "b"))
