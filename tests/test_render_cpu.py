@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +11,7 @@ from core.config import load_config
 from core.geometry.camera import Camera
 from core.render import Gaussians, render
 from core.render.scenes import head_scene, portrait_camera, random_scene
+from timing import typical_seconds
 
 LOD = load_config("paper").lod
 
@@ -72,18 +71,16 @@ def test_cpu_refuses_inputs_that_need_gradients():
 
 def test_cpu_is_real_time_at_sub1():
     """A loose floor (the acceptance minimum, 30 FPS at Sub#1, 512x512, 3 channels); the full
-    table comes from ``omg-avatar bench render``. The best of three medians, so another process
-    hogging the cores for a while does not fail it."""
-    g = head_scene(LOD.head_gaussians[1], LOD.shoulder_gaussians)
-    camera = portrait_camera(512)
-    for _ in range(3):
-        render(g, camera, "cpu")
-    medians = []
-    for _ in range(3):
-        seconds = []
-        for _ in range(7):
-            start = time.perf_counter()
-            render(g, camera, "cpu")
-            seconds.append(time.perf_counter() - start)
-        medians.append(statistics.median(seconds))
-    assert 1.0 / min(medians) >= 30.0
+    table comes from ``omg-avatar bench render``."""
+    seconds = typical_seconds(
+        """
+        from core.config import load_config
+        from core.render import render
+        from core.render.scenes import head_scene, portrait_camera
+        lod = load_config("paper").lod
+        gaussians = head_scene(lod.head_gaussians[1], lod.shoulder_gaussians)
+        camera = portrait_camera(512)
+        """,
+        'render(gaussians, camera, "cpu")',
+    )
+    assert 1.0 / seconds >= 30.0

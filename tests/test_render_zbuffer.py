@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
-import time
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ import torch
 from core.geometry.camera import Camera
 from core.render import mesh_depth, visible_vertices
 from core.render.scenes import HEAD_RADII, ellipsoid_mesh, portrait_camera
+from timing import typical_seconds
 
 QUAD_FACES = np.array([[0, 1, 2], [0, 2, 3]])
 
@@ -98,19 +97,13 @@ def test_visibility_outside_the_image_or_behind_the_camera():
 def test_depth_buffer_of_160k_triangles_at_512_takes_under_20_ms():
     vertices, faces = ellipsoid_mesh(160_000)
     assert abs(len(faces) - 160_000) < 1_000
-    camera = portrait_camera(512)
-    mesh_depth(vertices, faces, camera)  # compile or load from cache
-    assert _typical_seconds(lambda: mesh_depth(vertices, faces, camera)) < 0.020
-
-
-def _typical_seconds(run, rounds: int = 3, repeats: int = 7) -> float:
-    """The best of ``rounds`` medians: robust to another process hogging the cores for a while."""
-    medians = []
-    for _ in range(rounds):
-        seconds = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            seconds.append(time.perf_counter() - start)
-        medians.append(statistics.median(seconds))
-    return min(medians)
+    seconds = typical_seconds(
+        """
+        from core.render import mesh_depth
+        from core.render.scenes import ellipsoid_mesh, portrait_camera
+        vertices, faces = ellipsoid_mesh(160_000)
+        camera = portrait_camera(512)
+        """,
+        "mesh_depth(vertices, faces, camera)",
+    )
+    assert seconds < 0.020
