@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from core.avatar import Animator, Avatar, DrivingState, load_avatar
+from core.cli.progress import ProgressClock
 from core.config import load_config
 from core.errors import InputImageError, NoFaceError
 from core.geometry.camera import Camera
@@ -267,7 +268,7 @@ def _drive(
     stats: DriveStats,
 ) -> SourceEvent:
     """Run the pipeline until the input ends; fills ``stats``; returns the ending event."""
-    progress_at = time.monotonic() + PROGRESS_INTERVAL_S
+    progress = ProgressClock(PROGRESS_INTERVAL_S)
     started = time.perf_counter()
     with TrackingWorker(driving.read, tracker, max_frames) as worker:
         while not isinstance(item := worker.get(), SourceEvent):
@@ -280,8 +281,7 @@ def _drive(
                 writer.write(image)
             encoded = time.perf_counter()
             stats.add(item, animated - clock, rendered - animated, encoded - rendered)
-            if time.monotonic() >= progress_at:
-                progress_at += PROGRESS_INTERVAL_S
+            if progress.due():
                 stats.wall_s = time.perf_counter() - started
                 print(f"  drove {stats.frames} frames, {stats.fps:.1f} FPS", file=sys.stderr, flush=True)
     stats.wall_s = time.perf_counter() - started

@@ -35,6 +35,7 @@ import numpy as np
 
 from core.avatar import Animator, reconstruct
 from core.cli.drive import View, non_negative_int, positive_int
+from core.cli.progress import ProgressClock
 from core.config import Config, load_config
 from core.errors import InputImageError
 from core.fileio import write_json_atomic
@@ -242,7 +243,7 @@ def evaluate_video(
         animator, view = Animator(avatar, reference_frames=1), View(avatar, lod, avatar.camera(), backend, BACKGROUND)
         _start_tracking(tracker, animator, first, portrait)
         source_cell = _cell(captioned(portrait.crop.image, path.name))
-        report_at = time.monotonic() + PROGRESS_INTERVAL_S
+        report = ProgressClock(PROGRESS_INTERVAL_S)
         for frame in video:
             if max_frames is not None and frame.index >= max_frames:
                 break
@@ -259,8 +260,7 @@ def evaluate_video(
                     _cell(captioned(target, f"frame {frame.index}")),
                     _cell(captioned(rendered, _frame_caption(frame_scores))),
                 ])  # fmt: skip
-            if time.monotonic() >= report_at:
-                report_at += PROGRESS_INTERVAL_S
+            if report.due():
                 progress(f"{path.name}: {len(scores.frames)} frames, {_scores_line(scores.summary())}")
     if not scores.frames:
         raise InputImageError(f"{path.name} has only one frame: nothing drives the avatar")

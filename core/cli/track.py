@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.cli.progress import ProgressClock
 from core.config import Config, load_config
 from core.errors import ModelFileError, NoFaceError
 from core.fileio import write_json_atomic
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     flame_file = None if args.no_flame else _flame_file(args.flame, config)
     fitting = _fitting(config, flame_file) if flame_file else None
-    stats, progress = TrackStats(), Progress()
+    stats, progress = TrackStats(), ProgressClock(PROGRESS_INTERVAL_S)
     with Tracker.from_config(config) as tracker:
         for frame, decode_ms in _timed_frames(args.input, config, args.max_frames):
             tracked = tracker.track(frame)
@@ -125,7 +126,8 @@ def run(args: argparse.Namespace) -> int:
                 stats.tracked += 1
                 if fitting:
                     _fit(fitting, tracked.landmarks, stats)
-            progress.update(stats)
+            if progress.due():
+                print(f"  tracked {stats.tracked}/{stats.frames} frames", file=sys.stderr, flush=True)
     if fitting:
         _fit(fitting, None, stats)
     if stats.tracked == 0:
@@ -192,19 +194,6 @@ def _timed_frames(spec: str, config: Config, max_frames: int | None) -> Iterator
                 return
             count += 1
             yield frame, 1000.0 * (time.perf_counter() - started)
-
-
-class Progress:
-    """Prints ``tracked T/N frames`` on stderr every :data:`PROGRESS_INTERVAL_S` seconds."""
-
-    def __init__(self) -> None:
-        self._last = time.monotonic()
-
-    def update(self, stats: TrackStats) -> None:
-        now = time.monotonic()
-        if now - self._last >= PROGRESS_INTERVAL_S:
-            self._last = now
-            print(f"  tracked {stats.tracked}/{stats.frames} frames", file=sys.stderr, flush=True)
 
 
 def _print_summary(summary: dict, flame_file: Path | None, config: Config) -> None:
