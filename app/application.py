@@ -30,7 +30,7 @@ from app.panels.view import ViewPanel
 from app.presenter import Presenter
 from app.recorder import Recorder
 from app.settings import RecentFiles
-from app.viewport import OverlayFigures, Viewport
+from app.viewport import Viewport
 from core.errors import OmgError
 from core.media import write_png_atomic
 from core.session import ReconstructionJob, Session, VideoDriver, View
@@ -381,10 +381,7 @@ class App:
             self.viewport.set_overlay(None)
             return
         figures = self.session.figures(self.view.lod)
-        self.viewport.set_overlay(OverlayFigures(
-            figures.render_fps, figures.end_to_end_fps, figures.tracker_ms, figures.gaussians,
-            f"Sub#{figures.lod}" + (" (auto)" if self.view.auto_lod else ""), figures.backend,
-        ))
+        self.viewport.set_overlay(figures, f"Sub#{figures.lod}" + (" (auto)" if self.view.auto_lod else ""))
 
     # ------------------------------------------------------------------ closing
     def close(self) -> None:

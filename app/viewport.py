@@ -10,13 +10,12 @@ touches the camera's angles.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import dearpygui.dearpygui as dpg
 import numpy as np
 
 from app import theme
 from app.orbit_camera import OrbitCamera
+from core.session.figures import Figures
 
 #: Gap between the two images of the side-by-side mode, and around the images, in pixels.
 GAP = 8
@@ -24,18 +23,6 @@ OVERLAY_PADDING = 10
 OVERLAY_LINE_HEIGHT = 20
 #: Room under each image for its label in the side-by-side mode.
 LABEL_HEIGHT = 28
-
-
-@dataclass(frozen=True)
-class OverlayFigures:
-    """What the overlay shows; the view formats it."""
-
-    render_fps: float
-    end_to_end_fps: float
-    tracker_ms: float | None
-    gaussians: int
-    lod_label: str
-    backend: str
 
 
 class Viewport:
@@ -109,7 +96,8 @@ class Viewport:
             dpg.configure_item(self._message, text=text)
             self._layout_dirty = True
 
-    def set_overlay(self, figures: OverlayFigures | None) -> None:
+    def set_overlay(self, figures: Figures | None, lod_label: str = "") -> None:
+        """Show the session's figures, with ``lod_label`` (e.g. "Sub#1 (auto)"); None hides it."""
         if figures is None:
             lines = ["", "", ""]
         else:
@@ -117,7 +105,7 @@ class Viewport:
             lines = [
                 f"Render {figures.render_fps:5.1f} FPS    End-to-end {figures.end_to_end_fps:5.1f} FPS",
                 f"Tracker {tracker}    {figures.gaussians:,} Gaussians",
-                f"LOD {figures.lod_label}    Renderer {figures.backend}",
+                f"LOD {lod_label}    Renderer {figures.backend}",
             ]
         for item, line in zip(self.overlay_lines, lines):
             dpg.configure_item(item, text=line)
