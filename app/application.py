@@ -28,6 +28,7 @@ from app.panels.driving import DrivingPanel
 from app.panels.source import SourcePanel
 from app.panels.view import ViewPanel
 from app.presenter import Presenter
+from app.process_age import process_age_s
 from app.recorder import Recorder
 from app.settings import RecentFiles
 from app.viewport import Viewport
@@ -78,8 +79,7 @@ class App:
         self.job: ReconstructionJob | None = None
         self.frames = 0  # loop iterations
         self.avatar_frames = 0  # frames that showed the avatar
-        self.first_avatar_frame_s: float | None = None
-        self._started = time.perf_counter()
+        self.first_avatar_frame_s: float | None = None  # seconds from the process's start
         self._dirty = True
         self.shown_lod = self.view.lod
         self.requested = self.shown_request = 0  # serial numbers of render requests
@@ -304,7 +304,7 @@ class App:
         self.avatar_frames += 1
         now = time.perf_counter()
         if self.first_avatar_frame_s is None:
-            self.first_avatar_frame_s = now - self._started
+            self.first_avatar_frame_s = process_age_s()
         if self.view.auto_lod:
             self._apply_auto_lod(frame.render_ms)
         self._publish(list(frame.images))

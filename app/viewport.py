@@ -105,7 +105,8 @@ class Viewport:
             lines = [
                 f"Render {figures.render_fps:5.1f} FPS    End-to-end {figures.end_to_end_fps:5.1f} FPS",
                 f"Tracker {tracker}    {figures.gaussians:,} Gaussians",
-                f"LOD {lod_label}    Renderer {figures.backend}",
+                f"LOD {lod_label}    Renderer {figures.backend}"
+                + ("  (compiling cpu, first start only)" if figures.compiling else ""),
             ]
         for item, line in zip(self.overlay_lines, lines):
             dpg.configure_item(item, text=line)

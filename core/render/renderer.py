@@ -8,6 +8,7 @@ from core.geometry.camera import Camera
 from core.render.cpu import render_cpu
 from core.render.gaussians import Gaussians
 from core.render.gsplat_backend import cuda_available, render_gsplat
+from core.render.kernels import host_backend
 from core.render.output import Background, RenderOutput
 from core.render.profiling import StageTimer
 from core.render.reference import render_reference
@@ -24,13 +25,19 @@ def available_backends() -> list[str]:
     return (["gsplat"] if cuda_available() else []) + ["cpu", "reference"]
 
 
+def fastest_backend() -> str:
+    """What ``auto`` means now: gsplat with CUDA, else the cpu backend, or the torch reference
+    while the cpu kernels compile in the background (see :mod:`core.render.kernels`)."""
+    return "gsplat" if cuda_available() else host_backend()
+
+
 def resolve_backend(backend: str) -> str:
-    """``backend`` with ``auto`` replaced by gsplat (CUDA available) or cpu; raises
+    """``backend`` with ``auto`` replaced by :func:`fastest_backend`; raises
     :class:`RenderBackendError` for unknown or unavailable backends."""
     if backend not in BACKENDS:
         raise RenderBackendError(f"unknown render backend '{backend}': choose one of {', '.join(BACKENDS)}")
     if backend == "auto":
-        return available_backends()[0]
+        return fastest_backend()
     if backend not in available_backends():
         raise RenderBackendError(f"render backend '{backend}' needs a CUDA GPU, and torch sees none")
     return backend
@@ -48,7 +55,7 @@ def render(
     Args:
         gaussians: N Gaussians with C feature channels.
         camera: the view; its width and height set the image size.
-        backend: ``auto`` (gsplat with CUDA, else cpu), ``gsplat``, ``cpu`` or ``reference``.
+        backend: ``auto`` (:func:`fastest_backend`), ``gsplat``, ``cpu`` or ``reference``.
             Only gsplat and reference are differentiable; the cpu backend refuses inputs that
             require gradients, so ``auto`` never silently drops them on a CPU-only machine.
         background: one value, or C values, composited behind the Gaussians.

@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from core.geometry.camera import Camera
 from core.render.constants import NEAR_PLANE
+from core.render.kernels import host_backend
 
 #: Default depth tolerance of the visibility test, in world units (FLAME x5: 0.01 = 2 mm).
 VISIBILITY_TOLERANCE = 0.01
@@ -47,7 +48,8 @@ def mesh_depth(vertices: ArrayLike, faces: ArrayLike, camera: Camera, backend: B
         vertices: [V, 3] world-space positions, numpy or torch.
         faces: [F, 3] integer vertex indices.
         backend: ``cpu`` (compiled, multi-threaded), ``torch`` (vectorised, any device), or
-            ``auto``: torch for CUDA tensors, cpu otherwise.
+            ``auto``: torch for CUDA tensors and while the cpu kernels compile in the
+            background (:mod:`core.render.kernels`), cpu otherwise.
 
     Returns:
         float32 numpy array for numpy input, else a tensor on the vertices' device (float32,
@@ -55,7 +57,8 @@ def mesh_depth(vertices: ArrayLike, faces: ArrayLike, camera: Camera, backend: B
     """
     if _use_torch(vertices, backend):
         vertices_t = torch.as_tensor(vertices)
-        return _depth_torch(vertices_t, torch.as_tensor(faces, device=vertices_t.device), camera)
+        depth_t = _depth_torch(vertices_t, torch.as_tensor(faces, device=vertices_t.device), camera)
+        return depth_t if isinstance(vertices, torch.Tensor) else depth_t.numpy().astype(np.float32)
     depth = _depth_cpu(_numpy(vertices, np.float64), _numpy(faces, np.int64), camera)
     if isinstance(vertices, torch.Tensor):
         return torch.from_numpy(depth).to(device=vertices.device, dtype=_float_dtype(vertices))
@@ -102,7 +105,8 @@ def _use_torch(vertices: ArrayLike, backend: Backend) -> bool:
     if backend not in ("auto", "cpu", "torch"):
         raise ValueError(f"unknown depth buffer backend '{backend}': choose auto, cpu or torch")
     if backend == "auto":
-        return isinstance(vertices, torch.Tensor) and vertices.device.type == "cuda"
+        on_cuda = isinstance(vertices, torch.Tensor) and vertices.device.type == "cuda"
+        return on_cuda or host_backend() == "reference"
     return backend == "torch"
 
 

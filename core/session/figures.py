@@ -14,7 +14,8 @@ MS_SMOOTHING = 0.1
 
 @dataclass(frozen=True)
 class Figures:
-    """The overlay's figures (``tracker_ms`` is None when nothing is tracked)."""
+    """The overlay's figures (``tracker_ms`` is None when nothing is tracked; ``backend`` is
+    the renderer of the newest frame; ``compiling``: the cpu renderer still compiles)."""
 
     render_fps: float
     end_to_end_fps: float
@@ -22,6 +23,7 @@ class Figures:
     gaussians: int
     lod: int
     backend: str
+    compiling: bool = False
 
 
 class RateMeter:

@@ -13,6 +13,7 @@ from core.avatar import Animator, Avatar, DrivingState, available_methods, load_
 from core.config import Config, load_config
 from core.errors import OmgError
 from core.render import available_backends, resolve_backend, save_ply
+from core.render.kernels import start_background_compile
 from core.session.controls import ControlRig, idle_controls
 from core.session.driving import DrivenFrame, Driver, DriverEvent, VideoDriver, WebcamDriver
 from core.session.figures import Figures, RateMeter, smoothed
@@ -30,8 +31,12 @@ class Session:
     (reconstruction, driver, renderer) hand results over through it."""
 
     def __init__(self, config: Config | str = "paper", backend: str = "auto"):
+        """``backend``: one of :data:`RENDERER_CHOICES`. Unless numba's cache already holds the
+        cpu renderer, it starts compiling in a background process; until it is done, ``auto``
+        renders with the torch reference (see :mod:`core.render.kernels`)."""
         self.config = config if isinstance(config, Config) else load_config(config)
-        self.backend = resolve_backend(backend)
+        self.set_backend(backend)
+        self._kernel_compile = start_background_compile() if "gsplat" not in available_backends() else None
         self.avatar: Avatar | None = None
         self.avatar_name = ""
         self.driver: Driver | None = None
@@ -43,6 +48,7 @@ class Session:
         self._shown = RateMeter()
         self._smoothing_cutoff = self.config.tracking.smoothing.min_cutoff
         self._requests = 0
+        self._rendered_by = ""  # the backend of the newest rendered frame
         self._wake = threading.Event()  # set by the renderer and the driver when they have news
         self._renderer = RenderThread(self._wake)
 
@@ -165,7 +171,9 @@ class Session:
 
     # ------------------------------------------------------------------ rendering
     def set_backend(self, name: str) -> None:
-        self.backend = resolve_backend(name)
+        """Render with ``name`` from now on (``auto`` is resolved per frame)."""
+        resolve_backend(name)  # raises for an unknown or unavailable backend
+        self.backend = name
 
     @staticmethod
     def backends() -> list[str]:
@@ -177,7 +185,8 @@ class Session:
         request that has not started yet is replaced. Returns the request's serial number."""
         state = self._state if state is None else state
         self._requests += 1
-        self._renderer.submit(RenderRequest(self._requests, self._require_avatar(), tuple(views), state, self.backend))
+        backend = resolve_backend(self.backend)
+        self._renderer.submit(RenderRequest(self._requests, self._require_avatar(), tuple(views), state, backend))
         return self._requests
 
     def rendered(self) -> RenderedFrame | None:
@@ -185,6 +194,7 @@ class Session:
         frame = self._renderer.take()
         if frame is not None and frame.error is None:
             self.last_render_ms = frame.render_ms
+            self._rendered_by = frame.request.backend
             self._render_ms = smoothed(self._render_ms, frame.render_ms)
         return frame
 
@@ -200,7 +210,8 @@ class Session:
             tracker_ms=self._tracker_ms if self.driver is not None else None,
             gaussians=counts[lod] if lod < len(counts) else 0,
             lod=lod,
-            backend=self.backend,
+            backend=self._rendered_by or resolve_backend(self.backend),
+            compiling=self.compiling_renderer,
         )
 
     def export_ply(self, path: str | Path, lod: int, state: DrivingState | None = None) -> Path:
@@ -209,7 +220,14 @@ class Session:
         with torch.inference_mode():
             return save_ply(self._require_avatar().gaussians(lod, state), path)
 
+    @property
+    def compiling_renderer(self) -> bool:
+        """Whether the cpu renderer still compiles in the background (first start on a machine)."""
+        return self._kernel_compile is not None and self._kernel_compile.running
+
     def close(self) -> None:
-        """Stop the driver and the render thread (each within half a second)."""
+        """Stop the driver, the render thread and a background compile (each within a second)."""
         self.stop_driving()
         self._renderer.stop()
+        if self._kernel_compile is not None:
+            self._kernel_compile.stop()

@@ -39,6 +39,7 @@ from core.geometry.camera import Camera
 from core.geometry.mesh import unique_edges
 from core.geometry.subdivision import SparseOperator
 from core.render import Gaussians, mesh_depth, render, visible_vertices
+from core.render.kernels import host_backend
 
 #: View-angle cosine below which a sample is ignored, and from which it is fully trusted.
 GRAZING_COSINE = (0.0, 0.12)
@@ -189,7 +190,7 @@ def sharpen_to_photo(gaussians: Gaussians, trusted: np.ndarray, camera: Camera, 
     uv = camera.project(gaussians.means.numpy().astype(np.float64))[0][trusted]
     for _ in range(SHARPEN_ITERATIONS):
         current = Gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, torch.from_numpy(colours))
-        out = render(current, camera, backend="cpu", background=0.0)
+        out = render(current, camera, backend=host_backend(), background=0.0)
         alpha = out.alpha.numpy()[..., None]
         residual = alpha * photo - out.features.numpy()  # photo minus the render composited over it
         colours[trusted] = np.clip(colours[trusted] + sample_bilinear(residual, uv), 0.0, 1.0)
