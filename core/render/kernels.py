@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 #: The command-line executable inside a PyInstaller bundle (see build_exe.spec).
 BUNDLED_CLI = "omg-avatar"
-#: Seconds to wait for the compiling process to end after it was asked to stop.
-STOP_TIMEOUT_S = 1.0
 
 
 def warm_up() -> None:
@@ -97,7 +95,11 @@ def warmup_command() -> list[str]:
 
 
 class BackgroundCompile:
-    """``omg-avatar warmup`` in a child process; :attr:`running` until it ends."""
+    """``omg-avatar warmup`` in a child process; :attr:`running` until it ends.
+
+    Nothing stops it early: a program that exits meanwhile leaves it to finish filling the
+    cache (a few seconds more), so that the next start does not compile again.
+    """
 
     def __init__(self):
         self._process = subprocess.Popen(
@@ -114,15 +116,9 @@ class BackgroundCompile:
         """Wait until the process ended; False if it still runs after ``timeout`` seconds."""
         return self._done.wait(timeout)
 
-    def stop(self) -> None:
-        """End the process (what it compiled so far stays cached)."""
-        if self.running:
-            self._process.terminate()
-            self.wait(STOP_TIMEOUT_S)
-
     def _watch(self) -> None:
         _, errors = self._process.communicate()
-        if self._process.returncode not in (0, -15):  # -15: stopped by stop()
+        if self._process.returncode != 0:
             log.warning("compiling the cpu renderer failed (exit %s): %s", self._process.returncode,
                         errors.decode(errors="replace").strip()[-500:])
         self._done.set()

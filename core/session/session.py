@@ -226,8 +226,7 @@ class Session:
         return self._kernel_compile is not None and self._kernel_compile.running
 
     def close(self) -> None:
-        """Stop the driver, the render thread and a background compile (each within a second)."""
+        """Stop the driver and the render thread (each within half a second). A background
+        compile of the renderer goes on in its own process until the cache is filled."""
         self.stop_driving()
         self._renderer.stop()
-        if self._kernel_compile is not None:
-            self._kernel_compile.stop()
