@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import hashlib
 import os
 import shutil
 import sys
@@ -42,3 +43,10 @@ class BundleCacheLocator(UserProvidedCacheLocator):
             locator._cache_path = os.path.join(_temporary_dir(), os.path.basename(locator._cache_path))
             locator.ensure_cache_path()
         return locator
+
+    def get_source_stamp(self) -> bytes:
+        """The shipped source's SHA-256. numba stamps a frozen program's kernels with its
+        executable instead, so the bundle's two executables (the app, and the command line
+        that compiles the kernels in the background) would discard each other's cache."""
+        with open(self._py_file, "rb") as source:
+            return hashlib.sha256(source.read()).digest()

@@ -169,6 +169,11 @@ def from_dict(cls: type, data: Any, where: str) -> Any:
     return cls(**{n: _convert(hints[n], data[n], f"{where}: {n}") for n in names})
 
 
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain dicts and lists (JSON-ready); :func:`from_dict` reads it back."""
+    return dataclasses.asdict(config)
+
+
 def _convert(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)

@@ -34,3 +34,9 @@ class ModelFileError(OmgError):
 
 class FrameSourceError(OmgError):
     """A webcam or video cannot be opened."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type name when empty), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

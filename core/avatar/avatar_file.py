@@ -27,6 +27,7 @@ import scipy.sparse as sp
 import torch
 
 from core.avatar.avatar import Avatar, AvatarError, HeadLod, HeadRig
+from core.errors import first_line
 from core.fileio import write_bytes_atomic
 from core.geometry.camera import Camera
 from core.render import Gaussians
@@ -100,14 +101,14 @@ def load_avatar(path: str | Path) -> Avatar:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise AvatarFileError(f"{path.name} is not an omg-avatar file ({_reason(exc)})") from None
+        raise AvatarFileError(f"{path.name} is not an omg-avatar file ({first_line(exc)})") from None
     header = _header(arrays, path.name)
     try:
         return _avatar(header, arrays)
     except KeyError as exc:
         raise AvatarFileError(f"{path.name} is damaged: member {exc.args[0]} is missing") from None
     except (ValueError, TypeError, IndexError) as exc:
-        raise AvatarFileError(f"{path.name} is damaged ({_reason(exc)})") from None
+        raise AvatarFileError(f"{path.name} is damaged ({first_line(exc)})") from None
 
 
 def _header(arrays: dict[str, np.ndarray], name: str) -> dict:
@@ -178,7 +179,3 @@ def _shaped(values: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray
 def _gaussian_arrays(gaussians: Gaussians) -> list[np.ndarray]:
     g = gaussians.detach().to("cpu", torch.float32)
     return [g.means.numpy(), g.quats.numpy(), g.scales.numpy(), g.opacities.numpy(), g.features.numpy()]
-
-
-def _reason(exc: Exception) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

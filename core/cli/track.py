@@ -20,9 +20,9 @@ import numpy as np
 
 from core.cli.progress import ProgressClock
 from core.config import Config, load_config
-from core.errors import ModelFileError, NoFaceError
+from core.errors import NoFaceError
 from core.fileio import write_json_atomic
-from core.flame import FlameLayer, load_flame_model, load_landmark_embedding, resolve_model_file
+from core.flame import FlameLayer, find_flame_file, load_flame_model, load_landmark_embedding, resolve_model_file
 from core.geometry.camera import Camera
 from core.tracking.flame_fitter import FlameFitter, FlameParams
 from core.tracking.photo import portrait_from_image, read_image
@@ -111,7 +111,7 @@ class CalibratedFitting:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    flame_file = None if args.no_flame else _flame_file(args.flame, config)
+    flame_file = None if args.no_flame else find_flame_file(args.flame, config.flame)
     fitting = _fitting(config, flame_file) if flame_file else None
     stats, progress = TrackStats(), ProgressClock(PROGRESS_INTERVAL_S)
     with Tracker.from_config(config) as tracker:
@@ -137,17 +137,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         write_json_atomic(args.json, summary)
     return 0
-
-
-def _flame_file(given: str | None, config: Config) -> Path | None:
-    """The FLAME file to fit with: the one given (which must exist), else the config's if present."""
-    if given:
-        path = Path(given).expanduser()
-        if not path.is_file():
-            raise ModelFileError(f"FLAME model not found: {path}")
-        return path
-    path = resolve_model_file(config.flame.model_file)
-    return path if path.is_file() else None
 
 
 def _fitting(config: Config, flame_file: Path) -> CalibratedFitting:

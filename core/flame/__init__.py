@@ -3,6 +3,7 @@
 from core.flame.files import (
     FlameModelData,
     LandmarkEmbedding,
+    find_flame_file,
     load_flame_model,
     load_landmark_embedding,
     resolve_model_file,
@@ -14,6 +15,7 @@ __all__ = [
     "FlameModelData",
     "FlameOutput",
     "LandmarkEmbedding",
+    "find_flame_file",
     "load_flame_model",
     "load_landmark_embedding",
     "resolve_model_file",

@@ -32,7 +32,8 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse
 
-from core.errors import ModelFileError
+from core.config import FlameConfig
+from core.errors import ModelFileError, first_line
 from core.paths import models_dir
 
 FLAME_SHAPE_COMPONENTS = 300  # shapedirs[..., :300] is shape, the rest is expression
@@ -90,6 +91,18 @@ def resolve_model_file(path: str | Path) -> Path:
     """A config's model path: absolute paths as given, relative ones inside ``models_dir()``."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else models_dir() / path
+
+
+def find_flame_file(given: str | Path | None, config: FlameConfig) -> Path | None:
+    """The FLAME file to use: the one ``given`` (which must exist), else the config's
+    ``model_file`` if it is there, else None."""
+    if given:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise ModelFileError(f"FLAME model not found: {path}")
+        return path
+    path = resolve_model_file(config.model_file)
+    return path if path.is_file() else None
 
 
 def load_flame_model(path: str | Path) -> FlameModelData:
@@ -249,9 +262,8 @@ def _read_flame_pickle(path: Path) -> dict[str, Any]:
     except _RefusedClass as exc:
         raise ModelFileError(f"{path.name}: {exc}") from None
     except Exception as exc:  # untrusted bytes can fail in any way; all of them mean "corrupt"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelFileError(
-            f"{path.name}: not a readable FLAME pickle (truncated or corrupt: {reason})"
+            f"{path.name}: not a readable FLAME pickle (truncated or corrupt: {first_line(exc)})"
         ) from None
 
 

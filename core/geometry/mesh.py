@@ -64,3 +64,17 @@ def edge_face_counts(face_edge_index: np.ndarray, num_edges: int) -> np.ndarray:
             f"e.g. edge {int(non_manifold[0])} with {int(counts[non_manifold[0]])} faces"
         )
     return counts
+
+
+def mean_edge_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[V] mean length of the triangle sides at each vertex (0 for vertices in no face).
+
+    Sides are counted per triangle, so an edge between two triangles counts twice and a
+    boundary edge once: a local length scale, without the cost of finding unique edges.
+    """
+    corners = vertices[faces]  # [F, 3, 3]
+    side = np.linalg.norm(corners - np.roll(corners, -1, axis=1), axis=2)  # side k joins corners k, k+1
+    at_corner = side + np.roll(side, 1, axis=1)  # the two sides meeting at each corner
+    total = np.bincount(faces.ravel(), at_corner.ravel(), minlength=len(vertices))
+    count = np.bincount(faces.ravel(), minlength=len(vertices))
+    return total / np.maximum(2 * count, 1)

@@ -1,0 +1,128 @@
+"""Network checkpoints: one ``.safetensors`` file with the learned weights and the config.
+
+The file's metadata holds ``format`` (``omg-avatar-network``), ``version`` and ``config``
+(the :class:`~core.config.Config` as JSON). Frozen weights are not stored: a parameter with
+``requires_grad`` False, and everything under a module whose class says ``frozen = True``
+(the DINOv2 backbone, whose weights come from Meta's file). Persistent buffers of the other
+modules are stored. Loading is strict: a file that does not fit the network is refused with
+a report of its missing, unexpected and mis-shaped keys.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+import safetensors
+import safetensors.torch
+import torch
+from torch import Tensor, nn
+
+from core.config import Config, config_to_dict, from_dict
+from core.errors import ConfigError, ModelFileError, first_line
+from core.fileio import write_bytes_atomic
+from core.paths import models_dir
+
+FORMAT = "omg-avatar-network"
+VERSION = "1"
+SUFFIX = ".safetensors"
+REPORTED_KEYS = 8  # names listed per kind of mismatch; the rest are counted
+
+
+class CheckpointError(ModelFileError):
+    """A network checkpoint is unreadable, not an OMG-Avatar checkpoint, or does not fit the network."""
+
+
+def frozen_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of ``model`` that a checkpoint does not store (see module docstring)."""
+    frozen_modules = [name for name, module in model.named_modules() if getattr(module, "frozen", False) is True]
+    prefixes = tuple(f"{name}." if name else "" for name in frozen_modules)
+    keys = {name for name, parameter in model.named_parameters() if not parameter.requires_grad}
+    return keys | {key for key in model.state_dict() if key.startswith(prefixes)}
+
+
+def learned_state(model: nn.Module) -> dict[str, Tensor]:
+    """``model``'s state dict without its frozen keys: what a checkpoint stores."""
+    frozen = frozen_keys(model)
+    return {key: value for key, value in model.state_dict().items() if key not in frozen}
+
+
+def save_checkpoint(model: nn.Module, config: Config, path: str | Path) -> Path:
+    """Write ``model``'s learned state and ``config`` atomically; returns the file written
+    (``path``, with ``.safetensors`` appended when its name lacks it)."""
+    path = Path(path)
+    if not path.name.endswith(SUFFIX):
+        path = path.with_name(path.name + SUFFIX)
+    # safetensors refuses tensors that share memory (tied weights): store independent copies
+    tensors = {
+        key: torch.clone(value.detach().cpu(), memory_format=torch.contiguous_format)
+        for key, value in learned_state(model).items()
+    }
+    metadata = {"format": FORMAT, "version": VERSION, "config": json.dumps(config_to_dict(config))}
+    write_bytes_atomic(path, safetensors.torch.save(tensors, metadata))
+    return path
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], Config]:
+    """The stored tensors and the config of a checkpoint written by :func:`save_checkpoint`."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(
+            f"network checkpoint not found at {path} (checkpoints are kept in {models_dir() / 'checkpoints'})"
+        )
+    try:
+        with safetensors.safe_open(path, framework="pt") as file:
+            metadata = file.metadata() or {}
+            state = {key: file.get_tensor(key) for key in file.keys()}
+    except Exception as exc:  # untrusted bytes can fail in any way; all of them mean "not readable"
+        raise CheckpointError(f"{path.name}: not a readable safetensors file ({first_line(exc)})") from None
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path.name}: not an OMG-Avatar network checkpoint (its metadata has no format '{FORMAT}')"
+        )
+    if metadata.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path.name}: checkpoint version {metadata.get('version')!r}, this program reads version {VERSION}"
+        )
+    return state, _config_from_json(metadata.get("config"), path.name)
+
+
+def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
+    """Load ``state`` into ``model``'s learned (non-frozen) keys; every key and shape must match,
+    else :class:`CheckpointError` with the :func:`mismatch_report`. ``source`` names the file."""
+    expected = learned_state(model)
+    problems = mismatch_report(expected, state)
+    if problems:
+        header = f"{source}: does not fit this network ({len(state)} tensors given, {len(expected)} expected)"
+        raise CheckpointError("\n".join([header, *problems]))
+    model.load_state_dict(state, strict=False)  # the keys it reports missing are the frozen ones
+
+
+def mismatch_report(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> list[str]:
+    """Readable lines on how ``given`` differs from ``expected``: missing, unexpected and
+    mis-shaped keys, each kind counted and its first names listed; empty when all match."""
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    mis_shaped = [
+        f"{key}: file {list(given[key].shape)}, model {list(expected[key].shape)}"
+        for key in expected
+        if key in given and given[key].shape != expected[key].shape
+    ]
+    lines = []
+    for kind, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
+        if items:
+            lines.append(f"  {len(items)} {kind} key(s):")
+            lines += [f"    {item}" for item in items[:REPORTED_KEYS]]
+            if len(items) > REPORTED_KEYS:
+                lines.append(f"    ... and {len(items) - REPORTED_KEYS} more")
+    return lines
+
+
+def _config_from_json(text: str | None, source: str) -> Config:
+    try:
+        return from_dict(Config, json.loads(text or "null"), where=f"{source} config")
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{source}: its config is not valid JSON ({exc})") from None
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
