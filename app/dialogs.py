@@ -29,6 +29,9 @@ FILE_KINDS = {
     "screenshot": ("Save a screenshot", "PNG images", (".png",)),
     "recording": ("Record the view to a video", "MP4 videos", (".mp4",)),
     "ply": ("Export Gaussians as PLY", "PLY files", (".ply",)),
+    "checkpoint": ("Choose the network checkpoint", "Checkpoints", (".safetensors",)),
+    "flame": ("Choose the FLAME model", "FLAME models", (".pkl", ".npz")),
+    "dinov2": ("Choose the DINOv2 weights", "Weights", (".pth", ".safetensors", ".bin")),
 }
 SAVING_KINDS = {"avatar_save", "screenshot", "recording", "ply"}
 

@@ -19,7 +19,6 @@ import torch
 
 from core.errors import OmgError
 from core.fileio import write_bytes_atomic
-from core.render import RenderOutput
 
 #: MPEG-4 Part 2: the MP4 encoder in the opencv wheel's FFmpeg (it has no H.264 encoder).
 MP4_FOURCC = "mp4v"
@@ -32,9 +31,9 @@ class MediaWriteError(OmgError):
     """An output video or image cannot be written."""
 
 
-def rgb8(output: RenderOutput) -> np.ndarray:
-    """[H, W, 3] uint8 RGB from a render's first three feature channels (colours in [0, 1])."""
-    rgb = output.features[..., :3].clamp(0.0, 1.0).mul(255.0).add(0.5)
+def rgb8(image: torch.Tensor) -> np.ndarray:
+    """[H, W, 3] uint8 RGB from an [H, W, C >= 3] image's first three channels (colours in [0, 1])."""
+    rgb = image[..., :3].clamp(0.0, 1.0).mul(255.0).add(0.5)
     return rgb.to(torch.uint8).cpu().numpy()
 
 

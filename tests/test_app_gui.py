@@ -188,6 +188,37 @@ def test_errors_show_a_dialog_and_the_app_keeps_running(app, samples_dir, tmp_pa
     assert app.session.avatar_name == "einstein.jpg"
 
 
+def test_the_network_method_shows_its_file_pickers_and_its_avatars_toggle_the_refiner(
+    app, samples_dir, tmp_path, monkeypatch
+):
+    import dearpygui.dearpygui as dpg
+    from network_files import write_network_files
+
+    source, view = app.source_panel, app.view_panel
+    assert not dpg.is_item_shown(source.network_group) and not app.session.has_refiner
+    assert not dpg.is_item_enabled(view.refiner_box)
+    source._method_chosen(source.method, "network")
+    assert app.method == "network" and dpg.is_item_shown(source.network_group)
+    files = write_network_files(tmp_path)
+    monkeypatch.setenv("OMG_AVATAR_MODELS", str(files.models))  # the landmark embedding's folder
+    for kind in ("checkpoint", "flame", "dinov2"):
+        source.set_network_file(kind, getattr(files, kind))
+        assert dpg.get_value(source.file_labels[kind]) == getattr(files, kind).name
+    assert app.session.network_files.checkpoint == files.checkpoint
+    app.driving_panel.set_mode("manual")
+    app.open_photo(samples_dir / "photos" / "einstein.jpg")
+    step_until(app, lambda: app.job is None, "the network reconstruction")
+    assert app.session.avatar.method == "network", app.dialogs.shown
+    assert dpg.is_item_enabled(view.refiner_box) and dpg.get_value(view.refiner_box)
+    refined = new_image(app)
+    view._refiner_changed(view.refiner_box, False)
+    assert not app.session.use_refiner
+    coarse = new_image(app)
+    assert np.abs(refined - coarse).mean() > 1e-3
+    source._method_chosen(source.method, "training-free")
+    assert not dpg.is_item_shown(source.network_group)
+
+
 def test_closing_stops_every_thread_within_a_second(app):
     app.toggle_presenter()
     step_until(app, lambda: app.presenter.is_open, "the presenter window")

@@ -126,7 +126,7 @@ def test_other_npz_files_and_damaged_members_are_refused(saved, tmp_path):
     missing = _rewrite(saved, tmp_path / "missing.omg", lambda arrays: arrays.pop("lod1.scales"))
     with pytest.raises(AvatarFileError, match="lod1.scales"):
         load_avatar(missing)
-    short = _rewrite(saved, tmp_path / "short.omg", lambda arrays: arrays.update({"lod0.colours": np.zeros((7, 3))}))
+    short = _rewrite(saved, tmp_path / "short.omg", lambda arrays: arrays.update({"lod0.features": np.zeros((7, 3))}))
     with pytest.raises(AvatarFileError, match="damaged"):
         load_avatar(short)
 

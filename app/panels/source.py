@@ -1,14 +1,17 @@
-"""The avatar panel: photo (file dialog, recent files, demo), reconstruction method,
-progress and cancel, and the avatar's .omg file."""
+"""The avatar panel: photo (file dialog, recent files, demo), reconstruction method (with
+the network method's file pickers when it is chosen), progress and cancel, and the
+avatar's .omg file."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
 from app import theme
 from app.panels.widgets import heading, recent_label, set_enabled, tooltip
+from core.avatar.network_method import NAME as NETWORK
 from core.session import ReconstructionJob
 
 METHOD_HELP = {
@@ -16,6 +19,8 @@ METHOD_HELP = {
     "geometry, the photo gives the colours, subdivision gives the levels of detail.",
     "network": "The full OMG-Avatar network; needs its checkpoint, a FLAME model and DINOv2 weights.",
 }
+#: The network method's files: (NetworkFiles field and file-dialog kind, button label).
+NETWORK_FILES = (("checkpoint", "Checkpoint..."), ("flame", "FLAME model..."), ("dinov2", "DINOv2 weights..."))
 
 
 class SourcePanel:
@@ -25,9 +30,14 @@ class SourcePanel:
         with dpg.collapsing_header(label="Avatar", default_open=True):
             heading("Reconstruction method")
             methods = app.session.methods()
-            self.method = dpg.add_combo(methods, default_value=app.method, width=-1,
-                                        callback=lambda _, value: setattr(app, "method", value))
+            self.method = dpg.add_combo(methods, default_value=app.method, width=-1, callback=self._method_chosen)
             tooltip(self.method, "\n\n".join(f"{m}: {METHOD_HELP.get(m, '')}" for m in methods))
+            with dpg.group(show=app.method == NETWORK) as self.network_group:
+                self.file_labels = {}
+                for kind, label in NETWORK_FILES:
+                    with dpg.group(horizontal=True):
+                        dpg.add_button(label=label, width=130, callback=self._ask_network_file, user_data=kind)
+                        self.file_labels[kind] = dpg.add_text("default place", color=theme.TEXT_DIM)
             with dpg.group(horizontal=True):
                 self.open_button = dpg.add_button(label="Open photo...", width=170, callback=self.ask_photo)
                 self.demo_button = dpg.add_button(label="Demo portrait", width=-1,
@@ -47,6 +57,19 @@ class SourcePanel:
         self._refresh_recent()
 
     # ------------------------------------------------------------------ actions
+    def _method_chosen(self, sender, method: str) -> None:
+        self.app.method = method
+        dpg.configure_item(self.network_group, show=method == NETWORK)
+
+    def _ask_network_file(self, sender, app_data, kind: str) -> None:
+        self.app.dialogs.ask_file(kind, lambda path: self.set_network_file(kind, path))
+
+    def set_network_file(self, kind: str, path: Path) -> None:
+        """Use ``path`` as the network method's ``kind`` file (a :class:`NetworkFiles` field)."""
+        session = self.app.session
+        session.network_files = dataclasses.replace(session.network_files, **{kind: path})
+        dpg.set_value(self.file_labels[kind], path.name)
+
     def ask_photo(self) -> None:
         self.app.dialogs.ask_file("photo", self._photo_chosen)
 

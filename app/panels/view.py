@@ -9,8 +9,9 @@ from app.panels.widgets import heading, set_enabled, set_value_if_changed, toolt
 from core.session import INSPECTION_MODES, RENDERER_CHOICES
 
 CAMERA_BUTTON_WIDTH = 60
-NO_REFINER = ("This avatar has no neural refiner: the training-free method builds none, so the final "
+NO_REFINER = ("This avatar has no neural refiner (only the network method builds one), so the final "
               "image is the splatted colour.")
+WITH_REFINER = "On: the final image is the refiner's. Off: the coarse RGB (the first 3 splatted channels)."
 
 
 class ViewPanel:
@@ -35,8 +36,8 @@ class ViewPanel:
             heading("Show")
             self.mode = dpg.add_combo(list(INSPECTION_MODES.values()), default_value=INSPECTION_MODES["final"],
                                       width=-1, callback=self._mode_chosen)
-            self.refiner_box = dpg.add_checkbox(label="Neural refiner", enabled=False)
-            self.refiner_tip = tooltip(self.refiner_box, NO_REFINER)
+            self.refiner_box = dpg.add_checkbox(label="Neural refiner", enabled=False, callback=self._refiner_changed)
+            self.refiner_text = dpg.get_item_children(tooltip(self.refiner_box, NO_REFINER), 1)[0]
             dpg.add_spacer(height=2)
             heading("Camera")
             with dpg.group(horizontal=True):
@@ -56,6 +57,10 @@ class ViewPanel:
             dpg.add_spacer(height=4)
 
     # ------------------------------------------------------------------ callbacks
+    def _refiner_changed(self, sender, value: bool) -> None:
+        self.app.session.use_refiner = bool(value)
+        self.app.invalidate()
+
     def _lod_chosen(self, sender, label: str) -> None:
         self.app.view.lod = self._lod_labels.index(label) if label in self._lod_labels else 0
         self.app.view.auto_lod = False
@@ -104,10 +109,10 @@ class ViewPanel:
         dpg.configure_item(self.lod_radio, items=self._lod_labels)
         dpg.configure_item(self.compare, items=[f"Sub#{lod}" for lod in range(len(counts))])
         dpg.set_value(self.compare, f"Sub#{self.app.view.compare_lod}")
-        has_refiner = self.app.session.has_refiner
-        set_enabled(self.refiner_box, has_refiner)
-        dpg.set_value(self.refiner_box, has_refiner)
-        dpg.configure_item(self.refiner_tip, show=not has_refiner)
+        session = self.app.session
+        set_enabled(self.refiner_box, session.has_refiner)
+        dpg.set_value(self.refiner_box, session.has_refiner and session.use_refiner)
+        dpg.set_value(self.refiner_text, WITH_REFINER if session.has_refiner else NO_REFINER)
 
     def refresh(self) -> None:
         if self._lod_labels:

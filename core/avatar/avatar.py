@@ -2,23 +2,30 @@
 
 Every reconstruction method produces this one type. The head's Gaussians sit on the
 vertices of a subdivided control mesh (one Gaussian per vertex, as in the paper); their
-rotations, scales, opacities and colours are fixed per level of detail, and only their
+rotations, scales, opacities and features are fixed per level of detail, and only their
 positions change per frame: a :class:`DrivingState` poses the control mesh (expression
-offsets through the rig's landmark binding, then the head's rotation and translation,
-faded down the neck), and the posed mesh is subdivided to the level asked for (the
-paper's "new FLAME expression and pose, then subdivision").
+offsets through the rig's landmark binding, or FLAME re-posed when the avatar has a
+:class:`~core.avatar.flame_rig.FlameRig` and the state a FLAME part, then the head's
+rotation and translation, faded down the neck), and the posed mesh is subdivided to the
+level asked for (the paper's "new FLAME expression and pose, then subdivision").
+
+Heads carry C feature channels per Gaussian, the first 3 a coarse RGB: C = 3 for the
+training-free method, ``model.splat_channels`` for the network, whose avatars also hold
+its neural refiner (splatted features [H, W, C] -> RGB, :meth:`Avatar.rgb`).
 
     avatar = reconstruct(portrait)                        # core.avatar.reconstruct
     gaussians = avatar.gaussians(lod=1)                   # neutral: the photo's expression
     gaussians = avatar.gaussians(1, animator.drive(frame))  # driven (core.avatar.animation)
-    image = render(gaussians, avatar.camera()).features   # the source view
+    image = avatar.rgb(render(gaussians, avatar.camera()).features)  # the source view
 
 Head space is the avatar's world space: FLAME's axes (+x the subject's left, +y up, +z
-out of the face), FLAME units x5, origin between the eyes and the nose base.
+out of the face), FLAME units x5, origin between the eyes and the nose base (network
+avatars: FLAME's own origin, the head pose being the source camera's extrinsic).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -27,8 +34,10 @@ import scipy.sparse as sp
 import torch
 from scipy.spatial.transform import Rotation
 
+from core.avatar.flame_rig import FlamePose, FlameRig
 from core.avatar.levels import LevelChain, subdivide
 from core.errors import OmgError
+from core.flame.layer import FlameLayer
 from core.geometry.camera import Camera
 from core.geometry.subdivision import Scheme
 from core.render import Gaussians
@@ -47,11 +56,14 @@ class DrivingState:
         landmark_offsets: [478, 3] expression displacement of each of the avatar's landmarks.
         rotation: [3, 3] head rotation relative to the neutral pose, about ``HeadRig.pivot``.
         translation: [3] head translation applied after the rotation.
+        flame: the frame's FLAME expression, jaw, eyes and eyelids, or None (landmark-only
+            driving: an avatar with a FLAME rig keeps its source expression).
     """
 
     landmark_offsets: np.ndarray
     rotation: np.ndarray
     translation: np.ndarray
+    flame: FlamePose | None = None
 
     @classmethod
     def neutral(cls, num_landmarks: int) -> DrivingState:
@@ -92,9 +104,15 @@ class HeadRig:
                 f"{list(self.binding.shape)} and {len(self.rigidity)} rigidities"
             )
 
-    def posed(self, state: DrivingState) -> np.ndarray:
-        """[V, 3] float32 control-mesh positions for ``state``."""
-        moved = self.vertices + (self.binding @ state.landmark_offsets).astype(np.float32)
+    def posed(self, state: DrivingState, expressed: np.ndarray | None = None) -> np.ndarray:
+        """[V, 3] float32 control-mesh positions for ``state``.
+
+        ``expressed``: [V, 3] the vertices with the frame's expression already applied (a
+        FLAME rig's); default: the neutral vertices moved through the landmark binding.
+        """
+        if expressed is None:
+            expressed = self.vertices + (self.binding @ state.landmark_offsets).astype(np.float32)
+        moved = np.asarray(expressed, dtype=np.float32)
         rotation = np.asarray(state.rotation, dtype=np.float32)
         rigid = (moved - self.pivot) @ rotation.T + self.pivot + np.asarray(state.translation, np.float32)
         return moved + self.rigidity[:, None] * (rigid - moved)
@@ -108,25 +126,32 @@ class HeadLod:
         quats: [N, 4] rotations (w, x, y, z).
         scales: [N, 3] standard deviations.
         opacities: [N] in [0, 1].
-        colours: [N, 3] RGB in [0, 1].
+        features: [N, C] splatted features, C >= 3, the first 3 RGB in [0, 1].
     """
 
     quats: torch.Tensor
     scales: torch.Tensor
     opacities: torch.Tensor
-    colours: torch.Tensor
+    features: torch.Tensor
 
     def __post_init__(self) -> None:
         n = len(self.quats)
-        expected = {"quats": (n, 4), "scales": (n, 3), "opacities": (n,), "colours": (n, 3)}
+        expected = {"quats": (n, 4), "scales": (n, 3), "opacities": (n,), "features": (n, -1)}
         for name, shape in expected.items():
             value = torch.as_tensor(getattr(self, name), dtype=torch.float32)
-            if tuple(value.shape) != shape:
+            if value.ndim != len(shape) or any(want not in (-1, got) for want, got in zip(shape, value.shape)):
                 raise ValueError(f"HeadLod.{name} has shape {list(value.shape)}, expected {list(shape)}")
             object.__setattr__(self, name, value)
+        if self.features.shape[1] < 3:
+            raise ValueError(f"HeadLod.features has {self.features.shape[1]} channels, at least 3 (RGB) expected")
 
     def __len__(self) -> int:
         return self.quats.shape[0]
+
+    @property
+    def num_channels(self) -> int:
+        """C, the features per Gaussian."""
+        return self.features.shape[1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,13 +161,17 @@ class Avatar:
     Attributes:
         rig: the head's control mesh and its animation data.
         lods: the head's Gaussians per level of detail, coarsest first.
-        shoulders: static shoulder Gaussians (RGB features).
+        shoulders: static shoulder Gaussians (the heads' C feature channels).
         source_camera: the view of the source photo (head space is its world).
         method: the reconstruction method that made it.
         provenance: where it came from (photo name and hash, date, versions, config).
         first_level: LOD ``k`` is the control mesh subdivided ``first_level + k`` times.
         scheme: the subdivision scheme (``"loop"`` or ``"midpoint"``).
         levels: the control mesh's subdivision chain; built from ``rig.faces`` when not given.
+        refiner: the neural refiner, [1, C, H, W] features -> [1, 3, H, W] RGB (the
+            network's :class:`~core.model.refiner.NeuralRefiner`), or None.
+        flame: the FLAME rig (network avatars), or None: expressions come from the
+            landmark binding.
     """
 
     rig: HeadRig
@@ -154,6 +183,8 @@ class Avatar:
     first_level: int
     scheme: Scheme
     levels: LevelChain | None = field(default=None, repr=False)
+    refiner: torch.nn.Module | None = field(default=None, repr=False)
+    flame: FlameRig | None = field(default=None, repr=False)
     _neutral_means: dict[int, torch.Tensor] = field(init=False, repr=False, default_factory=dict)
     _fixed_attributes: dict[int, tuple[torch.Tensor, ...]] = field(init=False, repr=False, default_factory=dict)
 
@@ -166,12 +197,25 @@ class Avatar:
             expected = levels.num_vertices[self.first_level + lod]
             if len(head) != expected:
                 raise ValueError(f"LOD {lod} has {len(head)} Gaussians, its level has {expected} vertices")
+        channels = {head.num_channels for head in self.lods} | {self.shoulders.num_channels}
+        if len(channels) != 1:
+            raise ValueError(f"heads and shoulders disagree on the feature channels: {sorted(channels)}")
+        if self.flame is not None and len(self.flame.offsets) != len(self.rig.vertices):
+            rig, mesh = len(self.flame.offsets), len(self.rig.vertices)
+            raise ValueError(f"FLAME rig of {rig} vertices, control mesh of {mesh}")
+        if self.refiner is not None:
+            self.refiner.eval()
         object.__setattr__(self, "levels", levels)
 
     # ------------------------------------------------------------------ sizes
     @property
     def num_lods(self) -> int:
         return len(self.lods)
+
+    @property
+    def num_channels(self) -> int:
+        """C, the feature channels per Gaussian (3: RGB only)."""
+        return self.shoulders.num_channels
 
     def num_gaussians(self, lod: int) -> int:
         """Head plus shoulder Gaussians at ``lod``."""
@@ -206,7 +250,7 @@ class Avatar:
             self._fixed_attributes[lod] = tuple(
                 torch.from_numpy(np.concatenate([getattr(head, name).numpy(), getattr(self.shoulders, other).numpy()]))
                 for name, other in (("quats", "quats"), ("scales", "scales"), ("opacities", "opacities"),
-                                    ("colours", "features"))
+                                    ("features", "features"))
             )  # fmt: skip
         # numpy, not torch.cat: torch's thread pool stalls for milliseconds on a busy machine.
         means = np.concatenate([self.head_means(lod, state).numpy(), self.shoulders.means.numpy()])
@@ -219,7 +263,32 @@ class Avatar:
             if lod not in self._neutral_means:
                 self._neutral_means[lod] = self._refined(self.rig.vertices, lod)
             return self._neutral_means[lod]
-        return self._refined(self.rig.posed(state), lod)
+        expressed = None if state.flame is None or self.flame is None else self.flame.posed(state.flame)
+        return self._refined(self.rig.posed(state, expressed), lod)
+
+    # ------------------------------------------------------------------ images
+    def rgb(self, features: torch.Tensor, use_refiner: bool = True) -> torch.Tensor:
+        """[H, W, 3] RGB of a splatted feature image [H, W, C]: the refiner's when the avatar
+        has one and ``use_refiner``, else the coarse RGB (the first 3 channels)."""
+        if self.refiner is None or not use_refiner:
+            return features[..., :3]
+        with torch.no_grad():
+            return self.refiner(features.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+
+    def feature_background(self, background: float | tuple[float, ...]) -> float | tuple[float, ...]:
+        """A render background for the C channels: one value for all, or an RGB triple
+        followed by zeros (the coarse RGB gets the colour)."""
+        if np.ndim(background) == 0 or self.num_channels == len(background):
+            return background
+        return (*background, *[0.0] * (self.num_channels - len(background)))
+
+    # ------------------------------------------------------------------ FLAME
+    def with_flame(self, layer: FlameLayer) -> Avatar:
+        """This avatar with the FLAME model its rig needs to pose expressions (see
+        :meth:`FlameRig.with_model`); the other data is shared."""
+        if self.flame is None:
+            raise AvatarError(f"this {self.method} avatar has no FLAME rig")
+        return dataclasses.replace(self, levels=self.levels, flame=self.flame.with_model(layer))
 
     def _refined(self, control: np.ndarray, lod: int) -> torch.Tensor:
         refined = self.levels.refine(np.asarray(control, dtype=np.float32), self.first_level + lod)

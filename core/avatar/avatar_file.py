@@ -3,11 +3,20 @@
 No pickle: it is read with ``allow_pickle=False``, so a file can hold only plain arrays.
 The member ``header`` holds UTF-8 JSON::
 
-    {"format": "omg-avatar", "version": 1, "method": "training-free",
-     "provenance": {...}, "first_level": 1, "scheme": "loop", "num_lods": 3,
-     "camera_size": [512, 512]}
+    {"format": "omg-avatar", "version": 2, "method": "network",
+     "provenance": {...}, "first_level": 0, "scheme": "loop", "num_lods": 3,
+     "camera_size": [512, 512], "flame": {"scale": 5.0} or null,
+     "refiner": {"in_channels": 32, "widths": [32, 64, 128, 256, 256]} or null}
 
 and the other members the arrays of :class:`~core.avatar.avatar.Avatar` (names below).
+
+Versions: 1 holds RGB heads and shoulders (members ``lod<k>.colours``,
+``shoulders.colours``, [N, 3]) and nothing else; 2 holds C feature channels
+(``lod<k>.features``, ``shoulders.features``, [N, C]), and for network avatars the FLAME
+rig (``flame.shape``, ``flame.offsets``, ``flame.expression``, ``flame.jaw``,
+``flame.eyes``, ``flame.eyelids``: coefficients and offsets, no FLAME model data; see
+:mod:`core.avatar.flame_rig`) and the refiner's weights (``refiner.<state-dict key>``).
+Both versions load.
 Files are written atomically (temporary file, then rename). Reading checks the format
 name and version (a newer version is refused with a message saying so), the members and
 their shapes; any problem is an :class:`AvatarFileError`, never a crash. Uncompressed so
@@ -27,18 +36,23 @@ import scipy.sparse as sp
 import torch
 
 from core.avatar.avatar import Avatar, AvatarError, HeadLod, HeadRig
+from core.avatar.flame_rig import FlamePose, FlameRig
 from core.errors import first_line
 from core.fileio import write_bytes_atomic
 from core.geometry.camera import Camera
+from core.model.refiner import NeuralRefiner
 from core.render import Gaussians
 
 FORMAT = "omg-avatar"
 #: The version this code writes and the newest it reads.
-VERSION = 1
+VERSION = 2
 SUFFIX = ".omg"
 
-_GAUSSIAN_FIELDS = ("quats", "scales", "opacities", "colours")
-_SHOULDER_FIELDS = ("means", "quats", "scales", "opacities", "colours")
+_GAUSSIAN_FIELDS = ("quats", "scales", "opacities", "features")
+_SHOULDER_FIELDS = ("means", "quats", "scales", "opacities", "features")
+#: Version 1's name of the features member (RGB only).
+_V1_FEATURES = "colours"
+_POSE_FIELDS = ("expression", "jaw", "eyes", "eyelids")
 
 
 class AvatarFileError(AvatarError):
@@ -58,6 +72,8 @@ def save_avatar(avatar: Avatar, path: str | Path) -> Path:
         "scheme": avatar.scheme,
         "num_lods": avatar.num_lods,
         "camera_size": [camera.width, camera.height],
+        "flame": None if avatar.flame is None else {"scale": avatar.flame.scale},
+        "refiner": None if avatar.refiner is None else _refiner_header(avatar.refiner),
     }
     arrays = {
         "header": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
@@ -78,6 +94,13 @@ def save_avatar(avatar: Avatar, path: str | Path) -> Path:
         arrays.update({f"lod{lod}.{name}": getattr(head, name).numpy() for name in _GAUSSIAN_FIELDS})
     shoulders = dict(zip(_SHOULDER_FIELDS, _gaussian_arrays(avatar.shoulders)))
     arrays.update({f"shoulders.{name}": values for name, values in shoulders.items()})
+    if avatar.flame is not None:
+        flame = avatar.flame
+        arrays.update({"flame.shape": flame.shape, "flame.offsets": flame.offsets})
+        arrays.update({f"flame.{name}": np.asarray(getattr(flame.source, name), np.float32) for name in _POSE_FIELDS})
+    if avatar.refiner is not None:
+        weights = avatar.refiner.state_dict()
+        arrays.update({f"refiner.{key}": value.detach().cpu().numpy() for key, value in weights.items()})
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     path = Path(path)
@@ -152,11 +175,12 @@ def _avatar(header: dict, arrays: dict[str, np.ndarray]) -> Avatar:
     )
     width, height = (int(v) for v in header["camera_size"])
     camera = Camera(arrays["camera.K"], arrays["camera.R"], arrays["camera.t"], width, height)
+    names = _GAUSSIAN_FIELDS if header["version"] >= 2 else (*_GAUSSIAN_FIELDS[:-1], _V1_FEATURES)
     lods = tuple(
-        HeadLod(*(torch.from_numpy(arrays[f"lod{lod}.{name}"]) for name in _GAUSSIAN_FIELDS))
+        HeadLod(*(torch.from_numpy(arrays[f"lod{lod}.{name}"]) for name in names))
         for lod in range(int(header["num_lods"]))
     )
-    shoulders = Gaussians(*(torch.from_numpy(arrays[f"shoulders.{name}"]) for name in _SHOULDER_FIELDS))
+    shoulders = Gaussians(*(torch.from_numpy(arrays[f"shoulders.{name}"]) for name in ("means", *names)))
     return Avatar(
         rig=rig,
         lods=lods,
@@ -166,7 +190,38 @@ def _avatar(header: dict, arrays: dict[str, np.ndarray]) -> Avatar:
         provenance=dict(header["provenance"]),
         first_level=int(header["first_level"]),
         scheme=header["scheme"],
+        refiner=_refiner(header.get("refiner"), arrays),
+        flame=_flame_rig(header.get("flame"), arrays),
     )
+
+
+def _flame_rig(header: dict | None, arrays: dict[str, np.ndarray]) -> FlameRig | None:
+    if header is None:
+        return None
+    source = FlamePose(*(_shaped(arrays[f"flame.{name}"], (-1,), f"flame.{name}") for name in _POSE_FIELDS))
+    offsets = _shaped(arrays["flame.offsets"], (-1, 3), "flame.offsets")
+    return FlameRig(_shaped(arrays["flame.shape"], (-1,), "flame.shape"), offsets, source, float(header["scale"]))
+
+
+def _refiner_header(refiner: torch.nn.Module) -> dict:
+    if not isinstance(refiner, NeuralRefiner):
+        raise TypeError(f"an avatar file stores a NeuralRefiner, not a {type(refiner).__name__}")
+    widths = [block[0].out_channels for block in refiner.encoder]
+    return {"in_channels": refiner.encoder[0][0].in_channels, "widths": widths}
+
+
+def _refiner(header: dict | None, arrays: dict[str, np.ndarray]) -> NeuralRefiner | None:
+    """The refiner of the header's sizes with the archive's weights (strict: every key and shape)."""
+    if header is None:
+        return None
+    refiner = NeuralRefiner(int(header["in_channels"]), tuple(int(w) for w in header["widths"]))
+    prefix = "refiner."
+    state = {key[len(prefix):]: torch.from_numpy(value) for key, value in arrays.items() if key.startswith(prefix)}
+    try:
+        refiner.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ValueError(f"refiner weights do not fit ({first_line(exc)})") from None
+    return refiner
 
 
 def _shaped(values: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:

@@ -1,8 +1,9 @@
 """``reconstruct``: one photo to an :class:`~core.avatar.avatar.Avatar`, by a named method.
 
 Methods share one signature, ``method(portrait, config, provenance, report) -> Avatar``;
-``training-free`` is the embedded default (no weights needed). The network method of
-the paper will join :data:`METHODS` behind the same interface.
+``training-free`` is the embedded default (no weights needed). ``network``, the paper's
+network, also takes its user files (:class:`~core.avatar.network_method.NetworkFiles`):
+:func:`reconstruct` passes ``files`` to the methods that need files (:data:`FILE_METHODS`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import torch
 
 from core import __version__
 from core.avatar.avatar import Avatar
+from core.avatar.network_method import NAME as NETWORK
+from core.avatar.network_method import NetworkFiles, reconstruct_network
 from core.avatar.training_free.method import NAME as TRAINING_FREE
 from core.avatar.training_free.method import reconstruct_training_free
 from core.config import Config, load_config
@@ -25,8 +28,10 @@ from core.errors import OmgError
 from core.tracking.photo import Portrait
 
 #: Reconstruction methods by name; the first is the default.
-METHODS = {TRAINING_FREE: reconstruct_training_free}
+METHODS = {TRAINING_FREE: reconstruct_training_free, NETWORK: reconstruct_network}
 DEFAULT_METHOD = TRAINING_FREE
+#: Methods that read user files: they take a ``files`` argument as well.
+FILE_METHODS = {NETWORK}
 
 #: ``progress(fraction in [0, 1], message)``.
 ProgressCallback = Callable[[float, str], None]
@@ -51,6 +56,7 @@ def reconstruct(
     config: Config | None = None,
     progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    files: NetworkFiles | None = None,
 ) -> Avatar:
     """Reconstruct an avatar from a prepared portrait (``core.tracking.prepare_portrait``).
 
@@ -61,10 +67,13 @@ def reconstruct(
         progress: called with the fraction done and what is happening, ending with 1.0.
         cancel: when set, the reconstruction stops at its next step with
             :class:`ReconstructionCancelled`.
+        files: the network method's files (default: their default places); ignored by
+            methods that need none.
 
     Raises:
         UnknownMethodError: ``method`` is not available.
         ReconstructionCancelled: ``cancel`` was set.
+        ModelFileError: a file the method needs is missing or unreadable.
     """
     if method not in METHODS:
         raise UnknownMethodError(
@@ -78,7 +87,8 @@ def reconstruct(
         if progress is not None:
             progress(fraction, message)
 
-    avatar = METHODS[method](portrait, config, _provenance(portrait, method, config), report)
+    extra = {"files": files} if method in FILE_METHODS else {}
+    avatar = METHODS[method](portrait, config, _provenance(portrait, method, config), report, **extra)
     report(1.0, "done")
     return avatar
 

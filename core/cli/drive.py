@@ -1,7 +1,9 @@
 """``omg-avatar drive``: render an avatar driven by a video or a webcam, optionally to MP4.
 
-Per frame: decode, track (face mesh, head pose), animate (driving state -> Gaussians),
-render, encode. The stages run as a pipeline on two threads joined by a bounded queue:
+Per frame: decode, track (face mesh, head pose, and for an avatar with a FLAME rig a
+FLAME fit when a FLAME file is at hand), animate (driving state -> Gaussians), render
+(the avatar's feature channels, then its neural refiner when it has one and
+``--no-refiner`` is not given), encode. The stages run as a pipeline on two threads joined by a bounded queue:
 a tracking thread decodes and tracks frame k+1 while the main thread animates, renders
 and encodes frame k, so throughput is set by the slower side, not by the sum of all
 stages. (Encoding an MP4 frame costs about a millisecond: it stays on the main thread.)
@@ -33,8 +35,10 @@ import numpy as np
 import torch
 
 from core.avatar import Animator, Avatar, DrivingState, load_avatar
+from core.avatar.animation import attach_flame, flame_fitting
 from core.cli.progress import ProgressClock
 from core.config import load_config
+from core.flame import find_flame_file
 from core.errors import InputImageError, NoFaceError
 from core.geometry.camera import Camera
 from core.media import AtomicMp4Writer, rgb8
@@ -75,6 +79,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--renderer", choices=BACKENDS, default="auto", help="rendering backend (default %(default)s)")
     parser.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N frames")
     parser.add_argument("--config", default="paper", help="config name in assets/configs, or a YAML file")
+    parser.add_argument("--flame", metavar="FILE",
+                        help="FLAME model file for the expressions of a network avatar (default: the config's, "
+                        "used when present; without one the avatar keeps its source expression)")
+    parser.add_argument("--no-refiner", action="store_true",
+                        help="show a network avatar's coarse RGB (its first 3 feature channels), not the refiner's")
     parser.set_defaults(run=run)
 
 
@@ -215,13 +224,14 @@ def open_driving_input(video: str | None, webcam: int | None) -> Iterator[Drivin
 @dataclass(frozen=True)
 class View:
     """What is drawn: an avatar at a level of detail, through a camera, by a render backend,
-    on a background (one value or RGB in [0, 1])."""
+    on a background (one value or RGB in [0, 1]), through the avatar's refiner or not."""
 
     avatar: Avatar
     lod: int
     camera: Camera
     backend: str
     background: float | tuple[float, float, float] = 0.0
+    use_refiner: bool = True
 
     def gaussians(self, state: DrivingState | None = None) -> Gaussians:
         return self.avatar.gaussians(self.lod, state)
@@ -229,21 +239,24 @@ class View:
     def image(self, gaussians: Gaussians) -> np.ndarray:
         """[H, W, 3] uint8 RGB render."""
         with torch.no_grad():
-            return rgb8(render(gaussians, self.camera, self.backend, background=self.background))
+            background = self.avatar.feature_background(self.background)
+            features = render(gaussians, self.camera, self.backend, background=background).features
+            return rgb8(self.avatar.rgb(features, self.use_refiner))
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     backend = resolve_backend(args.renderer)
-    avatar = load_avatar(args.avatar)
-    view = View(avatar, args.lod, avatar.camera(args.yaw, args.pitch), backend)
+    avatar = attach_flame(load_avatar(args.avatar), find_flame_file(args.flame, config.flame), config)
+    fitting = flame_fitting(avatar, config)
+    view = View(avatar, args.lod, avatar.camera(args.yaw, args.pitch), backend, use_refiner=not args.no_refiner)
     view.image(view.gaussians())  # checks the LOD; compiles or loads the render kernels before timing
     stats = DriveStats()
     with open_driving_input(args.video, args.webcam) as driving, Tracker.from_config(config) as tracker:
         size = view.camera.width, view.camera.height
         writer = AtomicMp4Writer(args.output, driving.fps, *size) if args.output else None
         try:
-            event = _drive(driving, tracker, Animator(avatar), view, writer, args.max_frames, stats)
+            event = _drive(driving, tracker, Animator(avatar, fitting=fitting), view, writer, args.max_frames, stats)
             if stats.frames == 0:
                 raise InputImageError(f"{driving.name} has no frames")
             if stats.tracked == 0:
@@ -254,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         if writer:
             writer.commit()
-    _print_summary(args, driving.name, event, stats, backend, avatar.num_gaussians(args.lod))
+    _print_summary(args, driving.name, event, stats, view, fitting is not None)
     return 0
 
 
@@ -289,7 +302,7 @@ def _drive(
 
 
 def _print_summary(
-    args: argparse.Namespace, name: str, event: SourceEvent, stats: DriveStats, backend: str, gaussians: int
+    args: argparse.Namespace, name: str, event: SourceEvent, stats: DriveStats, view: View, fitted: bool
 ) -> None:
     ending = {
         SourceEvent.ENDED: "the video ended" if args.max_frames is None or stats.frames < args.max_frames
@@ -299,7 +312,12 @@ def _print_summary(
     }[event]
     stages = ", ".join(f"{stage} {ms:.1f}" for stage, ms in stats.ms_per_frame().items())
     print(f"input:            {name} ({ending})")
-    print(f"avatar:           {Path(args.avatar).name}, LOD {args.lod} ({gaussians} Gaussians), renderer {backend}")
+    gaussians = f"{view.avatar.num_gaussians(view.lod)} Gaussians"
+    print(f"avatar:           {Path(args.avatar).name}, LOD {view.lod} ({gaussians}), renderer {view.backend}")
+    if view.avatar.flame is not None:
+        expressions = "FLAME fit per frame" if fitted else "the source's (no FLAME file)"
+        refiner = "on" if view.use_refiner and view.avatar.refiner is not None else "off (coarse RGB)"
+        print(f"network avatar:   expressions {expressions}, refiner {refiner}")
     if args.output:
         print(f"output:           {args.output} ({stats.frames} frames)")
     print(f"frames:           {stats.frames} ({stats.tracked} with a face)")

@@ -3,8 +3,10 @@
 Per video:
 
 1. The first frame is the source photo: it is framed like any photo (a 512x512
-   head-and-shoulders crop) and the avatar is reconstructed from it. A first frame
-   without a human face is an error.
+   head-and-shoulders crop) and the avatar is reconstructed from it (``--method``; a
+   network avatar is rendered at the crop's size, through its refiner unless
+   ``--no-refiner``, and driven by a FLAME fit per frame when the FLAME file is there).
+   A first frame without a human face is an error.
 2. Every later frame drives the avatar and is the target. The tracker frames the video
    once, from the first frame (the same box as the source crop, kept fixed), so target
    crops and the avatar share one camera.
@@ -34,10 +36,14 @@ import cv2
 import numpy as np
 
 from core.avatar import Animator, reconstruct
+from core.avatar.animation import attach_flame, flame_fitting
+from core.avatar.network_method import NetworkFiles
 from core.cli.drive import View, non_negative_int, positive_int
+from core.cli.method_options import add_method_options, method_files
 from core.cli.progress import ProgressClock
 from core.config import Config, load_config
 from core.errors import InputImageError
+from core.flame import find_flame_file
 from core.fileio import write_json_atomic
 from core.media import captioned, contact_sheet, write_png_atomic
 from core.render import resolve_backend
@@ -83,6 +89,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-frames", type=positive_int, metavar="N",
                         help="use at most N frames of each video (the source frame included)")
     parser.add_argument("--config", default="paper", help="config name in assets/configs, or a YAML file")
+    add_method_options(parser)
+    parser.add_argument("--no-refiner", action="store_true",
+                        help="score a network avatar's coarse RGB (its first 3 feature channels), not the refiner's")
     parser.set_defaults(run=run)
 
 
@@ -190,13 +199,16 @@ class Scorer:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    reconstruction = Reconstruction(args.method, method_files(args, config), not args.no_refiner)
     backend = resolve_backend(args.renderer)
     lpips = load_lpips(args.lpips)
     paths = [Path(video) for video in args.videos]
     results, sheet_rows = {}, []
     with Scorer(config, lpips) as scorer:
         for path in paths:
-            scores, rows = evaluate_video(path, config, args.lod, backend, scorer, args.max_frames, _progress)
+            scores, rows = evaluate_video(
+                path, config, reconstruction, args.lod, backend, scorer, args.max_frames, _progress
+            )
             results[path.name] = scores.summary()
             sheet_rows.extend(rows)
             _progress(f"{path.name}: {_scores_line(results[path.name])}")
@@ -215,9 +227,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class Reconstruction:
+    """How the avatars are made and shown: the method, its files, whether to use the refiner."""
+
+    method: str
+    files: NetworkFiles
+    use_refiner: bool
+
+
 def evaluate_video(
     path: Path,
     config: Config,
+    reconstruction: Reconstruction,
     lod: int,
     backend: str,
     scorer: Scorer,
@@ -237,10 +259,14 @@ def evaluate_video(
             raise InputImageError(f"{path.name} has no frames")
         portrait = portrait_from_image(first.rgb, f"the first frame of {path.name}", config.tracking)
         started = time.perf_counter()
-        avatar = reconstruct(portrait, config=config)
+        avatar = reconstruct(portrait, reconstruction.method, config, files=reconstruction.files)
         scores.method, scores.reconstruct_s = avatar.method, time.perf_counter() - started
         progress(f"{path.name}: {avatar.method} avatar reconstructed from the first frame in {scores.reconstruct_s:.2f} s")
-        animator, view = Animator(avatar, reference_frames=1), View(avatar, lod, avatar.camera(), backend, BACKGROUND)
+        avatar = attach_flame(avatar, find_flame_file(reconstruction.files.flame, config.flame), config)
+        animator = Animator(avatar, reference_frames=1, fitting=flame_fitting(avatar, config))
+        size = portrait.crop.image.shape[0]  # renders are scored against crops of this size
+        camera = avatar.camera().resized(size, size)
+        view = View(avatar, lod, camera, backend, BACKGROUND, reconstruction.use_refiner)
         _start_tracking(tracker, animator, first, portrait)
         source_cell = _cell(captioned(portrait.crop.image, path.name))
         report = ProgressClock(PROGRESS_INTERVAL_S)

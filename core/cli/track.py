@@ -22,9 +22,9 @@ from core.cli.progress import ProgressClock
 from core.config import Config, load_config
 from core.errors import NoFaceError
 from core.fileio import write_json_atomic
-from core.flame import FlameLayer, find_flame_file, load_flame_model, load_landmark_embedding, resolve_model_file
-from core.geometry.camera import Camera
-from core.tracking.flame_fitter import FlameFitter, FlameParams
+from core.flame import find_flame_file, resolve_model_file
+from core.tracking.flame_fitter import FlameParams
+from core.tracking.flame_tracking import CalibratedFitting, load_flame_layer
 from core.tracking.photo import portrait_from_image, read_image
 from core.tracking.sources import IMAGE_SUFFIXES, Frame, FrameSource, open_source
 from core.tracking.tracker import STAGES, Tracker
@@ -82,33 +82,6 @@ class TrackStats:
         return result
 
 
-class CalibratedFitting:
-    """Feeds tracked landmarks to a FLAME fitter: calibrates shape on the first frames, then fits.
-
-    ``add`` returns the fits it could make (none while it collects calibration frames,
-    all the collected ones once it has enough); ``finish`` calibrates on what it has.
-    """
-
-    def __init__(self, fitter: FlameFitter, calibration_frames: int):
-        self.fitter = fitter
-        self._wanted = max(1, calibration_frames)
-        self._pending: list[np.ndarray] | None = []
-
-    def add(self, landmarks: np.ndarray) -> list[FlameParams]:
-        if self._pending is None:
-            return [self.fitter.fit(landmarks)]
-        self._pending.append(landmarks)
-        return self.finish() if len(self._pending) >= self._wanted else []
-
-    def finish(self) -> list[FlameParams]:
-        pending, self._pending = self._pending or [], None
-        if not pending:
-            return []
-        self.fitter.calibrate(pending)
-        self.fitter.reset()
-        return [self.fitter.fit(landmarks) for landmarks in pending]
-
-
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     flame_file = None if args.no_flame else find_flame_file(args.flame, config.flame)
@@ -140,15 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fitting(config: Config, flame_file: Path) -> CalibratedFitting:
-    model = load_flame_model(flame_file)
-    embedding = load_landmark_embedding(
-        resolve_model_file(config.flame.landmark_embedding_file), n_faces=model.faces.shape[0]
-    )
-    layer = FlameLayer(model, config.flame.n_shape, config.flame.n_expression, embedding)
-    size = config.tracking.crop.output_size
-    camera = Camera.orbit((0, 0, 0), 0, 0, config.camera.distance, size, size, config.camera.focal_normalized)
-    fitter = FlameFitter(layer, camera, config.tracking.fitter, config.flame.scale)
-    return CalibratedFitting(fitter, config.tracking.fitter.calibration_frames)
+    layer = load_flame_layer(flame_file, config.flame)
+    return CalibratedFitting.from_config(layer, config, config.tracking.crop.output_size)
 
 
 def _fit(fitting: CalibratedFitting, landmarks: np.ndarray | None, stats: TrackStats) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from core.avatar import Avatar, ReconstructionCancelled, reconstruct
+from core.avatar.network_method import NetworkFiles
 from core.config import Config
 from core.errors import OmgError
 from core.tracking.photo import portrait_from_image, prepare_portrait
@@ -33,11 +34,13 @@ def demo_portrait_image() -> np.ndarray:
 
 class ReconstructionJob:
     """Reconstructs one avatar on a background thread; poll ``done``, then read ``avatar``
-    or ``error`` (``cancelled`` when :meth:`cancel` stopped it)."""
+    or ``error`` (``cancelled`` when :meth:`cancel` stopped it). ``files``: the network
+    method's."""
 
-    def __init__(self, photo: Path | None, method: str, config: Config):
+    def __init__(self, photo: Path | None, method: str, config: Config, files: NetworkFiles | None = None):
         self.photo = photo
         self.method = method
+        self.files = files
         self.name = photo.name if photo else DEMO_PORTRAIT_NAME
         self.progress = 0.0
         self.message = "starting"
@@ -78,7 +81,7 @@ class ReconstructionJob:
                 raise ReconstructionCancelled("reconstruction cancelled")
             self.progress = PREPARATION_SHARE
             with torch.inference_mode():
-                self.avatar = reconstruct(portrait, self.method, self._config, self._report, self._cancel)
+                self.avatar = reconstruct(portrait, self.method, self._config, self._report, self._cancel, self.files)
         except ReconstructionCancelled:
             self.cancelled = True
         except OmgError as exc:

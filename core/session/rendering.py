@@ -1,11 +1,11 @@
 """Rendering for the viewer: a view (camera, level of detail, inspection mode) of an avatar
 in a driving state, as an [H, W, 3] float32 RGB image, on a thread of its own.
 
-Inspection modes show what each part contributes: the final image (the splatted colour:
-no avatar has a neural refiner yet), the coarse RGB (the first three
-splatted channels), alpha, depth, the Gaussians' centres as points, and the
-occlusion-aware visibility mask of OAFF (which head Gaussians the source photo sees:
-green, hidden: orange, shoulders: grey).
+Inspection modes show what each part contributes: the final image (the avatar's neural
+refiner on all splatted channels when it has one and the refiner is on, else the splatted
+colour), the coarse RGB (the first three splatted channels), alpha, depth, the Gaussians'
+centres as points, and the occlusion-aware visibility mask of OAFF (which head Gaussians
+the source photo sees: green, hidden: orange, shoulders: grey).
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ class View:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
-def render_view(avatar: Avatar, view: View, state: DrivingState | None, backend: str) -> np.ndarray:
-    """[H, W, 3] float32 RGB image (0..1) of ``avatar`` posed by ``state`` for ``view``."""
+def render_view(
+    avatar: Avatar, view: View, state: DrivingState | None, backend: str, use_refiner: bool = True
+) -> np.ndarray:
+    """[H, W, 3] float32 RGB image (0..1) of ``avatar`` posed by ``state`` for ``view``
+    (``use_refiner``: the final image through the avatar's refiner, when it has one)."""
     camera = view.camera
     if view.follow_head and state is not None:
         camera = camera_following_head(camera, state, avatar.rig.pivot)
@@ -69,6 +72,9 @@ def render_view(avatar: Avatar, view: View, state: DrivingState | None, backend:
             return _points_image(gaussians, camera, background)
         if view.mode == "visibility":
             gaussians = _visibility_coloured(avatar, view.lod, gaussians)
+        if view.mode == "final" and use_refiner and avatar.refiner is not None:
+            output = render(gaussians, camera, backend, background=avatar.feature_background(tuple(background)))
+            return _rgb(avatar.rgb(output.features).cpu().numpy())
         output = render(_coarse_rgb(gaussians), camera, backend, background=background)
     alpha = output.alpha.cpu().numpy()  # one copy per frame from a CUDA renderer, none on the CPU
     if view.mode == "alpha":
@@ -162,6 +168,7 @@ class RenderRequest:
     views: tuple[View, ...]
     state: DrivingState | None
     backend: str
+    use_refiner: bool = True
 
 
 @dataclass(frozen=True)
@@ -218,7 +225,7 @@ class RenderThread:
                 request = self._request
             started = time.perf_counter()
             try:
-                images = tuple(render_view(request.avatar, view, request.state, request.backend)
+                images = tuple(render_view(request.avatar, view, request.state, request.backend, request.use_refiner)
                                for view in request.views)
                 done = RenderedFrame(request, images, 1000.0 * (time.perf_counter() - started))
             except Exception as exc:  # noqa: BLE001 - handed to the UI thread, which shows it

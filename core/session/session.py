@@ -10,8 +10,11 @@ import numpy as np
 import torch
 
 from core.avatar import Animator, Avatar, DrivingState, available_methods, load_avatar, save_avatar
+from core.avatar.animation import attach_flame, flame_fitting
+from core.avatar.network_method import NetworkFiles
 from core.config import Config, load_config
 from core.errors import OmgError
+from core.flame import find_flame_file
 from core.render import available_backends, resolve_backend, save_ply
 from core.render.kernels import start_background_compile
 from core.session.controls import ControlRig, idle_controls
@@ -39,6 +42,8 @@ class Session:
         self._kernel_compile = start_background_compile() if "gsplat" not in available_backends() else None
         self.avatar: Avatar | None = None
         self.avatar_name = ""
+        self.network_files = NetworkFiles()  # the network method's files (None: default places)
+        self.use_refiner = True  # the final image through the avatar's refiner, when it has one
         self.driver: Driver | None = None
         self.last_render_ms = 0.0
         self._controls: ControlRig | None = None
@@ -58,15 +63,20 @@ class Session:
         return available_methods()
 
     def reconstruct(self, photo: str | Path | None, method: str) -> ReconstructionJob:
-        """Start building an avatar from ``photo`` (None: the demo portrait) in the background."""
-        return ReconstructionJob(Path(photo) if photo is not None else None, method, self.config)
+        """Start building an avatar from ``photo`` (None: the demo portrait) in the background
+        (the network method with :attr:`network_files`)."""
+        photo = Path(photo) if photo is not None else None
+        return ReconstructionJob(photo, method, self.config, self.network_files)
 
     def set_avatar(self, avatar: Avatar, name: str) -> None:
-        self.avatar, self.avatar_name = avatar, name
+        """Show and drive ``avatar``; one with a FLAME rig gets its FLAME model when the
+        FLAME file (:attr:`network_files` or the config's) is there, for driven expressions."""
+        flame_file = find_flame_file(self.network_files.flame, self.config.flame) if avatar.flame else None
+        self.avatar, self.avatar_name = attach_flame(avatar, flame_file, self.config), name
         self._controls = ControlRig(avatar.rig.landmarks)
         self._state = None
         if self.driver is not None:
-            self.driver.set_animator(Animator(avatar))
+            self.driver.set_animator(self._animator())
 
     def load_avatar(self, path: str | Path) -> None:
         path = Path(path)
@@ -84,8 +94,8 @@ class Session:
 
     @property
     def has_refiner(self) -> bool:
-        """Whether the avatar has a neural refiner: no reconstruction method makes one yet."""
-        return False
+        """Whether the avatar has a neural refiner (network avatars do)."""
+        return self.avatar is not None and self.avatar.refiner is not None
 
     def home_orbit(self) -> tuple[np.ndarray, float, float, float, float]:
         """The avatar's source view as an orbit: (target, yaw and pitch in degrees, distance,
@@ -119,7 +129,9 @@ class Session:
 
     def _animator(self) -> Animator | None:
         """An animator for a new driver (none before there is an avatar: it then only tracks)."""
-        return Animator(self.avatar) if self.avatar is not None else None
+        if self.avatar is None:
+            return None
+        return Animator(self.avatar, fitting=flame_fitting(self.avatar, self.config))
 
     def _start(self, driver: Driver) -> Driver:
         self.stop_driving()
@@ -186,7 +198,8 @@ class Session:
         state = self._state if state is None else state
         self._requests += 1
         backend = resolve_backend(self.backend)
-        self._renderer.submit(RenderRequest(self._requests, self._require_avatar(), tuple(views), state, backend))
+        avatar = self._require_avatar()
+        self._renderer.submit(RenderRequest(self._requests, avatar, tuple(views), state, backend, self.use_refiner))
         return self._requests
 
     def rendered(self) -> RenderedFrame | None:

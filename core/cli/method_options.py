@@ -1,0 +1,41 @@
+"""The reconstruction method options shared by ``reconstruct`` and ``eval``: ``--method``
+and the network method's files (``--checkpoint``, ``--flame``, ``--dinov2``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.avatar import available_methods
+from core.avatar.network_method import NAME as NETWORK
+from core.avatar.network_method import NetworkFiles, check_files
+from core.config import Config
+from core.errors import OmgError
+
+
+class NetworkOptionError(OmgError):
+    """Network file options given to another method."""
+
+
+def add_method_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--method",
+        default=available_methods()[0],
+        choices=available_methods(),
+        help="reconstruction method (default: %(default)s)",
+    )
+    network = parser.add_argument_group("network method files (default: their places in the models folder)")
+    network.add_argument("--checkpoint", type=Path, metavar="C", help="network checkpoint (.safetensors)")
+    network.add_argument("--flame", type=Path, metavar="F", help="FLAME model file (default: the config's)")
+    network.add_argument("--dinov2", type=Path, metavar="W", help="DINOv2 ViT-B/14 weights")
+
+
+def method_files(args: argparse.Namespace, config: Config) -> NetworkFiles:
+    """The network files given; for ``--method network`` all must exist (one error line
+    names each missing file), other methods refuse them."""
+    files = NetworkFiles(args.checkpoint, args.flame, args.dinov2)
+    if args.method == NETWORK:
+        check_files(files, config)
+    elif files != NetworkFiles():
+        raise NetworkOptionError(f"--checkpoint, --flame and --dinov2 are options of --method {NETWORK}")
+    return files

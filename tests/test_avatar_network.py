@@ -1,0 +1,296 @@
+"""Network avatars: the ``network`` reconstruction method on a sample photo (tiny random-weight
+checkpoint, synthetic FLAME, official-format DINOv2 file), C-channel features, the FLAME rig,
+the refiner, the ``.omg`` round trip (and version-1 files), and ``reconstruct --method network``
+with its one-line missing-file error."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import time
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.avatar import Animator, DrivingState, available_methods, load_avatar, reconstruct, save_avatar
+from core.avatar.animation import attach_flame, flame_fitting
+from core.avatar.flame_rig import FlamePose
+from core.avatar.network_method import NetworkFiles
+from core.cli import main
+from core.errors import ModelFileError
+from core.render import render
+from core.session import Session
+from core.session import View as SessionView
+from core.session.rendering import render_view
+from core.tracking.flame_tracking import load_flame_layer
+from core.tracking.photo import prepare_portrait
+from core.tracking.sources import VideoFileSource
+from core.tracking.tracker import Tracker
+from network_files import CHANNELS, network_config, write_network_files
+
+CONFIG = network_config()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    return write_network_files(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="module")
+def models_env(files):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OMG_AVATAR_MODELS", str(files.models))
+        yield files
+
+
+@pytest.fixture(scope="module")
+def avatar(models_env, samples_dir):
+    portrait = prepare_portrait(samples_dir / "photos" / "einstein.jpg", CONFIG.tracking)
+    chosen = NetworkFiles(models_env.checkpoint, models_env.flame, models_env.dinov2)
+    return reconstruct(portrait, "network", CONFIG, files=chosen)
+
+
+@pytest.fixture(scope="module")
+def saved(avatar, tmp_path_factory):
+    return save_avatar(avatar, tmp_path_factory.mktemp("omg") / "network.omg")
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+def flame_state(jaw_open: float = 0.3) -> DrivingState:
+    pose = FlamePose(np.full(CONFIG.flame.n_expression, 0.5), np.array([jaw_open, 0, 0]), np.zeros(6), np.zeros(0))
+    return DrivingState(np.zeros((478, 3)), np.eye(3), np.zeros(3), flame=pose)
+
+
+# --------------------------------------------------------------------------- the method
+def test_network_is_a_listed_method():
+    assert available_methods() == ["training-free", "network"]
+
+
+@pytest.mark.samples
+def test_network_avatar_has_32_channels_a_refiner_a_flame_rig_and_one_level_per_lod(avatar, files):
+    assert avatar.method == "network" and avatar.num_channels == CHANNELS
+    assert avatar.refiner is not None and avatar.flame is not None
+    assert avatar.num_lods == CONFIG.lod.levels + 1 and avatar.first_level == 0
+    assert len(avatar.rig.vertices) == files.num_flame_vertices
+    for lod in range(avatar.num_lods):
+        assert avatar.num_gaussians(lod) == avatar.levels.num_vertices[lod] + len(avatar.shoulders)
+        assert avatar.gaussians(lod).features.shape == (avatar.num_gaussians(lod), CHANNELS)
+    assert avatar.levels.num_vertices[1] > 3 * files.num_flame_vertices  # subdivided
+
+
+@pytest.mark.samples
+def test_flame_driving_moves_the_head_and_landmark_only_driving_keeps_the_source_expression(avatar):
+    neutral = avatar.head_means(1)
+    assert not torch.allclose(avatar.head_means(1, flame_state()), neutral, atol=1e-4)
+    landmark_only = DrivingState(np.random.default_rng(0).normal(size=(478, 3)), np.eye(3), np.zeros(3))
+    assert torch.allclose(avatar.head_means(1, landmark_only), neutral, atol=1e-5)
+    source = avatar.flame.source
+    at_source = DrivingState(np.zeros((478, 3)), np.eye(3), np.zeros(3), flame=source)
+    assert torch.allclose(avatar.head_means(1, at_source), neutral, atol=1e-4)
+
+
+@pytest.mark.samples
+def test_features_with_32_channels_render_with_the_cpu_backend_like_the_reference(avatar):
+    gaussians, camera = avatar.gaussians(0), avatar.camera()
+    cpu = render(gaussians, camera, backend="cpu").features
+    reference = render(gaussians, camera, backend="reference").features
+    assert cpu.shape == (camera.height, camera.width, CHANNELS)
+    assert cpu[..., 3:].abs().sum() > 0
+    assert torch.allclose(cpu, reference, atol=2e-3)
+    rgb = avatar.rgb(cpu)
+    assert rgb.shape == (camera.height, camera.width, 3) and not torch.allclose(rgb, cpu[..., :3])
+    assert torch.equal(avatar.rgb(cpu, use_refiner=False), cpu[..., :3])
+
+
+# --------------------------------------------------------------------------- the file
+@pytest.mark.samples
+def test_network_avatar_round_trip_keeps_features_refiner_and_flame_rig(avatar, saved, files):
+    loaded = load_avatar(saved)
+    assert loaded.num_channels == CHANNELS and loaded.flame.poser is None
+    for lod in range(avatar.num_lods):
+        original, restored = avatar.gaussians(lod), loaded.gaussians(lod)
+        for name in ("means", "quats", "scales", "opacities", "features"):
+            assert torch.equal(getattr(original, name), getattr(restored, name)), name
+    features = torch.rand(64, 64, CHANNELS, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(loaded.rgb(features), avatar.rgb(features))
+    np.testing.assert_array_equal(loaded.flame.shape, avatar.flame.shape)
+    np.testing.assert_array_equal(loaded.flame.offsets, avatar.flame.offsets)
+    # no FLAME model in the file: posing an expression needs the user's FLAME file
+    with pytest.raises(ModelFileError, match="FLAME"):
+        loaded.gaussians(1, flame_state())
+    with zipfile.ZipFile(saved) as archive:
+        flame_members = {name for name in archive.namelist() if name.startswith("flame.")}
+    assert flame_members == {f"flame.{name}.npy" for name in ("shape", "offsets", "expression", "jaw", "eyes", "eyelids")}
+    layer = load_flame_layer(files.flame, CONFIG.flame, files.models / CONFIG.flame.landmark_embedding_file)
+    attached = loaded.with_flame(layer)
+    assert torch.allclose(attached.head_means(1, flame_state()), avatar.head_means(1, flame_state()), atol=1e-5)
+
+
+@pytest.mark.samples
+def test_version_1_files_still_load_as_rgb_avatars(avatar, saved, tmp_path):
+    with np.load(saved, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files if not name.startswith(("flame.", "refiner."))}
+    header = json.loads(arrays["header"].tobytes())
+    header = {key: value for key, value in header.items() if key not in ("flame", "refiner")} | {"version": 1}
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    for name in [name for name in arrays if name.endswith(".features")]:
+        arrays[name.replace(".features", ".colours")] = arrays.pop(name)[:, :3]
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    old = tmp_path / "v1.omg"
+    old.write_bytes(buffer.getvalue())
+    loaded = load_avatar(old)
+    assert loaded.num_channels == 3 and loaded.refiner is None and loaded.flame is None
+    assert torch.equal(loaded.gaussians(2).features, avatar.gaussians(2).features[:, :3])
+    assert torch.equal(loaded.gaussians(2).means, avatar.gaussians(2).means)
+
+
+# --------------------------------------------------------------------------- the command
+@pytest.mark.samples
+def test_reconstruct_command_writes_a_network_avatar(models_env, samples_dir, tmp_path):
+    output = tmp_path / "einstein.omg"
+    status, out, err = run_cli([
+        "reconstruct", str(samples_dir / "photos" / "einstein.jpg"), "-o", str(output), "--method", "network",
+        "--checkpoint", str(models_env.checkpoint), "--flame", str(models_env.flame),
+        "--dinov2", str(models_env.dinov2), "--config", "tiny",
+    ])  # fmt: skip
+    assert status == 0, err
+    loaded = load_avatar(output)
+    assert loaded.method == "network" and loaded.num_channels == CHANNELS and loaded.refiner is not None
+    for lod in range(loaded.num_lods):
+        assert f"LOD {lod} Gaussians:  {loaded.num_gaussians(lod)} ({loaded.levels.num_vertices[lod]} head" in out
+    assert "100% done" in err
+
+
+@pytest.mark.parametrize("missing", [("checkpoint",), ("flame", "dinov2"), ("checkpoint", "flame", "dinov2")])
+def test_missing_network_files_are_named_in_one_line_with_exit_status_2(files, tmp_path, monkeypatch, missing):
+    monkeypatch.setenv("OMG_AVATAR_MODELS", str(files.models))
+    given = {"checkpoint": files.checkpoint, "flame": files.flame, "dinov2": files.dinov2}
+    given.update({name: tmp_path / f"absent_{name}.bin" for name in missing})
+    options = [item for name, path in given.items() for item in (f"--{name}", str(path))]
+    status, out, err = run_cli(["reconstruct", str(tmp_path / "no_photo.jpg"), "-o", str(tmp_path / "a.omg"),
+                                "--method", "network", *options])  # fmt: skip
+    assert status == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("omg-avatar: error: ")
+    for name, path in given.items():
+        assert (str(path) in err) == (name in missing)
+    assert f"{len(missing)} missing file(s)" in err
+    assert not (tmp_path / "a.omg").exists()
+
+
+def test_network_file_options_are_refused_for_the_training_free_method(files, tmp_path):
+    argv = ["reconstruct", "photo.jpg", "-o", str(tmp_path / "a.omg"), "--checkpoint", str(files.checkpoint)]
+    status, _, err = run_cli(argv)
+    assert status == 2 and "--method network" in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- driving
+DRIVING_FRAMES = CONFIG.tracking.fitter.calibration_frames + 3
+
+
+@pytest.fixture(scope="module")
+def avatar_file(avatar, tmp_path_factory):
+    return save_avatar(avatar, tmp_path_factory.mktemp("drive") / "network.omg")
+
+
+@pytest.mark.samples
+def test_a_flame_fit_per_frame_drives_the_expression_once_the_shape_is_calibrated(saved, files, samples_dir):
+    loaded_flame = attach_flame(load_avatar(saved), files.flame, CONFIG)
+    fitting = flame_fitting(loaded_flame, CONFIG)
+    assert fitting is not None and loaded_flame.flame.poser is not None
+    animator = Animator(loaded_flame, fitting=fitting)
+    with VideoFileSource(samples_dir / "videos" / "talking_d0.mp4") as video, Tracker.from_config(CONFIG) as tracker:
+        states = [animator.drive(tracker.track(frame)) for frame, _ in zip(video, range(DRIVING_FRAMES))]
+    calibration = CONFIG.tracking.fitter.calibration_frames
+    assert all(state.flame is None for state in states[: calibration - 1])
+    assert all(state.flame is not None for state in states[calibration - 1:])
+    assert states[-1].flame.expression.shape == (CONFIG.tracking.fitter.n_expression,)
+    assert not np.array_equal(states[-1].flame.expression, states[-2].flame.expression)  # fitted per frame
+    without = dataclasses.replace(states[-1], flame=None)
+    assert not torch.allclose(loaded_flame.head_means(0, states[-1]), loaded_flame.head_means(0, without), atol=1e-4)
+
+
+@pytest.mark.samples
+def test_avatars_without_a_flame_model_are_driven_by_landmarks_only(saved):
+    loaded = load_avatar(saved)
+    assert attach_flame(loaded, None, CONFIG) is loaded
+    assert flame_fitting(loaded, CONFIG) is None
+
+
+@pytest.mark.samples
+@pytest.mark.parametrize("refiner", [True, False])
+def test_drive_renders_a_network_avatar_with_and_without_its_refiner(
+    models_env, avatar_file, samples_dir, tmp_path, refiner
+):
+    output = tmp_path / "driven.mp4"
+    status, out, err = run_cli([
+        "drive", str(avatar_file), "--video", str(samples_dir / "videos" / "talking_d0.mp4"), "-o", str(output),
+        "--max-frames", str(DRIVING_FRAMES), "--lod", "0", "--flame", str(models_env.flame), "--config", "tiny",
+        *([] if refiner else ["--no-refiner"]),
+    ])  # fmt: skip
+    assert status == 0, err
+    assert f"frames:           {DRIVING_FRAMES} ({DRIVING_FRAMES} with a face)" in out
+    assert f"expressions FLAME fit per frame, refiner {'on' if refiner else 'off (coarse RGB)'}" in out
+    capture = cv2.VideoCapture(str(output))
+    count, first = 0, None
+    while (ok := capture.read())[0]:
+        count += 1
+        first = ok[1] if first is None else first
+    capture.release()
+    assert count == DRIVING_FRAMES and first.shape[:2] == (CONFIG.model.render_size,) * 2
+
+
+@pytest.mark.samples
+def test_eval_reconstructs_and_scores_a_network_avatar(models_env, samples_dir, tmp_path):
+    report = tmp_path / "scores.json"
+    status, _, err = run_cli([
+        "eval", str(samples_dir / "videos" / "talking_d0.mp4"), "--max-frames", "3", "--lod", "0", "--config", "tiny",
+        "--method", "network", "--checkpoint", str(models_env.checkpoint), "--flame", str(models_env.flame),
+        "--dinov2", str(models_env.dinov2), "--no-refiner", "--json", str(report),
+    ])  # fmt: skip
+    assert status == 0, err
+    video = json.loads(report.read_text())["videos"]["talking_d0.mp4"]
+    assert video["method"] == "network" and video["frames"] == 2
+
+
+# --------------------------------------------------------------------------- the app's session
+@pytest.mark.samples
+def test_the_session_builds_a_network_avatar_and_toggles_its_refiner(models_env, samples_dir):
+    session = Session(CONFIG)
+    try:
+        assert "network" in session.methods()
+        session.network_files = NetworkFiles(models_env.checkpoint, models_env.flame, models_env.dinov2)
+        job = session.reconstruct(samples_dir / "photos" / "einstein.jpg", "network")
+        assert job.wait(120) and job.error is None, job.error
+        session.set_avatar(job.avatar, job.name)
+        assert session.has_refiner and session.avatar.flame.poser is not None
+        assert session._animator()._fitting is not None  # driven frames get FLAME expressions
+        camera = session.avatar.camera()
+        images = {
+            (mode, refiner): render_view(session.avatar, SessionView(camera, 0, mode), None, "cpu", refiner)
+            for mode in ("final", "coarse") for refiner in (True, False)
+        }  # fmt: skip
+        assert images[("final", True)].shape == (camera.height, camera.width, 3)
+        assert not np.allclose(images[("final", True)], images[("final", False)], atol=1e-3)
+        np.testing.assert_array_equal(images[("final", False)], images[("coarse", False)])
+        np.testing.assert_array_equal(images[("coarse", True)], images[("coarse", False)])
+        session.use_refiner = False
+        serial = session.request_render([SessionView(camera, 0)])
+        deadline = time.monotonic() + 30
+        while (frame := session.rendered()) is None and time.monotonic() < deadline:
+            session.wait(0.1)
+        assert frame.request.serial == serial and frame.error is None and not frame.request.use_refiner
+        np.testing.assert_array_equal(frame.images[0], images[("final", False)])
+    finally:
+        session.close()
