@@ -26,6 +26,7 @@ from core.errors import ModelFileError
 from core.render import render
 from core.session import Session
 from core.session import View as SessionView
+from core.session.controls import ControlRig
 from core.session.rendering import render_view
 from core.tracking.flame_tracking import load_flame_layer
 from core.tracking.photo import prepare_portrait
@@ -98,6 +99,18 @@ def test_flame_driving_moves_the_head_and_landmark_only_driving_keeps_the_source
     source = avatar.flame.source
     at_source = DrivingState(np.zeros((478, 3)), np.eye(3), np.zeros(3), flame=source)
     assert torch.allclose(avatar.head_means(1, at_source), neutral, atol=1e-4)
+
+
+@pytest.mark.samples
+def test_manual_jaw_control_turns_flames_jaw_and_smile_leaves_a_network_avatar_alone(avatar):
+    controls = ControlRig(avatar.rig.landmarks, avatar.flame.source)
+    rest = avatar.head_means(0, controls.state({}))
+    torch.testing.assert_close(rest, avatar.head_means(0), atol=1e-4, rtol=0)  # no control: the source
+    motion = avatar.head_means(0, controls.state({"jaw_open": 1.0})) - rest
+    distance = motion.norm(dim=1)
+    assert distance.max() > 1e-2
+    assert motion[distance > 0.5 * distance.max(), 1].mean() < 0  # what moves most goes down: the chin
+    torch.testing.assert_close(avatar.head_means(0, controls.state({"smile": 1.0})), rest, atol=1e-5, rtol=0)
 
 
 @pytest.mark.samples

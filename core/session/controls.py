@@ -11,6 +11,12 @@ scaled to its face), and a state is their weighted sum plus a head rotation.
 * eyes_closed: each upper eyelid moves onto its lower one;
 * yaw, pitch, roll (degrees): the head turns about its pivot (as in
   :meth:`core.tracking.head_pose.HeadPose.yaw_pitch_roll_deg`).
+
+An avatar with a FLAME rig (the network's) takes its expression from FLAME instead of the
+landmark offsets: there jaw_open turns FLAME's jaw and eyes_closed closes FLAME's eyelids,
+from the source photo's articulation. smile and brows_up have no counterpart among FLAME's
+controls (its expression components are a statistical basis without names), so they move
+only landmark-rigged avatars.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from core.avatar import DrivingState
+from core.avatar.flame_rig import FlamePose
 
 #: Manual controls: name -> (label, minimum, maximum). Angles in degrees, the rest 0..1.
 MANUAL_CONTROLS = {
@@ -59,12 +66,16 @@ BROW_RISE = 0.09
 BROW_REACH = 0.25
 LID_CLOSURE = 0.95
 IRIS_DROP = 0.35
+#: FLAME jaw rotation (radians, about +x: the mouth opens) at jaw_open = 1.
+FLAME_JAW_OPEN_RAD = 0.35
 
 
 class ControlRig:
-    """Displacement fields of the expression controls for one avatar's landmarks."""
+    """Displacement fields of the expression controls for one avatar's landmarks, and for a
+    FLAME-rigged avatar its ``flame_source`` articulation, which the controls start from."""
 
-    def __init__(self, landmarks: np.ndarray):
+    def __init__(self, landmarks: np.ndarray, flame_source: FlamePose | None = None):
+        self.flame_source = flame_source
         points = np.asarray(landmarks, dtype=np.float64)
         self.num_landmarks = len(points)
         eye_distance = float(np.linalg.norm(points[OUTER_EYE_CORNERS[1]] - points[OUTER_EYE_CORNERS[0]]))
@@ -83,7 +94,16 @@ class ControlRig:
         rotation = Rotation.from_euler(
             "YXZ", [controls.get("yaw", 0.0), controls.get("pitch", 0.0), controls.get("roll", 0.0)], degrees=True
         ).as_matrix()
-        return DrivingState(offsets, rotation, np.zeros(3))
+        return DrivingState(offsets, rotation, np.zeros(3), flame=self._flame(controls))
+
+    def _flame(self, controls: dict[str, float]) -> FlamePose | None:
+        """The FLAME articulation for ``controls``: the source's, jaw turned, eyelids closed."""
+        source = self.flame_source
+        if source is None:
+            return None
+        jaw = source.jaw + np.array([FLAME_JAW_OPEN_RAD * controls.get("jaw_open", 0.0), 0.0, 0.0])
+        eyelids = np.clip(source.eyelids + controls.get("eyes_closed", 0.0), 0.0, 1.0)
+        return FlamePose(source.expression, jaw, source.eyes, eyelids)
 
 
 def _jaw_field(points: np.ndarray, eye_distance: float) -> np.ndarray:

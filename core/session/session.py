@@ -73,7 +73,7 @@ class Session:
         FLAME file (:attr:`network_files` or the config's) is there, for driven expressions."""
         flame_file = find_flame_file(self.network_files.flame, self.config.flame) if avatar.flame else None
         self.avatar, self.avatar_name = attach_flame(avatar, flame_file, self.config), name
-        self._controls = ControlRig(avatar.rig.landmarks)
+        self._controls = ControlRig(avatar.rig.landmarks, avatar.flame.source if avatar.flame else None)
         self._state = None
         if self.driver is not None:
             self.driver.set_animator(self._animator())
