@@ -182,3 +182,19 @@ def test_a_checkpoint_with_a_bad_header_gives_one_line_errors(tmp_path):
     for name, (metadata, expected) in cases.items():
         safetensors.torch.save_file(tensors, tmp_path / name, metadata=metadata)
         assert expected in one_line_error(tmp_path / name), name
+
+
+def test_a_checkpoint_from_another_program_version_reads_its_network_sections(tmp_path, config):
+    """Training and tracking fields added or dropped between versions do not stop a
+    checkpoint from loading; the sections that size the network are read as stored."""
+    path = save_checkpoint(trained_toy(), config, tmp_path / "old.safetensors")
+    stored = json.loads(safetensors.safe_open(path, framework="pt").metadata()["config"])
+    del stored["training"]["learning_rate"]  # a field this version has and the writer had not
+    stored["tracking"]["future_option"] = 1  # a field the writer had and this version has not
+    stored["model"]["feature_dim"] = 7
+    safetensors.torch.save_file({"weight": torch.zeros(3)}, path, metadata={
+        "format": "omg-avatar-network", "version": "1", "config": json.dumps(stored)})
+    _, read = read_checkpoint(path)
+    assert read.model.feature_dim == 7
+    assert read.training.learning_rate == config.training.learning_rate  # from the shipped tiny config
+    assert read.tracking == config.tracking

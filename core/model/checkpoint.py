@@ -19,7 +19,7 @@ import safetensors.torch
 import torch
 from torch import Tensor, nn
 
-from core.config import Config, config_to_dict, from_dict
+from core.config import Config, available_configs, config_to_dict, from_dict, load_config
 from core.errors import ConfigError, ModelFileError, first_line
 from core.fileio import write_bytes_atomic
 from core.paths import models_dir
@@ -62,6 +62,10 @@ def save_checkpoint(model: nn.Module, config: Config, path: str | Path) -> Path:
     metadata = {"format": FORMAT, "version": VERSION, "config": json.dumps(config_to_dict(config))}
     write_bytes_atomic(path, safetensors.torch.save(tensors, metadata))
     return path
+
+
+#: The config's sections that size the network; a checkpoint's config must hold them.
+NETWORK_SECTIONS = ("image_size", "camera", "flame", "lod", "model")
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], Config]:
@@ -120,9 +124,30 @@ def mismatch_report(expected: Mapping[str, Tensor], given: Mapping[str, Tensor])
 
 
 def _config_from_json(text: str | None, source: str) -> Config:
+    """The stored config, read across program versions: it must have the sections that size
+    the network (:data:`NETWORK_SECTIONS`); fields it lacks (an older program wrote it) come
+    from this program's shipped config of the same name, else ``paper``; fields this program
+    does not know are dropped. The weights are still checked strictly (:func:`load_strict`),
+    so a difference that changes the network does not load."""
     try:
-        return from_dict(Config, json.loads(text or "null"), where=f"{source} config")
+        stored = json.loads(text or "null")
+        if not isinstance(stored, dict):
+            raise ConfigError(f"{source} config: expected a mapping, got {type(stored).__name__}")
+        missing = [section for section in NETWORK_SECTIONS if section not in stored]
+        if missing:
+            raise ConfigError(f"{source} config: missing key(s) {', '.join(missing)}")
+        base_name = stored.get("name") if stored.get("name") in available_configs() else "paper"
+        return from_dict(Config, _overlay(config_to_dict(load_config(base_name)), stored), where=f"{source} config")
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{source}: its config is not valid JSON ({exc})") from None
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
+
+
+def _overlay(base: dict, stored: dict) -> dict:
+    """``base`` with the values ``stored`` has for its keys, recursively (other keys dropped)."""
+    return {
+        key: _overlay(value, stored[key]) if isinstance(value, dict) and isinstance(stored.get(key), dict)
+        else stored.get(key, value)
+        for key, value in base.items()
+    }
