@@ -66,10 +66,18 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    learning_rate: float
-    batch_size: int
-    epochs: int
+    learning_rate: float  # Adam
+    batch_size: int  # global: split over the processes of a distributed run
+    epochs: int  # passes over the training frames (``omg-avatar train --steps`` overrides)
     loss: LossConfig
+    scheduler: str  # learning-rate schedule: "cosine" (to 0 at the last step) or "constant"
+    lod_schedule: list[float]  # per level 0..K, the fraction of the steps after which it joins
+    seed: int  # model initialisation, data order and pair choice
+    validation_every: int  # steps between validations (and image grids)
+    validation_pairs: int  # fixed (source, driving) pairs from the validation clips
+    checkpoint_every: int  # steps between resumable checkpoints
+    perceptual_weights: str  # LPIPS program (.pt2) for the perceptual term; "" = term off
+    data_workers: int  # DataLoader worker processes (0: load in the training process)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,377 @@
+"""Training the OMG-Avatar network on (source, driving) pairs of the same clip.
+
+Per step: the pairs of the batch go through :class:`Reenactor` (the network encodes the
+source photo, re-poses it to the driving FLAME at the step's level of detail, the Gaussians
+are splatted through the driving camera at ``model.render_size``: the first three channels
+are the coarse image, :meth:`OmgAvatarNet.refine` gives the refined one), the loss of
+:mod:`core.train.losses` against the driving frame, Adam (DINOv2 and FLAME frozen). The
+level of detail and the learning rate follow :mod:`core.train.schedules`. Rendering uses the
+differentiable torch reference on the CPU and gsplat on CUDA, where the network also runs in
+mixed precision (float16 autocast, a gradient scaler).
+
+Every ``validation_every`` steps (and at step 0 and the last step) rank 0 renders the fixed
+validation pairs at every level trained so far and logs PSNR and SSIM
+(:mod:`core.train.metrics`) and an image grid (:mod:`core.train.run_log`). Every
+``checkpoint_every`` steps it writes the resumable state (:mod:`core.train.state`); a resumed
+run continues the same loss curve (bit for bit on the CPU, where training runs torch's
+deterministic algorithms). At the end the weights are exported with
+:func:`core.model.checkpoint.save_checkpoint` to ``RUN_DIR/network.safetensors``.
+Distributed runs (``torchrun``) are :mod:`core.train.distributed`'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+
+from core.config import Config, config_to_dict
+from core.errors import ConfigError
+from core.flame import FlameLayer, load_flame_model, resolve_model_file
+from core.geometry.camera import Camera
+from core.model.backbone import DinoBackbone
+from core.model.checkpoint import learned_state, load_strict, save_checkpoint
+from core.model.network import OmgAvatarNet
+from core.render import render
+from core.render.gaussians import Gaussians
+from core.train import metrics
+from core.train.distributed import Distributed
+from core.train.layout import DatasetError
+from core.train.losses import ReconstructionLoss, load_perceptual
+from core.train.pairs import PairBatch, PairDataset, collate_pairs
+from core.train.run_log import RunLog
+from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
+from core.train.state import TrainingStateError, capture_rng, load_state, restore_rng, save_state
+
+WEIGHTS_FILE = "network.safetensors"
+GRID_PAIRS = 4  # validation pairs shown in an image grid
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The network's frozen parts; None: the default place (the config's FLAME file, the
+    models folder's DINOv2). ``random_dinov2``: random backbone weights (tests only)."""
+
+    flame: Path | None = None
+    dinov2: Path | None = None
+    random_dinov2: bool = False
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """``steps``: total steps of the run (None: ``training.epochs`` passes over the training
+    frames); ``resume``: continue from ``run_dir``'s training state."""
+
+    data: Path
+    run_dir: Path
+    steps: int | None = None
+    resume: bool = False
+    files: ModelFiles = field(default_factory=ModelFiles)
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One finished step: its number (1-based), the level trained, the loss and its weighted
+    parts (averaged over processes) and the learning rate it used."""
+
+    step: int
+    total_steps: int
+    lod: int
+    loss: float
+    parts: dict[str, float]
+    learning_rate: float
+
+
+def build_network(config: Config, files: ModelFiles) -> OmgAvatarNet:
+    """The network with FLAME and DINOv2 from ``files``; a missing file is a one-line ModelFileError."""
+    flame_file = files.flame or resolve_model_file(config.flame.model_file)
+    flame = FlameLayer(load_flame_model(flame_file), config.flame.n_shape, config.flame.n_expression)
+    backbone = DinoBackbone(config.model, files.dinov2, random_init=files.random_dinov2)
+    return OmgAvatarNet(config, flame, backbone)
+
+
+class Reenactor(nn.Module):
+    """The network and the renderer: a batch of pairs to the coarse and refined driving images.
+
+    Args:
+        net: the network.
+        backend: ``reference`` (CPU, differentiable) or ``gsplat`` (CUDA).
+    """
+
+    def __init__(self, net: OmgAvatarNet, backend: str) -> None:
+        super().__init__()
+        self.net = net
+        self.backend = backend
+
+    def forward(self, batch: PairBatch, lod: int) -> tuple[Tensor, Tensor, Tensor]:
+        """Coarse [B, 3, R, R], refined [B, 3, R, R] (R = ``render_size``) and offsets [B, V_0, 3]."""
+        source = batch.source
+        gaussians, offsets = self.net(source.image, source.flame, source.mask, batch.driving.flame, lod, source.cameras)
+        coarse, refined = self.render(gaussians, batch.driving.cameras)
+        return coarse, refined, offsets
+
+    def render(self, gaussians: Sequence[Gaussians], cameras: Sequence[Camera]) -> tuple[Tensor, Tensor]:
+        """B Gaussian sets through their B cameras: coarse and refined images [B, 3, R, R]."""
+        size = self.net.config.model.render_size
+        with torch.autocast(gaussians[0].device.type, enabled=False):
+            splats = [
+                render(g.to(dtype=torch.float32), camera.resized(size, size), self.backend).features
+                for g, camera in zip(gaussians, cameras)
+            ]
+        features = torch.stack(splats).permute(0, 3, 1, 2)  # [B, C, R, R]
+        return features[:, :3], self.net.refine(features)
+
+
+class Trainer:
+    """Trains ``config``'s network on ``options.data``; see the module docstring.
+
+    ``summary`` holds ``loss_first``, ``loss_last``, ``val_psnr_first`` and ``val_psnr_last``
+    (validation PSNR at level 0, dB); the first values survive a resume.
+    """
+
+    def __init__(self, config: Config, options: TrainOptions, dist: Distributed | None = None) -> None:
+        check_lod_schedule(config)
+        training = config.training
+        self.config, self.options = config, options
+        self.dist = dist or Distributed.from_env()
+        self.device = self.dist.device()
+        if training.batch_size % self.dist.world_size:
+            raise ConfigError(
+                f"training.batch_size {training.batch_size} does not split over {self.dist.world_size} processes"
+            )
+        self.local_batch = training.batch_size // self.dist.world_size
+        self.train_set, self.val_set = (
+            PairDataset(options.data, split, config.image_size, config.flame.n_shape, config.flame.n_expression,
+                        training.seed)  # fmt: skip
+            for split in ("train", "validation")
+        )
+        self.sampler = DistributedSampler(
+            self.train_set, self.dist.world_size, self.dist.rank, shuffle=True, seed=training.seed, drop_last=True
+        )
+        self.steps_per_epoch = len(self.sampler) // self.local_batch
+        if self.steps_per_epoch == 0 or len(self.val_set) == 0:
+            raise DatasetError(
+                f"{options.data}: {len(self.train_set)} training and {len(self.val_set)} validation pairs; "
+                f"training needs a batch of {training.batch_size} and validation at least one"
+            )
+        state = load_state(options.run_dir) if options.resume else None
+        self.total_steps = self._total_steps(state)
+
+        torch.manual_seed(training.seed)
+        self.net = build_network(config, options.files).to(self.device).train()
+        self.model = Reenactor(self.net, "gsplat" if self.device.type == "cuda" else "reference")
+        self.ddp: nn.Module = self.model
+        if self.dist.world_size > 1:
+            self.ddp = DistributedDataParallel(self.model, find_unused_parameters=True, broadcast_buffers=False)
+        self.loss = ReconstructionLoss(training.loss, load_perceptual(training.perceptual_weights, self.dist.is_main))
+        self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], training.learning_rate)
+        self.scheduler = make_scheduler(training.scheduler, self.optimizer, self.total_steps)
+        self.mixed_precision = self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)
+        self.step = 0
+        self.summary: dict[str, float | None] = dict.fromkeys(
+            ("loss_first", "loss_last", "val_psnr_first", "val_psnr_last")
+        )
+        self.log = RunLog(options.run_dir) if self.dist.is_main else None
+        if state is not None:
+            self._restore(state)
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, until: int | None = None, on_step: Callable[[StepRecord], None] | None = None) -> dict:
+        """Train to step ``until`` (default: the last), validating and checkpointing on the
+        way; returns :attr:`summary`. ``on_step`` sees every step's record (rank 0 only)."""
+        until = self.total_steps if until is None else min(until, self.total_steps)
+        with _deterministic(self.device.type == "cpu"):
+            if self.step == 0 and self.dist.is_main:
+                self._validate()
+            while self.step < until:
+                epoch, position = divmod(self.step, self.steps_per_epoch)
+                for batch in self._batches(epoch, position):
+                    record = self._train_step(batch)
+                    self.step += 1
+                    if self.dist.is_main:
+                        self._after_step(record, until, on_step)
+                    if self.step >= until:
+                        break
+        if self.dist.is_main and self.step == self.total_steps:
+            save_checkpoint(self.net, self.config, self.options.run_dir / WEIGHTS_FILE)
+        self.dist.barrier()
+        return dict(self.summary)
+
+    def _after_step(self, record: StepRecord, until: int, on_step: Callable[[StepRecord], None] | None) -> None:
+        """Rank 0: log the step, validate and checkpoint when due."""
+        self.summary["loss_last"] = record.loss
+        if self.summary["loss_first"] is None:
+            self.summary["loss_first"] = record.loss
+        self.log.scalars(record.step, "train", {"loss": record.loss, **record.parts, "lod": record.lod,
+                                                "learning_rate": record.learning_rate})  # fmt: skip
+        if on_step is not None:
+            on_step(record)
+        training = self.config.training
+        if self.step % training.validation_every == 0 or self.step == self.total_steps:
+            self._validate()
+        if self.step % training.checkpoint_every == 0 or self.step == until:
+            self._save()
+
+    def _batches(self, epoch: int, position: int) -> DataLoader:
+        """Epoch ``epoch``'s batches of this process from batch ``position`` on."""
+        self.sampler.set_epoch(epoch)
+        self.train_set.set_epoch(epoch)
+        indices = list(self.sampler)
+        size = self.local_batch
+        batches = [indices[i * size : (i + 1) * size] for i in range(position, self.steps_per_epoch)]
+        return DataLoader(
+            self.train_set,
+            batch_sampler=batches,
+            collate_fn=collate_pairs,
+            num_workers=self.config.training.data_workers,
+            generator=torch.Generator().manual_seed(self.config.training.seed),  # leaves the global RNG alone
+        )
+
+    def _train_step(self, batch: PairBatch) -> StepRecord:
+        lod = lod_at(self.step, self.total_steps, self.config.training.lod_schedule)
+        batch = batch.to(self.device)
+        target = self._at_render_size(batch.driving.image)
+        with self._autocast():
+            coarse, refined, offsets = self.ddp(batch, lod)
+        total, parts = self.loss(coarse.float(), refined.float(), target, offsets.float())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        learning_rate = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        values = self.dist.mean(torch.stack([total.detach(), *(p.detach() for p in parts.values())])).tolist()
+        return StepRecord(self.step + 1, self.total_steps, lod, values[0], dict(zip(parts, values[1:])), learning_rate)
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """PSNR and SSIM of the refined images of the fixed validation pairs at every level
+        trained so far (``psnr_lod<k>``, ``ssim_lod<k>``), and the PSNR of the coarse images
+        (``coarse_psnr_lod<k>``, what the splatted RGB alone gives); ``psnr`` is level 0's. Also returns,
+        under ``grid``, the first pairs' images at the finest level: source, driving, coarse, refined."""
+        levels = levels_on(max(self.step - 1, 0), self.total_steps, self.config.training.lod_schedule)
+        count = min(self.config.training.validation_pairs, len(self.val_set))
+        indices = np.linspace(0, len(self.val_set) - 1, count).round().astype(int).tolist()
+        scores = {level: {"psnr": [], "ssim": [], "coarse_psnr": []} for level in levels}
+        grid = None
+        self.net.eval()
+        try:
+            for start in range(0, count, self.local_batch):
+                batch = collate_pairs([self.val_set[i] for i in indices[start : start + self.local_batch]])
+                batch = batch.to(self.device)
+                source, driving = batch.source, batch.driving
+                target = self._at_render_size(driving.image)
+                with self._autocast():
+                    encoding = self.net.encode(source.image, source.flame, source.mask, source.cameras, max(levels))
+                    for level in levels:
+                        gaussians = self.net.gaussians(encoding, driving.flame, level)
+                        coarse, refined = self.model.render(gaussians, driving.cameras)
+                        for image, rough, reference in zip(_hwc(refined), _hwc(coarse), _hwc(target)):
+                            scores[level]["psnr"].append(metrics.psnr(image, reference))
+                            scores[level]["ssim"].append(metrics.ssim(image, reference))
+                            scores[level]["coarse_psnr"].append(metrics.psnr(rough, reference))
+                if grid is None:
+                    grid = [source.image, driving.image, coarse.clamp(0, 1), refined]
+                    grid = [images[:GRID_PAIRS].float() for images in grid]
+        finally:
+            self.net.train()
+        result = {f"{name}_lod{level}": float(np.mean(found)) for level, by_name in scores.items()
+                  for name, found in by_name.items()}  # fmt: skip
+        return {"psnr": result["psnr_lod0"], **result, "grid": grid}
+
+    def _validate(self) -> None:
+        """Rank 0: validate, log the scalars and the grid, update the summary."""
+        result = self.validate()
+        grid = result.pop("grid")
+        self.log.scalars(self.step, "validation", result)
+        self.log.image_grid(self.step, grid)
+        self.summary["val_psnr_last"] = result["psnr"]
+        if self.summary["val_psnr_first"] is None:
+            self.summary["val_psnr_first"] = result["psnr"]
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self) -> Path:
+        epoch, position = divmod(self.step, self.steps_per_epoch)
+        return save_state(
+            self.options.run_dir,
+            {
+                "config": config_to_dict(self.config),
+                "step": self.step,
+                "total_steps": self.total_steps,
+                "data": {"epoch": epoch, "position": position, "steps_per_epoch": self.steps_per_epoch,
+                         "world_size": self.dist.world_size, "seed": self.config.training.seed},  # fmt: skip
+                "model": {key: value.detach().cpu() for key, value in learned_state(self.net).items()},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": capture_rng(),
+                "summary": dict(self.summary),
+            },
+        )
+
+    def _total_steps(self, state: dict | None) -> int:
+        """``--steps``, else the resumed run's, else ``epochs`` passes; a resumed run keeps its plan."""
+        planned = self.options.steps or self.config.training.epochs * self.steps_per_epoch
+        if state is None:
+            return planned
+        if self.options.steps is not None and self.options.steps != state["total_steps"]:
+            raise TrainingStateError(
+                f"{self.options.run_dir} was planned for {state['total_steps']} steps (its learning-rate and "
+                f"level-of-detail schedules depend on it); resume with --steps {state['total_steps']} or none"
+            )
+        return int(state["total_steps"])
+
+    def _restore(self, state: dict) -> None:
+        if state["config"] != config_to_dict(self.config):
+            raise TrainingStateError(f"{self.options.run_dir} was trained with another config; resume with the same")
+        load_strict(self.net, state["model"], str(self.options.run_dir))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.summary.update(state["summary"])
+        restore_rng(state["rng"])
+        data = state["data"]
+        if data["world_size"] != self.dist.world_size and self.dist.is_main:
+            print(f"omg-avatar: warning: resuming a run of {data['world_size']} processes with "
+                  f"{self.dist.world_size}: the data order differs from here on", file=sys.stderr)  # fmt: skip
+        if self.log is not None:
+            self.log.truncate_after(self.step)
+
+    # ------------------------------------------------------------------ helpers
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.mixed_precision)
+
+    def _at_render_size(self, image: Tensor) -> Tensor:
+        size = self.config.model.render_size
+        if image.shape[-1] == size:
+            return image
+        return F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+@contextlib.contextmanager
+def _deterministic(enabled: bool) -> Iterator[None]:
+    """torch's deterministic algorithms while training on the CPU, where the threaded
+    ``index_add`` of the reference renderer otherwise sums in a varying order; restored after."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(enabled or previous)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def _hwc(images: Tensor) -> np.ndarray:
+    """[B, 3, H, W] -> [B, H, W, 3] float64 numpy in [0, 1]."""
+    return images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().double().numpy()

@@ -1,0 +1,96 @@
+"""Training pairs: the dataset layout's manifest and fixed validation split, deterministic
+(source, driving) pairs from one clip, frames resized with their cameras, and batching."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from core.train.layout import DatasetError, read_manifest, validation_split
+from core.train.pairs import PairDataset, collate_pairs
+from synthetic_pairs import flame_layer, train_config, write_flame, write_synthetic_dataset
+
+CONFIG = train_config()
+
+
+@pytest.fixture(scope="module")
+def dataset_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    return write_synthetic_dataset(root / "data", CONFIG, flame_layer(write_flame(root), CONFIG), clips=4, frames=3)
+
+
+def pairs(root, split="train", size=64, n_expression=100, seed=0) -> PairDataset:
+    return PairDataset(root, split, size, CONFIG.flame.n_shape, n_expression, seed)
+
+
+def test_the_validation_split_is_a_seeded_hash_stable_when_clips_are_added():
+    names = [f"clip_{i:04d}" for i in range(400)]
+    held_out = validation_split(names, 0.1, seed=0)
+    assert 20 < len(held_out) < 60
+    more = validation_split(names + [f"new_{i}" for i in range(100)], 0.1, seed=0)
+    assert set(held_out) == {name for name in more if name.startswith("clip_")}
+    assert set(validation_split(names, 0.1, seed=1)) != set(held_out)
+    assert validation_split(names[:3], 0.0001, seed=0) and not validation_split(names[:3], 0.0, seed=0)
+
+
+def test_train_and_validation_pairs_come_from_disjoint_clips_listed_in_the_manifest(dataset_dir):
+    manifest = json.loads((dataset_dir / "manifest.json").read_text())
+    train, validation = pairs(dataset_dir), pairs(dataset_dir, "validation")
+    assert set(validation.clips) == set(manifest["validation"]) and len(validation.clips) >= 1
+    assert not set(train.clips) & set(validation.clips)
+    assert len(train) == 3 * len(train.clips) and len(validation) == 3 * len(validation.clips)
+
+
+def test_pairs_are_two_frames_of_one_clip_fixed_by_seed_epoch_and_index(dataset_dir):
+    dataset = pairs(dataset_dir)
+    chosen = [dataset.frames_of(i) for i in range(len(dataset))]
+    for index, (clip, source, driving) in enumerate(chosen):
+        assert source != driving
+        assert (clip, driving) == (dataset.clips[index // 3], index % 3)  # every frame drives once an epoch
+    assert chosen == [pairs(dataset_dir).frames_of(i) for i in range(len(dataset))]
+    dataset.set_epoch(1)
+    assert [dataset.frames_of(i) for i in range(len(dataset))] != chosen
+    assert [pairs(dataset_dir, seed=5).frames_of(i) for i in range(len(dataset))] != chosen
+
+
+def test_a_pair_holds_images_masks_flame_and_cameras_at_the_asked_size(dataset_dir):
+    full, half = pairs(dataset_dir)[0], pairs(dataset_dir, size=32, n_expression=20)[0]
+    for frame in (full.source, full.driving):
+        assert frame.image.shape == (3, 64, 64) and frame.mask.shape == (1, 64, 64)
+        assert 0 <= frame.image.min() and frame.image.max() <= 1 and frame.image.max() > 0.3
+        assert set(frame.mask.unique().tolist()) == {0.0, 1.0}
+        assert frame.flame.shape.shape == (1, 300) and frame.flame.expression.shape == (1, 100)
+        assert frame.flame.jaw.shape == (1, 3) and frame.flame.neck is None  # not stored: zeros
+    assert not torch.equal(full.source.flame.expression, full.driving.flame.expression)
+    assert half.source.image.shape == (3, 32, 32) and half.source.flame.expression.shape == (1, 20)
+    torch.testing.assert_close(half.source.flame.expression, full.source.flame.expression[:, :20])
+    assert (half.source.camera.width, half.source.camera.height) == (32, 32)
+    np.testing.assert_allclose(half.source.camera.K[:2], full.source.camera.K[:2] / 2)
+    np.testing.assert_array_equal(half.source.camera.R, full.source.camera.R)
+
+
+def test_collate_stacks_pairs_with_cameras_as_tuples(dataset_dir):
+    dataset = pairs(dataset_dir)
+    batch = collate_pairs([dataset[0], dataset[4], dataset[7]])
+    assert batch.source.image.shape == (3, 3, 64, 64) and batch.driving.mask.shape == (3, 1, 64, 64)
+    assert batch.driving.flame.expression.shape == (3, 100) and batch.source.flame.eyes is None
+    assert isinstance(batch.driving.cameras, tuple) and len(batch.driving.cameras) == 3
+    assert batch.driving.cameras[1] is not batch.driving.cameras[0]
+    torch.testing.assert_close(batch.driving.image[1], dataset[4].driving.image)
+
+
+def test_missing_or_malformed_datasets_are_one_line_errors(tmp_path, dataset_dir):
+    with pytest.raises(DatasetError, match="dataset folder not found"):
+        read_manifest(tmp_path / "absent")
+    with pytest.raises(DatasetError, match="no manifest.json"):
+        read_manifest(tmp_path)
+    manifest = {"format": "omg-avatar-pairs", "version": 1, "clips": [{"name": "a", "frames": 2}], "validation": []}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="1 clip folder\\(s\\) missing"):
+        read_manifest(tmp_path)
+    (tmp_path / "manifest.json").write_text("{}")
+    with pytest.raises(DatasetError, match="not an omg-avatar-pairs manifest"):
+        read_manifest(tmp_path)
