@@ -4,6 +4,7 @@ detail and their rendering, shoulders, parameter counts and what checkpoints hol
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from core.geometry.camera import Camera
 from core.geometry.mesh import unique_edges
 from core.model import FlameCoefficients, OmgAvatarNet, SourceEncoding, parameter_counts
 from core.model.backbone import DinoBackbone
-from core.model.checkpoint import learned_state
+from core.model.checkpoint import CheckpointError, learned_state, load_strict, read_checkpoint, save_checkpoint
 from core.render import render
 from synthetic_flame import make_synthetic_flame, write_flame_npz
 
@@ -255,3 +256,35 @@ def test_checkpoints_hold_neither_flame_nor_dinov2(net):
     keys = learned_state(net).keys()
     assert not [key for key in keys if key.startswith(("poser.", "backbone."))]
     assert "global_branch.queries" in keys and not [key for key in keys if "spacing" in key]
+
+
+def test_a_checkpoint_round_trip_gives_identical_gaussians_and_refined_images(flame, tmp_path):
+    net = build_net(TINY, flame).eval()
+    with torch.no_grad():  # move every weight away from its initial value
+        for parameter in net.parameters():
+            if parameter.requires_grad:
+                parameter.add_(0.01 * torch.randn_like(parameter))
+    state, config = read_checkpoint(save_checkpoint(net, TINY, tmp_path / "net.safetensors"))
+    torch.manual_seed(1)  # a differently initialised network of the same config
+    loaded = OmgAvatarNet(config, flame, net.backbone).eval()
+    load_strict(loaded, state, "net.safetensors")
+    image, coefficients, mask = source_image(TINY), source_coefficients(TINY), portrait_mask(TINY.image_size)
+    with torch.no_grad():
+        expected = net.gaussians(net.encode(image, coefficients, mask), coefficients, 1)[0]
+        actual = loaded.gaussians(loaded.encode(image, coefficients, mask), coefficients, 1)[0]
+        for field in ("means", "quats", "scales", "opacities", "features"):
+            assert torch.equal(getattr(actual, field), getattr(expected, field)), field
+        features = torch.rand(1, TINY.model.splat_channels, 64, 64, generator=torch.Generator().manual_seed(2))
+        assert torch.equal(loaded.refine(features), net.refine(features))
+
+
+def test_a_checkpoint_of_another_size_is_refused_with_a_report(flame, tmp_path):
+    wider = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, feature_dim=2 * TINY.model.feature_dim))
+    path = save_checkpoint(build_net(wider, flame), wider, tmp_path / "wide.safetensors")
+    state, _ = read_checkpoint(path)
+    with pytest.raises(CheckpointError) as refused:
+        load_strict(build_net(TINY, flame), state, path.name)
+    report = str(refused.value)
+    assert report.startswith("wide.safetensors: does not fit this network")
+    assert "mis-shaped key(s)" in report  # every layer whose width follows feature_dim
+    assert "local_features.reassemble.1.1.weight: file [128, 128, 2, 2], model [64, 64, 2, 2]" in report
