@@ -1,4 +1,4 @@
-"""Shared fixtures: the sample media folder and a CUDA guard."""
+"""Shared fixtures: the sample media folder, the compiled cpu kernels, and a CUDA guard."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from core.paths import SAMPLES_DIR
+from core.render import kernels
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +17,15 @@ def samples_dir() -> Path:
     if not SAMPLES_DIR.is_dir():
         pytest.skip(f"sample media not found at {SAMPLES_DIR} (a checkout beside shared/ has it)")
     return SAMPLES_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernels() -> None:
+    """Compile (first run of a checkout) or load the cpu kernels before any test, so that no
+    session starts a background compile and renders with the torch reference meanwhile: a
+    test's images would then depend on how far that compile got. The first start's fallback
+    has its own tests (test_render_kernels.py, with their own empty caches)."""
+    kernels.warm_up()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -210,6 +210,7 @@ def test_the_network_method_shows_its_file_pickers_and_its_avatars_toggle_the_re
     step_until(app, lambda: app.job is None, "the network reconstruction")
     assert app.session.avatar.method == "network", app.dialogs.shown
     assert dpg.is_item_enabled(view.refiner_box) and dpg.get_value(view.refiner_box)
+    app.session.avatar.refiner.to_rgb.bias.data.fill_(2.0)  # an untrained refiner passes the coarse image through
     refined = new_image(app)
     view._refiner_changed(view.refiner_box, False)
     assert not app.session.use_refiner

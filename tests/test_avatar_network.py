@@ -289,6 +289,7 @@ def test_the_session_builds_a_network_avatar_and_toggles_its_refiner(models_env,
         session.set_avatar(job.avatar, job.name)
         assert session.has_refiner and session.avatar.flame.poser is not None
         assert session._animator()._fitting is not None  # driven frames get FLAME expressions
+        session.avatar.refiner.to_rgb.bias.data.fill_(2.0)  # an untrained refiner passes the coarse image through
         camera = session.avatar.camera()
         images = {
             (mode, refiner): render_view(session.avatar, SessionView(camera, 0, mode), None, "cpu", refiner)
