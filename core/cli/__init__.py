@@ -11,10 +11,10 @@ import argparse
 import sys
 
 from core import __version__
-from core.cli import app, bench, drive, eval, export, info, reconstruct, track, train, warmup
+from core.cli import app, bench, drive, eval, export, info, preprocess, reconstruct, track, train, warmup
 from core.errors import OmgError
 
-SUBCOMMANDS = (app, reconstruct, drive, export, eval, track, train, bench, info, warmup)
+SUBCOMMANDS = (app, reconstruct, drive, export, eval, track, preprocess, train, bench, info, warmup)
 
 
 def build_parser() -> argparse.ArgumentParser:

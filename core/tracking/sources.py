@@ -122,7 +122,11 @@ class _OpenCVSource(FrameSource):
 
 
 class VideoFileSource(_OpenCVSource):
-    """A video file decoded by OpenCV (FFmpeg); timestamps are ``index / fps``."""
+    """A video file decoded by OpenCV (FFmpeg); timestamps are ``index / fps``.
+
+    ``frame_count`` is the count the container declares (0 when it declares none); it can
+    be off by a few frames, so readers must still stop at ``SourceEvent.ENDED``.
+    """
 
     end_event = SourceEvent.ENDED
 
@@ -135,6 +139,7 @@ class VideoFileSource(_OpenCVSource):
             raise FrameSourceError(f"cannot open {path.name}: not a video OpenCV can decode")
         super().__init__(capture, path.name)
         self.fps = capture.get(cv2.CAP_PROP_FPS) or DEFAULT_FPS
+        self.frame_count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT)))
 
     def _timestamp(self) -> float:
         return self._next_index / self.fps

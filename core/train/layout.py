@@ -17,6 +17,18 @@ writes it) and the trainer (which reads it through :class:`core.train.pairs.Pair
                                   camera (GAGAvatar's convention, head pose as the extrinsic):
                                     K [F, 3, 3] intrinsics in pixels of the stored frames,
                                     R [F, 3, 3], t [F, 3] world to camera (core.geometry.camera)
+                                  landmarks [F, 478, 3] (optional; readers may ignore it):
+                                    MediaPipe face mesh in pixels of the stored frames
+                                    (x right, y down, z depth in x's scale)
+
+``omg-avatar preprocess`` (:mod:`core.train.preprocess`) writes S = the tracking crop's
+size (512) and always the landmarks. With a FLAME file, the FLAME fields are the fit's
+shape, expression, jaw, eyes (and eyelids when the model has them); its rotation and
+translation are not stored (they stay zero, as the trainer's posing expects) because the
+camera carries that head pose: the fitting camera moved by it. Without a FLAME file there
+are no FLAME fields and the camera is the crop camera with the tracker's head pose as
+extrinsic: world space is then the head frame of :mod:`core.tracking.head_pose` (origin
+between the eyes and nose base, FLAME's axes, world units), a rigid pose only.
 
 ``manifest.json``::
 
