@@ -152,7 +152,6 @@ class Animator:
         self._to_avatar = fit_similarity(self._reference[self._stable], self._avatar_landmarks[self._stable])
 
 
-
 def attach_flame(avatar: Avatar, flame_file: Path | None, config: Config) -> Avatar:
     """``avatar`` able to pose FLAME expressions: its FLAME rig with the model of
     ``flame_file`` (``config.flame``'s landmark embedding) attached. Unchanged for an avatar

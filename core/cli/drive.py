@@ -3,10 +3,11 @@
 Per frame: decode, track (face mesh, head pose, and for an avatar with a FLAME rig a
 FLAME fit when a FLAME file is at hand), animate (driving state -> Gaussians), render
 (the avatar's feature channels, then its neural refiner when it has one and
-``--no-refiner`` is not given), encode. The stages run as a pipeline on two threads joined by a bounded queue:
-a tracking thread decodes and tracks frame k+1 while the main thread animates, renders
-and encodes frame k, so throughput is set by the slower side, not by the sum of all
-stages. (Encoding an MP4 frame costs about a millisecond: it stays on the main thread.)
+``--no-refiner`` is not given), encode. The stages run as a pipeline on two threads
+joined by a bounded queue: a tracking thread decodes and tracks frame k+1 while the main
+thread animates, renders and encodes frame k, so throughput is set by the slower side,
+not by the sum of all stages. (Encoding an MP4 frame costs about a millisecond: it stays
+on the main thread.)
 
 A video is processed frame by frame, every frame (the output has as many frames as the
 input). A webcam is read by a :class:`~core.tracking.sources.CaptureThread` that keeps

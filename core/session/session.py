@@ -16,7 +16,7 @@ from core.config import Config, load_config
 from core.errors import OmgError
 from core.flame import find_flame_file
 from core.render import available_backends, resolve_backend, save_ply
-from core.render.kernels import start_background_compile
+from core.render import kernels
 from core.session.controls import ControlRig, idle_controls
 from core.session.driving import DrivenFrame, Driver, DriverEvent, VideoDriver, WebcamDriver
 from core.session.figures import Figures, RateMeter, smoothed
@@ -39,7 +39,8 @@ class Session:
         renders with the torch reference (see :mod:`core.render.kernels`)."""
         self.config = config if isinstance(config, Config) else load_config(config)
         self.set_backend(backend)
-        self._kernel_compile = start_background_compile() if "gsplat" not in available_backends() else None
+        if "gsplat" not in available_backends():
+            kernels.start_background_compile()
         self.avatar: Avatar | None = None
         self.avatar_name = ""
         self.network_files = NetworkFiles()  # the network method's files (None: default places)
@@ -236,7 +237,7 @@ class Session:
     @property
     def compiling_renderer(self) -> bool:
         """Whether the cpu renderer still compiles in the background (first start on a machine)."""
-        return self._kernel_compile is not None and self._kernel_compile.running
+        return kernels.compiling()
 
     def close(self) -> None:
         """Stop the driver and the render thread (each within half a second). A background
