@@ -6,6 +6,11 @@ FLAME joints (global, neck, jaw, left eye, right eye), 300 smooth shape blendsha
 local expression blendshapes, 36 pose correctives, a sparse joint regressor, eyelid
 blendshapes and a MediaPipe landmark embedding. Everything is seeded and deterministic.
 
+The default embedding pairs random MediaPipe points with random face points: enough to
+test file handling and fitting against the model's own projections. To fit real faces (in
+videos), pass ``face_landmarks`` (MediaPipe's points of a frontal face): each embedded
+MediaPipe point then sits on the head where that face's point falls, its eyes on the eyes.
+
 FLAME space: metres, +x the subject's left, +y up, +z out of the face.
 """
 
@@ -50,8 +55,11 @@ class SyntheticFlame:
     head_vertices: int
 
 
-def make_synthetic_flame(seed: int = 0, reserved_mediapipe: tuple[int, ...] = ()) -> SyntheticFlame:
-    """Build the model; the embedding avoids the MediaPipe indices in ``reserved_mediapipe``."""
+def make_synthetic_flame(
+    seed: int = 0, reserved_mediapipe: tuple[int, ...] = (), face_landmarks: np.ndarray | None = None
+) -> SyntheticFlame:
+    """Build the model; the embedding avoids the MediaPipe indices in ``reserved_mediapipe``
+    and follows ``face_landmarks`` ([478, 3] MediaPipe pixels of a frontal face) when given."""
     rng = np.random.default_rng(seed)
     head_vertices, head_faces = _icosphere(4)
     head = head_vertices * HEAD_RADII
@@ -68,7 +76,10 @@ def make_synthetic_flame(seed: int = 0, reserved_mediapipe: tuple[int, ...] = ()
     eye_of_vertex[n_head + n_eye :] = 1
     eye_front = tuple(int(n_head + i * n_eye + np.argmax(eye_vertices[:, 2])) for i in range(2))
 
-    embedding = _landmark_embedding(vertices, faces, eye_of_vertex, rng, reserved_mediapipe)
+    if face_landmarks is None:
+        embedding = _landmark_embedding(vertices, faces, eye_of_vertex, rng, reserved_mediapipe)
+    else:
+        embedding = _face_aligned_embedding(vertices, faces, eye_of_vertex, face_landmarks, reserved_mediapipe)
     landmarks = np.einsum("lc,lcd->ld", embedding["lmk_b_coords"], vertices[faces[embedding["lmk_face_idx"]]])
     shapedirs = np.concatenate(
         [
@@ -339,3 +350,67 @@ def _landmark_embedding(
         "lmk_b_coords": barycentric,
         "landmark_indices": rng.choice(free, size=N_LANDMARKS, replace=False).astype(np.int64),
     }
+
+
+def _face_aligned_embedding(
+    vertices: np.ndarray, faces: np.ndarray, eye_of_vertex: np.ndarray, face_landmarks: np.ndarray,
+    reserved_mediapipe: tuple[int, ...],
+) -> dict[str, np.ndarray]:
+    """105 MediaPipe face points spread over the face (farthest-point sampling from the nose
+    tip), each embedded on the head surface straight behind it, once ``face_landmarks``
+    ([478, 3] pixels) is moved and scaled so that its iris centres sit on the eyeballs' fronts."""
+    aligned = _onto_eyes(np.asarray(face_landmarks, np.float64))
+    free = np.setdiff1d(np.arange(MEDIAPIPE_FACE_POINTS), reserved_mediapipe)
+    nose_tip = 1
+    chosen = [nose_tip if nose_tip in free else int(free[0])]
+    distance = np.linalg.norm(aligned[free] - aligned[chosen[0]], axis=1)
+    for _ in range(N_LANDMARKS - 1):
+        chosen.append(int(free[np.argmax(distance)]))
+        distance = np.minimum(distance, np.linalg.norm(aligned[free] - aligned[chosen[-1]], axis=1))
+    face_idx, barycentric = _surface_behind(vertices, faces[(eye_of_vertex[faces] < 0).all(axis=1)],
+                                            aligned[chosen, :2])  # fmt: skip
+    head_faces = np.flatnonzero((eye_of_vertex[faces] < 0).all(axis=1))
+    return {
+        "lmk_face_idx": head_faces[face_idx].astype(np.int64),
+        "lmk_b_coords": barycentric,
+        "landmark_indices": np.array(chosen, dtype=np.int64),
+    }
+
+
+def _onto_eyes(landmarks: np.ndarray) -> np.ndarray:
+    """MediaPipe pixels (x right, y down, z away from the camera) -> FLAME space, scaled and
+    moved so that the iris centres (468: the subject's right eye) meet the eyeballs' fronts."""
+    flame_axes = landmarks * np.array([1.0, -1.0, -1.0])
+    right_iris, left_iris = flame_axes[468], flame_axes[473]
+    scale = np.linalg.norm(EYE_CENTRES[0, :2] - EYE_CENTRES[1, :2]) / np.linalg.norm((left_iris - right_iris)[:2])
+    eyes_middle = EYE_CENTRES.mean(axis=0) + np.array([0.0, 0.0, EYE_RADIUS])
+    return (flame_axes - (left_iris + right_iris) / 2) * scale + eyes_middle
+
+
+def _surface_behind(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each [N, 2] (x, y) point, the frontmost face of ``faces`` [F, 3] that covers it seen
+    along -z (or, off the mesh, the front-facing face nearest to it) and the point's
+    barycentric coordinates there (clipped into the face): [N] face rows, [N, 3]."""
+    corners = vertices[faces]  # [F, 3, 3]
+    a, b, c = corners[:, 0, :2], corners[:, 1, :2], corners[:, 2, :2]
+    area = (b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]  # > 0: facing +z
+    front = area > 1e-12
+    face_rows, coordinates = [], []
+    for point in points:
+        weights = np.stack([_cross_2d(b - point, c - point), _cross_2d(c - point, a - point),
+                            _cross_2d(a - point, b - point)], axis=1) / np.where(front, area, 1.0)[:, None]  # fmt: skip
+        inside = front & (weights >= 0).all(axis=1)
+        if inside.any():
+            depth = np.einsum("fc,fc->f", weights, corners[:, :, 2])
+            row = int(np.flatnonzero(inside)[np.argmax(depth[inside])])
+        else:
+            centroid_distance = np.linalg.norm(corners[:, :, :2].mean(axis=1) - point, axis=1)
+            row = int(np.flatnonzero(front)[np.argmin(centroid_distance[front])])
+        clipped = np.clip(weights[row], 0.0, None)
+        face_rows.append(row)
+        coordinates.append(clipped / clipped.sum())
+    return np.array(face_rows), np.array(coordinates)
+
+
+def _cross_2d(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]

@@ -23,6 +23,7 @@ from core.avatar.flame_rig import FlamePose
 from core.avatar.network_method import NetworkFiles
 from core.cli import main
 from core.errors import ModelFileError
+from core.paths import SAMPLES_DIR
 from core.render import render
 from core.session import Session
 from core.session import View as SessionView
@@ -32,14 +33,18 @@ from core.tracking.flame_tracking import load_flame_layer
 from core.tracking.photo import prepare_portrait
 from core.tracking.sources import VideoFileSource
 from core.tracking.tracker import Tracker
-from network_files import CHANNELS, network_config, write_network_files
+from network_files import CHANNELS, frontal_face_landmarks, network_config, write_network_files
 
 CONFIG = network_config()
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    return write_network_files(tmp_path_factory.mktemp("models"))
+    """The network's files; with the sample media, the synthetic FLAME's landmark embedding is
+    laid on a real face, so that FLAME fits of the samples' faces (the photo's, the videos')
+    are sound (a random embedding makes them diverge)."""
+    landmarks = frontal_face_landmarks(SAMPLES_DIR, CONFIG) if SAMPLES_DIR.is_dir() else None
+    return write_network_files(tmp_path_factory.mktemp("models"), face_landmarks=landmarks)
 
 
 @pytest.fixture(scope="module")

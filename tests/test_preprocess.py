@@ -36,10 +36,10 @@ def link_videos(folder, samples_dir, names=VIDEOS):
     return folder
 
 
-def preprocess(videos, dataset, *options) -> dict:
+def preprocess(videos, dataset, *options, frames=FRAMES) -> dict:
     """Run the command in this process and return its JSON summary."""
     summary = dataset.parent / f"{dataset.name}_summary.json"
-    args = ["preprocess", str(videos), "-o", str(dataset), "--frames-per-clip", str(FRAMES), "--json", str(summary)]
+    args = ["preprocess", str(videos), "-o", str(dataset), "--frames-per-clip", str(frames), "--json", str(summary)]
     assert main([*args, *options]) == 0
     return json.loads(summary.read_text())
 

@@ -14,6 +14,8 @@ from core.model.checkpoint import load_strict, read_checkpoint
 from core.train.run_log import read_log
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
 from core.train.state import FILE, TrainingStateError, load_state
+from core.train.summary import KEYS as SUMMARY_KEYS
+from core.train.summary import LOSS_WINDOW, RunSummary
 from core.train.trainer import WEIGHTS_FILE, ModelFiles, Trainer, TrainOptions, build_network
 from synthetic_pairs import flame_layer, train_config, write_flame, write_synthetic_dataset
 
@@ -68,6 +70,26 @@ def test_cosine_schedule_falls_to_zero_and_constant_stays():
         make_scheduler("step", optimizer, 4)
 
 
+# --------------------------------------------------------------------------- summary
+def test_the_summary_keeps_first_and_latest_losses_their_window_means_and_psnrs_across_a_resume():
+    summary = RunSummary()
+    assert set(summary.values()) == set(SUMMARY_KEYS) and not any(summary.values().values())
+    losses = [float(step) for step in range(1, 26)]
+    for loss in losses[:12]:
+        summary.add_loss(loss)
+    for psnr in (10.0, 12.0, 15.0):
+        summary.add_validation(psnr)
+    resumed = RunSummary()
+    resumed.load_state_dict(summary.state_dict())
+    for loss in losses[12:]:
+        resumed.add_loss(loss)
+    values = resumed.values()
+    assert (values["loss_first"], values["loss_last"]) == (1.0, 25.0)
+    assert values["loss_first_mean"] == sum(losses[:LOSS_WINDOW]) / LOSS_WINDOW
+    assert values["loss_last_mean"] == sum(losses[-LOSS_WINDOW:]) / LOSS_WINDOW
+    assert (values["val_psnr_first"], values["val_psnr_last"]) == (10.0, 15.0)
+
+
 # --------------------------------------------------------------------------- resume
 def test_resume_continues_the_same_loss_curve_bit_for_bit(files, tmp_path):
     straight = trainer(files, tmp_path / "straight")
@@ -81,9 +103,10 @@ def test_resume_continues_the_same_loss_curve_bit_for_bit(files, tmp_path):
     expected = train_losses(tmp_path / "straight")
     assert len(expected) == 6 and len(set(expected)) == 6
     assert train_losses(tmp_path / "resumed") == expected  # exactly equal
-    assert summary == straight.summary
-    for name in ("loss_first", "loss_last", "val_psnr_first", "val_psnr_last"):
-        assert summary[name] is not None
+    assert summary == straight.summary.values()
+    assert summary["loss_first"] == expected[0] and summary["loss_last"] == expected[-1]
+    assert summary["loss_first_mean"] == pytest.approx(sum(expected) / 6)  # a window longer than the run
+    assert summary["val_psnr_first"] is not None and summary["val_psnr_last"] is not None
     # both runs export the same weights
     state_a, config = read_checkpoint(tmp_path / "straight" / WEIGHTS_FILE)
     state_b, _ = read_checkpoint(tmp_path / "resumed" / WEIGHTS_FILE)

@@ -4,8 +4,9 @@ runs this command; rank 0 prints, logs and writes files.
 
 Writes to the run folder: ``training_state.pt`` (resumable, ``--resume``), ``log.jsonl``,
 ``images/step_<n>.png`` and, at the end, ``network.safetensors`` (the network method's
-checkpoint). ``--json`` writes ``loss_first``, ``loss_last``, ``val_psnr_first``,
-``val_psnr_last`` (dB, level 0), ``steps``, ``steps_per_second`` and ``weights``.
+checkpoint). ``--json`` writes ``loss_first``, ``loss_last``, ``loss_first_mean``,
+``loss_last_mean`` (over the first and last 10 steps), ``val_psnr_first``, ``val_psnr_last``
+(dB, level 0), ``steps``, ``steps_per_second`` and ``weights``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from core.cli.progress import ProgressClock
 from core.config import load_config
 from core.fileio import write_json_atomic
 from core.train.distributed import Distributed
+from core.train.summary import LOSS_WINDOW
 from core.train.trainer import WEIGHTS_FILE, ModelFiles, StepRecord, Trainer, TrainOptions
 
 PROGRESS_INTERVAL_S = 5.0
@@ -76,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
                 weights=str(options.run_dir / WEIGHTS_FILE),
             )
             print(
-                f"done: loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f}, validation PSNR "
+                f"done: loss {summary['loss_first']:.4f} -> {summary['loss_last']:.4f} (mean of {LOSS_WINDOW} "
+                f"steps {summary['loss_first_mean']:.4f} -> {summary['loss_last_mean']:.4f}), validation PSNR "
                 f"{summary['val_psnr_first']:.2f} -> {summary['val_psnr_last']:.2f} dB; weights in {summary['weights']}"
             )
             if args.json:

@@ -51,6 +51,7 @@ from core.train.pairs import PairBatch, PairDataset, collate_pairs
 from core.train.run_log import RunLog
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
 from core.train.state import TrainingStateError, capture_rng, load_state, restore_rng, save_state
+from core.train.summary import RunSummary
 
 WEIGHTS_FILE = "network.safetensors"
 GRID_PAIRS = 4  # validation pairs shown in an image grid
@@ -134,8 +135,8 @@ class Reenactor(nn.Module):
 class Trainer:
     """Trains ``config``'s network on ``options.data``; see the module docstring.
 
-    ``summary`` holds ``loss_first``, ``loss_last``, ``val_psnr_first`` and ``val_psnr_last``
-    (validation PSNR at level 0, dB); the first values survive a resume.
+    :meth:`fit` returns the run's :class:`~core.train.summary.RunSummary` values (first and
+    latest loss, their means over a few steps, validation PSNR at level 0); they survive a resume.
     """
 
     def __init__(self, config: Config, options: TrainOptions, dist: Distributed | None = None) -> None:
@@ -178,9 +179,7 @@ class Trainer:
         self.mixed_precision = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)
         self.step = 0
-        self.summary: dict[str, float | None] = dict.fromkeys(
-            ("loss_first", "loss_last", "val_psnr_first", "val_psnr_last")
-        )
+        self.summary = RunSummary()
         self.log = RunLog(options.run_dir) if self.dist.is_main else None
         if state is not None:
             self._restore(state)
@@ -188,7 +187,7 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self, until: int | None = None, on_step: Callable[[StepRecord], None] | None = None) -> dict:
         """Train to step ``until`` (default: the last), validating and checkpointing on the
-        way; returns :attr:`summary`. ``on_step`` sees every step's record (rank 0 only)."""
+        way; returns the summary's values. ``on_step`` sees every step's record (rank 0 only)."""
         until = self.total_steps if until is None else min(until, self.total_steps)
         with _deterministic(self.device.type == "cpu"):
             if self.step == 0 and self.dist.is_main:
@@ -205,13 +204,11 @@ class Trainer:
         if self.dist.is_main and self.step == self.total_steps:
             save_checkpoint(self.net, self.config, self.options.run_dir / WEIGHTS_FILE)
         self.dist.barrier()
-        return dict(self.summary)
+        return self.summary.values()
 
     def _after_step(self, record: StepRecord, until: int, on_step: Callable[[StepRecord], None] | None) -> None:
         """Rank 0: log the step, validate and checkpoint when due."""
-        self.summary["loss_last"] = record.loss
-        if self.summary["loss_first"] is None:
-            self.summary["loss_first"] = record.loss
+        self.summary.add_loss(record.loss)
         self.log.scalars(record.step, "train", {"loss": record.loss, **record.parts, "lod": record.lod,
                                                 "learning_rate": record.learning_rate})  # fmt: skip
         if on_step is not None:
@@ -296,9 +293,7 @@ class Trainer:
         grid = result.pop("grid")
         self.log.scalars(self.step, "validation", result)
         self.log.image_grid(self.step, grid)
-        self.summary["val_psnr_last"] = result["psnr"]
-        if self.summary["val_psnr_first"] is None:
-            self.summary["val_psnr_first"] = result["psnr"]
+        self.summary.add_validation(result["psnr"])
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> Path:
@@ -316,7 +311,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict(),
                 "rng": capture_rng(),
-                "summary": dict(self.summary),
+                "summary": self.summary.state_dict(),
             },
         )
 
@@ -340,7 +335,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
-        self.summary.update(state["summary"])
+        self.summary.load_state_dict(state["summary"])
         restore_rng(state["rng"])
         data = state["data"]
         if data["world_size"] != self.dist.world_size and self.dist.is_main:
