@@ -302,7 +302,6 @@ class App:
         self.shown_lod, self.shown_request = lods[0], frame.request.serial
         self.session.frame_shown()
         self.avatar_frames += 1
-        now = time.perf_counter()
         if self.first_avatar_frame_s is None:
             self.first_avatar_frame_s = process_age_s()
         if self.view.auto_lod:

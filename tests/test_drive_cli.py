@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+import core.avatar.view as view_module
 import core.cli.drive as drive_module
 from core.avatar import reconstruct, save_avatar
 from core.cli import main
@@ -113,8 +114,8 @@ def test_an_interrupt_leaves_no_partial_video(avatar_file, driving_video, tmp_pa
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    original = drive_module.render
-    monkeypatch.setattr(drive_module, "render", render_then_interrupt)
+    original = view_module.render
+    monkeypatch.setattr(view_module, "render", render_then_interrupt)
     output = tmp_path / "interrupted.mp4"
     code = main(["drive", str(avatar_file), "--video", str(driving_video), "-o", str(output)])
     assert code == 130 and "interrupted" in capsys.readouterr().err

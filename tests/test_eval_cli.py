@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from core.cli import main
-from core.cli.eval import METRICS, SHEET_CELL, SHEET_ROWS_PER_VIDEO, EvenSample
+from core.cli.eval import METRICS
+from core.evaluation.reenactment import SHEET_CELL, SHEET_ROWS_PER_SEQUENCE, EvenSample
 from core.media import SHEET_GAP, AtomicMp4Writer, contact_sheet
 
 OMG_AVATAR = Path(sys.executable).parent / "omg-avatar"
@@ -49,9 +50,12 @@ def test_eval_json_has_the_contract_keys_with_plausible_scores(evaluation):
     report = evaluation["report"]
     assert set(report["videos"]) == {"talking_d0.mp4"}
     video = report["videos"]["talking_d0.mp4"]
+    measured = [key for key in METRICS if key != "aed"]  # AED needs a FLAME file, absent here
     for entry in (video, report["mean"]):
-        assert set(METRICS) <= set(entry)
-        assert all(isinstance(entry[key], float) and math.isfinite(entry[key]) for key in METRICS)
+        assert set(METRICS) <= set(entry) and entry["aed"] is None
+        assert all(isinstance(entry[key], float) and math.isfinite(entry[key]) for key in measured)
+    assert report["mode"] == "self-reenactment" and set(report["unavailable"]) == {"aed"}
+    assert "FLAME" in report["unavailable"]["aed"]
     assert video["frames"] == FRAMES - 1 and video["landmark_frames"] == FRAMES - 1
     assert 15.0 < video["psnr"] < 40.0 and 0.5 < video["ssim"] < 1.0
     assert 0.0 < video["akd"] < 10.0 and 0.0 <= video["apd"] < 10.0 and video["fps"] > 0.0
@@ -61,15 +65,15 @@ def test_eval_json_has_the_contract_keys_with_plausible_scores(evaluation):
 
 def test_eval_prints_progress_and_the_table(evaluation):
     result = evaluation["result"]
-    assert "avatar reconstructed from the first frame" in result.stderr
+    assert "avatar reconstructed from the first frame of talking_d0.mp4" in result.stderr
     table = result.stdout.splitlines()
     assert table[1].split() == ["video", *(key.upper() for key in METRICS)]
-    assert table[-1].split()[0] == "mean"
+    assert table[-2].split()[0] == "mean" and table[-1].startswith("AED unavailable: needs a FLAME model")
 
 
 def test_eval_contact_sheet_has_rows_of_source_target_and_render(evaluation):
     sheet = cv2.imread(str(evaluation["sheet"]))
-    rows, columns = SHEET_ROWS_PER_VIDEO, 3
+    rows, columns = SHEET_ROWS_PER_SEQUENCE, 3
     assert sheet.shape[1] == columns * SHEET_CELL + (columns - 1) * SHEET_GAP
     label_band = sheet.shape[0] - rows * SHEET_CELL - rows * SHEET_GAP
     assert 0 < label_band < SHEET_CELL

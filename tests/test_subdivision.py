@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 import torch
 import trimesh
 from scipy.spatial import cKDTree

@@ -12,6 +12,7 @@ from core.config import LossConfig
 from core.train.losses import PARTS, PerceptualLoss, ReconstructionLoss, load_perceptual, ssim
 from core.train.metrics import load_lpips
 from core.train.metrics import ssim as ssim_metric
+from lpips_stand_in import write_stand_in_lpips
 
 WEIGHTS = LossConfig(l2=10.0, ssim=1.0, perceptual=0.1, offset=0.1)
 
@@ -23,24 +24,9 @@ def images(batch: int = 2, size: int = 24, seed: int = 0) -> tuple[torch.Tensor,
     return noisy, target
 
 
-class _Distance(torch.nn.Module):
-    """A stand-in LPIPS: squared difference of a fixed conv's features; (a, b) [1, 3, H, W] in [-1, 1]."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = torch.nn.Conv2d(3, 4, 3)
-
-    def forward(self, a, b):
-        return ((self.conv(a) - self.conv(b)) ** 2).mean()
-
-
 @pytest.fixture(scope="module")
 def lpips_file(tmp_path_factory):
-    torch.manual_seed(0)
-    example = (torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24))
-    path = tmp_path_factory.mktemp("lpips") / "stand_in.pt2"
-    torch.export.save(torch.export.export(_Distance().eval(), example), str(path))
-    return path
+    return write_stand_in_lpips(tmp_path_factory.mktemp("lpips") / "stand_in.pt2", 24)
 
 
 def test_ssim_matches_the_evaluation_metric():
@@ -92,8 +78,9 @@ def test_offset_term_is_the_mean_squared_vertex_offset():
 
 def test_perceptual_term_comes_from_the_program_and_passes_gradients(lpips_file):
     image, target = (x.float() for x in images())
-    perceptual = load_perceptual(str(lpips_file))
-    assert isinstance(perceptual, PerceptualLoss)
+    lpips = load_perceptual(str(lpips_file))
+    assert lpips is not None and lpips.path == lpips_file
+    perceptual = PerceptualLoss(lpips.program)
     image.requires_grad_(True)
     total, parts = ReconstructionLoss(WEIGHTS, perceptual)(image, image, target, torch.zeros(2, 5, 3))
     program = load_lpips(lpips_file).program

@@ -8,15 +8,18 @@ import dataclasses
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torch.utils.tensorboard import SummaryWriter
 
 from core.errors import ConfigError, ModelFileError
 from core.model.checkpoint import load_strict, read_checkpoint
-from core.train.run_log import read_log
+from core.train.run_log import TENSORBOARD_DIR, read_log
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
 from core.train.state import FILE, TrainingStateError, load_state
 from core.train.summary import KEYS as SUMMARY_KEYS
 from core.train.summary import LOSS_WINDOW, RunSummary
 from core.train.trainer import WEIGHTS_FILE, ModelFiles, Trainer, TrainOptions, build_network
+from lpips_stand_in import write_stand_in_lpips
 from synthetic_pairs import flame_layer, train_config, write_flame, write_synthetic_dataset
 
 CONFIG = train_config(batch_size=4, checkpoint_every=3, validation_every=3)
@@ -91,6 +94,13 @@ def test_the_summary_keeps_first_and_latest_losses_their_window_means_and_psnrs_
 
 
 # --------------------------------------------------------------------------- resume
+def tensorboard_scalars(run_dir, tag: str) -> list[tuple[int, float]]:
+    """(step, value) of ``tag`` as TensorBoard reads the run's event files (purged steps dropped)."""
+    board = EventAccumulator(str(run_dir / TENSORBOARD_DIR))
+    board.Reload()
+    return [(event.step, event.value) for event in board.Scalars(tag)]
+
+
 def test_resume_continues_the_same_loss_curve_bit_for_bit(files, tmp_path):
     straight = trainer(files, tmp_path / "straight")
     straight.fit()
@@ -103,6 +113,9 @@ def test_resume_continues_the_same_loss_curve_bit_for_bit(files, tmp_path):
     expected = train_losses(tmp_path / "straight")
     assert len(expected) == 6 and len(set(expected)) == 6
     assert train_losses(tmp_path / "resumed") == expected  # exactly equal
+    # TensorBoard drops what the interrupted run logged after its checkpoint, like log.jsonl
+    assert [step for step, _ in tensorboard_scalars(tmp_path / "resumed", "train/loss")] == list(range(1, 7))
+    assert [value for _, value in tensorboard_scalars(tmp_path / "resumed", "train/loss")] == pytest.approx(expected)
     assert summary == straight.summary.values()
     assert summary["loss_first"] == expected[0] and summary["loss_last"] == expected[-1]
     assert summary["loss_first_mean"] == pytest.approx(sum(expected) / 6)  # a window longer than the run
@@ -138,12 +151,31 @@ def test_the_checkpoint_holds_model_optimiser_scheduler_step_rng_and_data_positi
     assert torch.equal(net.refiner.to_rgb.weight, run.net.refiner.to_rgb.weight)
 
 
-def test_a_resumed_run_drops_log_lines_written_after_its_checkpoint(files, tmp_path):
+def test_a_resumed_run_drops_what_was_logged_after_its_checkpoint(files, tmp_path):
     trainer(files, tmp_path).fit(until=3)
-    with open(tmp_path / "log.jsonl", "a") as log:  # a step logged before a crash, never checkpointed
-        log.write('{"step": 4, "kind": "train", "loss": 1.0}\n')
-    trainer(files, tmp_path, resume=True)
+    # a step logged before a crash, never checkpointed
+    with open(tmp_path / "log.jsonl", "a") as log:
+        log.write('{"step": 4, "kind": "train", "loss": 1000.0}\n')
+    with SummaryWriter(str(tmp_path / TENSORBOARD_DIR)) as board:
+        board.add_scalar("train/loss", 1000.0, 4)
+    resumed = trainer(files, tmp_path, resume=True)
     assert [record["step"] for record in read_log(tmp_path)] == [0, 1, 2, 3, 3]  # validations at 0 and 3
+    resumed.fit()
+    logged = tensorboard_scalars(tmp_path, "train/loss")
+    assert [step for step, _ in logged] == list(range(1, 7)) and max(value for _, value in logged) < 1000.0
+
+
+def test_validation_reports_the_evaluation_metrics_with_lpips_from_the_perceptual_program(files, tmp_path):
+    lpips = write_stand_in_lpips(tmp_path / "lpips.pt2", CONFIG.model.render_size)
+    config = train_config(batch_size=4, validation_every=100, checkpoint_every=100, perceptual_weights=str(lpips))
+    trainer(files, tmp_path / "run", steps=1, config=config).fit()
+    records = read_log(tmp_path / "run")
+    first_step = next(record for record in records if record["kind"] == "train")
+    assert first_step["perceptual"] > 0.0
+    last = [record for record in records if record["kind"] == "validation"][-1]
+    assert last["lpips_lod0"] > 0.0 and 0.0 < last["ssim_lod0"] < 1.0
+    assert {"akd_lod0", "apd_lod0"} <= set(last)  # None: MediaPipe finds no face at 64 px
+    assert tensorboard_scalars(tmp_path / "run", "validation/lpips_lod0")[-1][1] == pytest.approx(last["lpips_lod0"])
 
 
 def test_resuming_needs_a_state_the_same_plan_and_the_same_config(files, tmp_path):

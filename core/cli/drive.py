@@ -32,18 +32,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from core.avatar import Animator, Avatar, DrivingState, load_avatar
+from core.avatar import Animator, load_avatar
 from core.avatar.animation import attach_flame, flame_fitting
-from core.cli.progress import ProgressClock
+from core.avatar.view import View
 from core.config import load_config
-from core.flame import find_flame_file
 from core.errors import InputImageError, NoFaceError
-from core.geometry.camera import Camera
-from core.media import AtomicMp4Writer, rgb8
-from core.render import Gaussians, render, resolve_backend
+from core.flame import find_flame_file
+from core.media import AtomicMp4Writer
+from core.progress import ProgressClock
+from core.render import resolve_backend
 from core.render.renderer import BACKENDS
 from core.tracking.sources import CaptureThread, Frame, SourceEvent, VideoFileSource, WebcamSource
 from core.tracking.tracker import TrackedFrame, Tracker
@@ -220,29 +217,6 @@ def open_driving_input(video: str | None, webcam: int | None) -> Iterator[Drivin
     capture = CaptureThread(WebcamSource(webcam), max_queued=1)
     with capture:  # the thread closes the camera when it ends
         yield DrivingInput(capture.source.name, lambda: capture.get(WEBCAM_WAIT_S), WEBCAM_OUTPUT_FPS)
-
-
-@dataclass(frozen=True)
-class View:
-    """What is drawn: an avatar at a level of detail, through a camera, by a render backend,
-    on a background (one value or RGB in [0, 1]), through the avatar's refiner or not."""
-
-    avatar: Avatar
-    lod: int
-    camera: Camera
-    backend: str
-    background: float | tuple[float, float, float] = 0.0
-    use_refiner: bool = True
-
-    def gaussians(self, state: DrivingState | None = None) -> Gaussians:
-        return self.avatar.gaussians(self.lod, state)
-
-    def image(self, gaussians: Gaussians) -> np.ndarray:
-        """[H, W, 3] uint8 RGB render."""
-        with torch.no_grad():
-            background = self.avatar.feature_background(self.background)
-            features = render(gaussians, self.camera, self.backend, background=background).features
-            return rgb8(self.avatar.rgb(features, self.use_refiner))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.cli.progress import ProgressClock
+from core.progress import ProgressClock
 from core.config import Config, load_config
 from core.errors import NoFaceError
 from core.fileio import write_json_atomic

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from core.cli.drive import positive_int
-from core.cli.progress import ProgressClock
+from core.progress import ProgressClock
 from core.config import load_config
 from core.fileio import write_json_atomic
 from core.train.distributed import Distributed

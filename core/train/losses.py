@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from core.config import LossConfig
 from core.flame.files import resolve_model_file
-from core.train.metrics import load_lpips
+from core.train.metrics import Lpips, load_lpips
 
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (K1 L)^2, (K2 L)^2 with a data range L of 1
@@ -65,10 +65,10 @@ class PerceptualLoss(nn.Module):
         return torch.stack(distances)
 
 
-def load_perceptual(weights: str, warn: bool = True) -> PerceptualLoss | None:
-    """The perceptual term from ``weights`` (``TrainingConfig.perceptual_weights``, relative to
-    the models folder or absolute), or None when it is "" or absent, with a printed warning
-    when ``warn`` (a distributed run's rank 0)."""
+def load_perceptual(weights: str, warn: bool = True) -> Lpips | None:
+    """The LPIPS program of the perceptual term (and of validation's LPIPS) from ``weights``
+    (``TrainingConfig.perceptual_weights``, relative to the models folder or absolute), or
+    None when it is "" or absent, with a printed warning when ``warn`` (a distributed run's rank 0)."""
     path = resolve_model_file(weights) if weights else None
     if path is None or not path.is_file():
         if not warn:
@@ -77,7 +77,7 @@ def load_perceptual(weights: str, warn: bool = True) -> PerceptualLoss | None:
         print(f"omg-avatar: warning: perceptual loss off: {where} (export one with torch.export, see "
               "core.train.metrics.Lpips)", file=sys.stderr)  # fmt: skip
         return None
-    return PerceptualLoss(load_lpips(path).program)
+    return load_lpips(path)
 
 
 class ReconstructionLoss(nn.Module):

@@ -1,7 +1,18 @@
-"""What a run writes for people to look at (rank 0 only). TensorBoard is not installed
-here, so scalars go to ``RUN_DIR/log.jsonl`` (one JSON object per line: ``{"step": n,
-"kind": "train" | "validation", name: value, ...}``) and image grids to
-``RUN_DIR/images/step_<n>.png`` (one row per validation pair: source, driving, coarse, refined)."""
+"""What a run writes for people to look at (rank 0 only):
+
+* TensorBoard event files in ``RUN_DIR/tensorboard`` (``tensorboard --logdir RUN_DIR``):
+  scalars as ``<kind>/<name>`` (``train/loss``, ``validation/psnr_lod0``, ...) and the
+  validation image grid as ``validation/grid``;
+* the same scalars in ``RUN_DIR/log.jsonl``, one JSON object per line (``{"step": n,
+  "kind": "train" | "validation", name: value, ...}``; null where a metric is unavailable),
+  for scripts;
+* image grids as ``RUN_DIR/images/step_<n>.png`` (one row per validation pair: source,
+  driving, coarse, refined).
+
+A resumed run repeats the steps after its checkpoint, so whatever was logged after it is
+dropped: lines of ``log.jsonl`` now, TensorBoard events when TensorBoard reads them
+(``purge_step``).
+"""
 
 from __future__ import annotations
 
@@ -14,28 +25,31 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
 
 LOG_FILE = "log.jsonl"
 IMAGES_DIR = "images"
+TENSORBOARD_DIR = "tensorboard"
 
 
 class RunLog:
-    """Appends scalars and writes image grids under ``run_dir``."""
+    """Writes scalars and image grids under ``run_dir``; ``resumed_at``: the step a resumed
+    run continues from (later records are dropped)."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, resumed_at: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resumed_at is not None:
+            self._truncate_after(resumed_at)
+        purge_step = None if resumed_at is None else resumed_at + 1
+        self._board = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=purge_step)
 
-    def scalars(self, step: int, kind: str, values: dict[str, Any]) -> None:
+    def scalars(self, step: int, kind: str, values: dict[str, float | None]) -> None:
         with open(self.run_dir / LOG_FILE, "a") as file:
             file.write(json.dumps({"step": step, "kind": kind, **values}) + "\n")
-
-    def truncate_after(self, step: int) -> None:
-        """Drop the lines logged after ``step`` (a resumed run repeats those steps)."""
-        path = self.run_dir / LOG_FILE
-        if path.is_file():
-            lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-            path.write_text("".join(line + "\n" for line in lines))
+        for name, value in values.items():
+            if value is not None:
+                self._board.add_scalar(f"{kind}/{name}", value, step)
 
     def image_grid(self, step: int, columns: list[Tensor]) -> Path:
         """``columns``: [B, 3, H_i, W_i] images in [0, 1]; each resized to the last one's size."""
@@ -46,7 +60,18 @@ class RunLog:
         path = self.run_dir / IMAGES_DIR / f"step_{step:08d}.png"
         path.parent.mkdir(exist_ok=True)
         Image.fromarray(array).save(path)
+        self._board.add_image("validation/grid", array, step, dataformats="HWC")
         return path
+
+    def flush(self) -> None:
+        """Put what is logged on disk (TensorBoard buffers its events)."""
+        self._board.flush()
+
+    def _truncate_after(self, step: int) -> None:
+        path = self.run_dir / LOG_FILE
+        if path.is_file():
+            lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
+            path.write_text("".join(line + "\n" for line in lines))
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:

@@ -10,8 +10,9 @@ differentiable torch reference on the CPU and gsplat on CUDA, where the network 
 mixed precision (float16 autocast, a gradient scaler).
 
 Every ``validation_every`` steps (and at step 0 and the last step) rank 0 renders the fixed
-validation pairs at every level trained so far and logs PSNR and SSIM
-(:mod:`core.train.metrics`) and an image grid (:mod:`core.train.run_log`). Every
+validation pairs at every level trained so far and logs the evaluation's metrics (PSNR,
+SSIM, LPIPS with the perceptual program, AKD, APD: :mod:`core.evaluation.scoring`) and an
+image grid to TensorBoard and ``log.jsonl`` (:mod:`core.train.run_log`). Every
 ``checkpoint_every`` steps it writes the resumable state (:mod:`core.train.state`); a resumed
 run continues the same loss curve (bit for bit on the CPU, where training runs torch's
 deterministic algorithms). At the end the weights are exported with
@@ -36,6 +37,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from core.config import Config, config_to_dict
 from core.errors import ConfigError
+from core.evaluation.scoring import FrameScorer, FrameScores, mean_present
 from core.flame import FlameLayer, load_flame_model, resolve_model_file
 from core.geometry.camera import Camera
 from core.model.backbone import DinoBackbone
@@ -46,7 +48,7 @@ from core.render.gaussians import Gaussians
 from core.train import metrics
 from core.train.distributed import Distributed
 from core.train.layout import DatasetError
-from core.train.losses import ReconstructionLoss, load_perceptual
+from core.train.losses import PerceptualLoss, ReconstructionLoss, load_perceptual
 from core.train.pairs import PairBatch, PairDataset, collate_pairs
 from core.train.run_log import RunLog
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
@@ -55,6 +57,8 @@ from core.train.summary import RunSummary
 
 WEIGHTS_FILE = "network.safetensors"
 GRID_PAIRS = 4  # validation pairs shown in an image grid
+#: The evaluation metrics validation reports per level (AED needs a FLAME fit per stream: eval only).
+VALIDATION_METRICS = ("psnr", "ssim", "lpips", "akd", "apd")
 
 
 @dataclass(frozen=True)
@@ -173,14 +177,15 @@ class Trainer:
         self.ddp: nn.Module = self.model
         if self.dist.world_size > 1:
             self.ddp = DistributedDataParallel(self.model, find_unused_parameters=True, broadcast_buffers=False)
-        self.loss = ReconstructionLoss(training.loss, load_perceptual(training.perceptual_weights, self.dist.is_main))
+        self.lpips = load_perceptual(training.perceptual_weights, self.dist.is_main)
+        self.loss = ReconstructionLoss(training.loss, PerceptualLoss(self.lpips.program) if self.lpips else None)
         self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], training.learning_rate)
         self.scheduler = make_scheduler(training.scheduler, self.optimizer, self.total_steps)
         self.mixed_precision = self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)
         self.step = 0
         self.summary = RunSummary()
-        self.log = RunLog(options.run_dir) if self.dist.is_main else None
+        self.log = RunLog(options.run_dir, state["step"] if state else None) if self.dist.is_main else None
         if state is not None:
             self._restore(state)
 
@@ -201,8 +206,10 @@ class Trainer:
                         self._after_step(record, until, on_step)
                     if self.step >= until:
                         break
-        if self.dist.is_main and self.step == self.total_steps:
-            save_checkpoint(self.net, self.config, self.options.run_dir / WEIGHTS_FILE)
+        if self.dist.is_main:
+            self.log.flush()
+            if self.step == self.total_steps:
+                save_checkpoint(self.net, self.config, self.options.run_dir / WEIGHTS_FILE)
         self.dist.barrier()
         return self.summary.values()
 
@@ -252,39 +259,46 @@ class Trainer:
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
-        """PSNR and SSIM of the refined images of the fixed validation pairs at every level
-        trained so far (``psnr_lod<k>``, ``ssim_lod<k>``), and the PSNR of the coarse images
-        (``coarse_psnr_lod<k>``, what the splatted RGB alone gives); ``psnr`` is level 0's. Also returns,
-        under ``grid``, the first pairs' images at the finest level: source, driving, coarse, refined."""
+    def validate(self) -> dict[str, float | None]:
+        """The evaluation's scores (:class:`~core.evaluation.scoring.FrameScorer`) of the refined
+        images of the fixed validation pairs at every level trained so far, means over the pairs:
+        ``psnr_lod<k>``, ``ssim_lod<k>``, ``lpips_lod<k>`` (with the perceptual LPIPS program),
+        ``akd_lod<k>`` and ``apd_lod<k>`` (None when no render or target shows a face MediaPipe
+        finds: tiny renders rarely do), and ``coarse_psnr_lod<k>`` (what the splatted RGB alone
+        gives); ``psnr`` is level 0's. Also returns, under ``grid``, the first pairs' images at
+        the finest level: source, driving, coarse, refined."""
         levels = levels_on(max(self.step - 1, 0), self.total_steps, self.config.training.lod_schedule)
         count = min(self.config.training.validation_pairs, len(self.val_set))
         indices = np.linspace(0, len(self.val_set) - 1, count).round().astype(int).tolist()
-        scores = {level: {"psnr": [], "ssim": [], "coarse_psnr": []} for level in levels}
+        scores: dict[int, list[FrameScores]] = {level: [] for level in levels}
+        coarse_psnr: dict[int, list[float]] = {level: [] for level in levels}
         grid = None
         self.net.eval()
         try:
-            for start in range(0, count, self.local_batch):
-                batch = collate_pairs([self.val_set[i] for i in indices[start : start + self.local_batch]])
-                batch = batch.to(self.device)
-                source, driving = batch.source, batch.driving
-                target = self._at_render_size(driving.image)
-                with self._autocast():
-                    encoding = self.net.encode(source.image, source.flame, source.mask, source.cameras, max(levels))
-                    for level in levels:
-                        gaussians = self.net.gaussians(encoding, driving.flame, level)
-                        coarse, refined = self.model.render(gaussians, driving.cameras)
-                        for image, rough, reference in zip(_hwc(refined), _hwc(coarse), _hwc(target)):
-                            scores[level]["psnr"].append(metrics.psnr(image, reference))
-                            scores[level]["ssim"].append(metrics.ssim(image, reference))
-                            scores[level]["coarse_psnr"].append(metrics.psnr(rough, reference))
-                if grid is None:
-                    grid = [source.image, driving.image, coarse.clamp(0, 1), refined]
-                    grid = [images[:GRID_PAIRS].float() for images in grid]
+            with FrameScorer(self.config.tracking, self.lpips) as scorer:
+                for start in range(0, count, self.local_batch):
+                    batch = collate_pairs([self.val_set[i] for i in indices[start : start + self.local_batch]])
+                    batch = batch.to(self.device)
+                    source, driving = batch.source, batch.driving
+                    target = self._at_render_size(driving.image)
+                    with self._autocast():
+                        encoding = self.net.encode(source.image, source.flame, source.mask, source.cameras, max(levels))
+                        for level in levels:
+                            gaussians = self.net.gaussians(encoding, driving.flame, level)
+                            coarse, refined = self.model.render(gaussians, driving.cameras)
+                            for image, rough, reference in zip(_rgb8(refined), _rgb8(coarse), _rgb8(target)):
+                                scores[level].append(scorer.compare(image, reference))
+                                coarse_psnr[level].append(metrics.psnr(rough / 255.0, reference / 255.0))
+                    if grid is None:
+                        grid = [source.image, driving.image, coarse.clamp(0, 1), refined]
+                        grid = [images[:GRID_PAIRS].float() for images in grid]
         finally:
             self.net.train()
-        result = {f"{name}_lod{level}": float(np.mean(found)) for level, by_name in scores.items()
-                  for name, found in by_name.items()}  # fmt: skip
+        result = {}
+        for level in levels:
+            for name in VALIDATION_METRICS:
+                result[f"{name}_lod{level}"] = mean_present([getattr(found, name) for found in scores[level]])
+            result[f"coarse_psnr_lod{level}"] = mean_present(coarse_psnr[level])
         return {"psnr": result["psnr_lod0"], **result, "grid": grid}
 
     def _validate(self) -> None:
@@ -341,8 +355,6 @@ class Trainer:
         if data["world_size"] != self.dist.world_size and self.dist.is_main:
             print(f"omg-avatar: warning: resuming a run of {data['world_size']} processes with "
                   f"{self.dist.world_size}: the data order differs from here on", file=sys.stderr)  # fmt: skip
-        if self.log is not None:
-            self.log.truncate_after(self.step)
 
     # ------------------------------------------------------------------ helpers
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -367,6 +379,6 @@ def _deterministic(enabled: bool) -> Iterator[None]:
         torch.use_deterministic_algorithms(previous)
 
 
-def _hwc(images: Tensor) -> np.ndarray:
-    """[B, 3, H, W] -> [B, H, W, 3] float64 numpy in [0, 1]."""
-    return images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().double().numpy()
+def _rgb8(images: Tensor) -> np.ndarray:
+    """[B, 3, H, W] in [0, 1] -> [B, H, W, 3] uint8 RGB."""
+    return (images.detach().float().clamp(0, 1).permute(0, 2, 3, 1) * 255).round().byte().cpu().numpy()

@@ -1,0 +1,178 @@
+"""What ``omg-avatar eval`` reenacts: a talking-head sequence, as a raw video or as a clip of
+a preprocessed dataset (:mod:`core.train.layout`).
+
+Either way a sequence gives, once opened:
+
+* :meth:`Sequence.portrait`: its first frame as a source photo (the S x S crop, its
+  landmarks and portrait mask; S = ``tracking.crop.output_size``);
+* :meth:`Sequence.reference`: that first frame tracked: the driver's neutral reference;
+* :meth:`Sequence.driving`: every later frame tracked, with the target a render of it is
+  compared with: the crop with its background replaced by :attr:`Sequence.background`.
+
+A video is tracked as it is decoded (framed once, from its first frame, so targets and
+the avatar share one camera) and its targets are segmented with MediaPipe's portrait mask
+onto white. A dataset clip was framed, tracked and segmented by ``omg-avatar preprocess``:
+its stored frames (on black) are the targets and its stored landmarks drive.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from core.config import Config
+from core.errors import InputImageError
+from core.tracking.crop import CropBox, PortraitCrop
+from core.tracking.face_mesh import PortraitSegmenter
+from core.tracking.photo import Portrait, portrait_from_image
+from core.tracking.sources import Frame, VideoFileSource
+from core.tracking.tracker import TrackedFrame, Tracker
+from core.train.layout import DatasetError, Manifest, frame_path, read_params
+
+WHITE, BLACK = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class DrivingFrame:
+    """A driving frame: what drives the avatar, the image its render is compared with, and
+    the seconds spent tracking it (0 for stored tracking)."""
+
+    tracked: TrackedFrame
+    target: np.ndarray  # [S, S, 3] uint8
+    tracking_s: float
+
+
+class Sequence(abc.ABC):
+    """A talking-head sequence (see the module docstring); use it as a context manager."""
+
+    #: Shown in reports, unique among the sequences of one evaluation.
+    name: str
+    #: RGB in [0, 1] of the targets' background, on which avatars are rendered too.
+    background: tuple[float, float, float]
+
+    @abc.abstractmethod
+    def portrait(self) -> Portrait: ...
+
+    @abc.abstractmethod
+    def reference(self) -> TrackedFrame: ...
+
+    @abc.abstractmethod
+    def driving(self, max_frames: int | None = None) -> Iterator[DrivingFrame]:
+        """The frames after the first, up to frame index ``max_frames`` (exclusive)."""
+
+    def __enter__(self) -> Sequence:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+
+class VideoSequence(Sequence):
+    """A raw video, tracked while it is decoded; targets segmented with ``segmenter`` onto white."""
+
+    background = WHITE
+
+    def __init__(self, path: Path, config: Config, segmenter: PortraitSegmenter):
+        self.path, self.name = Path(path), Path(path).name
+        self._config, self._segmenter = config, segmenter
+
+    def __enter__(self) -> VideoSequence:
+        self._video = VideoFileSource(self.path)
+        self._tracker = Tracker.from_config(self._config)
+        try:
+            first = self._video.read()
+            if not isinstance(first, Frame):
+                raise InputImageError(f"{self.name} has no frames")
+            self._portrait = portrait_from_image(first.rgb, f"the first frame of {self.name}", self._config.tracking)
+            self._reference = self._tracker.track(first)
+        except BaseException:
+            self.__exit__()
+            raise
+        if self._reference.box != self._portrait.crop.box:
+            self.__exit__()
+            raise RuntimeError(f"the tracker framed {self._reference.box}, the source crop is {self._portrait.crop.box}")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._tracker.close()
+        self._video.close()
+
+    def portrait(self) -> Portrait:
+        return self._portrait
+
+    def reference(self) -> TrackedFrame:
+        return self._reference
+
+    def driving(self, max_frames: int | None = None) -> Iterator[DrivingFrame]:
+        for frame in self._video:
+            if max_frames is not None and frame.index >= max_frames:
+                return
+            started = time.perf_counter()
+            tracked = self._tracker.track(frame)
+            tracking_s = time.perf_counter() - started
+            yield DrivingFrame(tracked, self._on_white(tracked.crop), tracking_s)
+
+    def _on_white(self, crop: np.ndarray) -> np.ndarray:
+        mask = self._segmenter.mask(crop)[..., None]
+        return np.rint(crop * mask + 255.0 * (1.0 - mask)).astype(np.uint8)
+
+
+class DatasetClipSequence(Sequence):
+    """A clip of a preprocessed dataset: stored frames (the targets, on black), masks and
+    landmarks, brought to ``size`` x ``size`` when stored at another size."""
+
+    background = BLACK
+
+    def __init__(self, manifest: Manifest, clip: str, size: int):
+        self.name = f"{manifest.root.name}/{clip}"
+        self._clip_dir = manifest.clip_dir(clip)
+        self._frames = manifest.frames[clip]
+        self._size = size
+        params = read_params(self._clip_dir, self._frames)
+        if "landmarks" not in params:
+            raise DatasetError(f"{self.name}: params.npz has no landmarks to drive with (re-run omg-avatar preprocess)")
+        with Image.open(frame_path(self._clip_dir, "frames", 0)) as first:
+            self._landmarks = params["landmarks"].astype(np.float64) * (size / first.size[0])  # pixels at ``size``
+        if self._frames < 2:
+            raise InputImageError(f"{self.name} has only one frame: nothing drives the avatar")
+
+    def portrait(self) -> Portrait:
+        image, landmarks = self._image("frames", 0), self._landmarks[0]
+        mask = self._image("masks", 0).astype(np.float32) / 255.0
+        crop = PortraitCrop(image, CropBox(0, 0, self._size, self._size), landmarks)
+        return Portrait(f"the first frame of {self.name}", image, landmarks, crop, mask)
+
+    def reference(self) -> TrackedFrame:
+        return self._tracked(0)
+
+    def driving(self, max_frames: int | None = None) -> Iterator[DrivingFrame]:
+        last = self._frames if max_frames is None else min(self._frames, max_frames)
+        for index in range(1, last):
+            yield DrivingFrame(self._tracked(index), self._image("frames", index), 0.0)
+
+    def _tracked(self, index: int) -> TrackedFrame:
+        box = CropBox(0, 0, self._size, self._size)
+        return TrackedFrame(index, 0.0, self._image("frames", index), box, self._landmarks[index], None, None)
+
+    def _image(self, kind: str, index: int) -> np.ndarray:
+        """Frame ``index`` of ``kind`` ("frames": [S, S, 3], "masks": [S, S]) as uint8 at ``size``."""
+        with Image.open(frame_path(self._clip_dir, kind, index)) as file:
+            image = np.asarray(file.convert("RGB" if kind == "frames" else "L"))
+        if image.shape[0] != self._size:
+            image = cv2.resize(image, (self._size, self._size), interpolation=cv2.INTER_AREA)
+        return image
+
+
+def dataset_sequences(manifest: Manifest, split: str, size: int) -> list[DatasetClipSequence]:
+    """The clips of ``split`` ("train", "validation" or "all") as sequences of ``size`` x ``size`` frames."""
+    names = list(manifest.frames) if split == "all" else manifest.clips(split)
+    if not names:
+        raise DatasetError(f"{manifest.root}: no {split} clips")
+    return [DatasetClipSequence(manifest, name, size) for name in names]
