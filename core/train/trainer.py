@@ -263,8 +263,9 @@ class Trainer:
         """The evaluation's scores (:class:`~core.evaluation.scoring.FrameScorer`) of the refined
         images of the fixed validation pairs at every level trained so far, means over the pairs:
         ``psnr_lod<k>``, ``ssim_lod<k>``, ``lpips_lod<k>`` (with the perceptual LPIPS program),
-        ``akd_lod<k>`` and ``apd_lod<k>`` (None when no render or target shows a face MediaPipe
-        finds: tiny renders rarely do), and ``coarse_psnr_lod<k>`` (what the splatted RGB alone
+        ``akd_lod<k>`` and ``apd_lod<k>`` (over the pairs where MediaPipe finds a face in the
+        render and its target; None where it finds none, as in an untrained network's renders),
+        and ``coarse_psnr_lod<k>`` (what the splatted RGB alone
         gives); ``psnr`` is level 0's. Also returns, under ``grid``, the first pairs' images at
         the finest level: source, driving, coarse, refined."""
         levels = levels_on(max(self.step - 1, 0), self.total_steps, self.config.training.lod_schedule)
