@@ -139,7 +139,6 @@ class EvenSample:
 def aed_flame_layer(config: Config, files: NetworkFiles) -> tuple[FlameLayer | None, str | None]:
     """The FLAME layer AED fits (``files.flame``, else the config's file in the models folder)
     and None, or None and why AED is unavailable."""
-
     flame_file = find_flame_file(files.flame, config.flame)
     if flame_file is None:
         return None, f"needs a FLAME model (flame.model_file: {config.flame.model_file} in the models folder, or --flame)"

@@ -18,6 +18,7 @@ its stored frames (on black) are the targets and its stored landmarks drive.
 from __future__ import annotations
 
 import abc
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,25 +85,23 @@ class VideoSequence(Sequence):
         self._config, self._segmenter = config, segmenter
 
     def __enter__(self) -> VideoSequence:
-        self._video = VideoFileSource(self.path)
-        self._tracker = Tracker.from_config(self._config)
-        try:
+        with contextlib.ExitStack() as opened:  # closes what was opened if this fails
+            self._video = opened.enter_context(VideoFileSource(self.path))
+            self._tracker = opened.enter_context(Tracker.from_config(self._config))
             first = self._video.read()
             if not isinstance(first, Frame):
                 raise InputImageError(f"{self.name} has no frames")
             self._portrait = portrait_from_image(first.rgb, f"the first frame of {self.name}", self._config.tracking)
             self._reference = self._tracker.track(first)
-        except BaseException:
-            self.__exit__()
-            raise
-        if self._reference.box != self._portrait.crop.box:
-            self.__exit__()
-            raise RuntimeError(f"the tracker framed {self._reference.box}, the source crop is {self._portrait.crop.box}")
+            if self._reference.box != self._portrait.crop.box:
+                raise RuntimeError(
+                    f"the tracker framed {self._reference.box}, the source crop is {self._portrait.crop.box}"
+                )
+            self._opened = opened.pop_all()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._tracker.close()
-        self._video.close()
+        self._opened.close()
 
     def portrait(self) -> Portrait:
         return self._portrait
