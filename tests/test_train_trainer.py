@@ -5,6 +5,7 @@ one-line errors for missing model files and mismatched resumes."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import torch
@@ -156,8 +157,14 @@ def test_a_resumed_run_drops_what_was_logged_after_its_checkpoint(files, tmp_pat
     # a step logged before a crash, never checkpointed
     with open(tmp_path / "log.jsonl", "a") as log:
         log.write('{"step": 4, "kind": "train", "loss": 1000.0}\n')
-    with SummaryWriter(str(tmp_path / TENSORBOARD_DIR)) as board:
+    board_dir = tmp_path / TENSORBOARD_DIR
+    before = set(board_dir.iterdir())
+    with SummaryWriter(str(board_dir)) as board:
         board.add_scalar("train/loss", 1000.0, 4)
+    # its event file named as if opened in the resume's second by a process whose host, pid
+    # and counter sort after the resume's: TensorBoard reads files in name order
+    (crashed,) = set(board_dir.iterdir()) - before
+    crashed.rename(board_dir / f"events.out.tfevents.{int(time.time()) + 1:010d}.~crashed.99999.9")
     resumed = trainer(files, tmp_path, resume=True)
     assert [record["step"] for record in read_log(tmp_path)] == [0, 1, 2, 3, 3]  # validations at 0 and 3
     resumed.fit()

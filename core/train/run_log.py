@@ -17,6 +17,7 @@ dropped: lines of ``log.jsonl`` now, TensorBoard events when TensorBoard reads t
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,11 @@ class RunLog:
     def __init__(self, run_dir: Path, resumed_at: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        purge_step = None
         if resumed_at is not None:
             self._truncate_after(resumed_at)
-        purge_step = None if resumed_at is None else resumed_at + 1
+            _wait_until_new_event_files_sort_last(self.run_dir / TENSORBOARD_DIR)
+            purge_step = resumed_at + 1
         self._board = SummaryWriter(str(self.run_dir / TENSORBOARD_DIR), purge_step=purge_step)
 
     def scalars(self, step: int, kind: str, values: dict[str, float | None]) -> None:
@@ -72,6 +75,17 @@ class RunLog:
         if path.is_file():
             lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
             path.write_text("".join(line + "\n" for line in lines))
+
+
+def _wait_until_new_event_files_sort_last(board_dir: Path) -> None:
+    """TensorBoard reads a run's event files in name order, and a name is
+    ``events.out.tfevents.<unix second>.<host>.<pid>.<counter>``: a file opened in the same
+    second as an earlier one may sort before it (pid and counter compare as text), so the
+    resumed run's purge would be read before the events it should drop. Waits (under a
+    second) until the clock is past the newest file's second."""
+    seconds = [int(path.name.split(".")[3]) for path in board_dir.glob("events.out.tfevents.*")]
+    if seconds:
+        time.sleep(max(0.0, max(seconds) + 1 - time.time()))
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
