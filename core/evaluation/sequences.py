@@ -134,6 +134,7 @@ class DatasetClipSequence(Sequence):
         self._clip_dir = manifest.clip_dir(clip)
         self._frames = manifest.frames[clip]
         self._size = size
+        self._box = CropBox(0, 0, size, size)  # stored frames are the crops
         params = read_params(self._clip_dir, self._frames)
         if "landmarks" not in params:
             raise DatasetError(f"{self.name}: params.npz has no landmarks to drive with (re-run omg-avatar preprocess)")
@@ -145,7 +146,7 @@ class DatasetClipSequence(Sequence):
     def portrait(self) -> Portrait:
         image, landmarks = self._image("frames", 0), self._landmarks[0]
         mask = self._image("masks", 0).astype(np.float32) / 255.0
-        crop = PortraitCrop(image, CropBox(0, 0, self._size, self._size), landmarks)
+        crop = PortraitCrop(image, self._box, landmarks)
         return Portrait(f"the first frame of {self.name}", image, landmarks, crop, mask)
 
     def reference(self) -> TrackedFrame:
@@ -157,8 +158,7 @@ class DatasetClipSequence(Sequence):
             yield DrivingFrame(self._tracked(index), self._image("frames", index), 0.0)
 
     def _tracked(self, index: int) -> TrackedFrame:
-        box = CropBox(0, 0, self._size, self._size)
-        return TrackedFrame(index, 0.0, self._image("frames", index), box, self._landmarks[index], None, None)
+        return TrackedFrame(index, 0.0, self._image("frames", index), self._box, self._landmarks[index], None, None)
 
     def _image(self, kind: str, index: int) -> np.ndarray:
         """Frame ``index`` of ``kind`` ("frames": [S, S, 3], "masks": [S, S]) as uint8 at ``size``."""

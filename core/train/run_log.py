@@ -28,6 +28,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from core.fileio import write_bytes_atomic
+
 LOG_FILE = "log.jsonl"
 IMAGES_DIR = "images"
 TENSORBOARD_DIR = "tensorboard"
@@ -74,7 +76,7 @@ class RunLog:
         path = self.run_dir / LOG_FILE
         if path.is_file():
             lines = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= step]
-            path.write_text("".join(line + "\n" for line in lines))
+            write_bytes_atomic(path, "".join(line + "\n" for line in lines).encode())
 
 
 def _wait_until_new_event_files_sort_last(board_dir: Path) -> None:
