@@ -367,9 +367,8 @@ def _face_aligned_embedding(
     for _ in range(N_LANDMARKS - 1):
         chosen.append(int(free[np.argmax(distance)]))
         distance = np.minimum(distance, np.linalg.norm(aligned[free] - aligned[chosen[-1]], axis=1))
-    face_idx, barycentric = _surface_behind(vertices, faces[(eye_of_vertex[faces] < 0).all(axis=1)],
-                                            aligned[chosen, :2])  # fmt: skip
     head_faces = np.flatnonzero((eye_of_vertex[faces] < 0).all(axis=1))
+    face_idx, barycentric = _surface_behind(vertices, faces[head_faces], aligned[chosen, :2])
     return {
         "lmk_face_idx": head_faces[face_idx].astype(np.int64),
         "lmk_b_coords": barycentric,
