@@ -23,6 +23,6 @@ if __name__ == "__main__":
         from app.presenter_process import main as presenter_main
 
         sys.exit(presenter_main(sys.argv[2:]))
-    from core.cli import main
+    from app.launch import main
 
-    sys.exit(main(["app", *sys.argv[1:]]))
+    sys.exit(main(sys.argv[1:]))

@@ -33,8 +33,7 @@ from app.recorder import Recorder
 from app.settings import RecentFiles
 from app.viewport import Viewport
 from core.errors import OmgError
-from core.media import write_png_atomic
-from core.session import ReconstructionJob, Session, VideoDriver, View
+from core.session import ReconstructionJob, Session, VideoDriver, View, write_png_atomic
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AppOptions:
-    """What ``omg-avatar app`` was asked for (see core/cli/app.py)."""
+    """What ``omg-avatar app`` was asked for (see app/launch.py)."""
 
     photo: Path | None = None
     video: Path | None = None

@@ -1,7 +1,7 @@
 """The viewer's orbit camera: yaw, pitch and distance around a target, plus pan and presets.
 
 Mouse gestures arrive as pixel deltas and wheel steps; the UI never touches angles. The
-camera produces :class:`~core.geometry.camera.Camera` objects in world space (FLAME's:
+camera produces :class:`~core.session.Camera` objects in world space (FLAME's:
 +y up, +z towards a frontal viewer), so a yaw of 0 and a pitch of 0 look at the face.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.geometry.camera import Camera
+from core.session import Camera
 
 #: Degrees of rotation per pixel of left drag.
 ORBIT_DEG_PER_PIXEL = 0.35

@@ -4,7 +4,7 @@ Frames arrive whenever the viewport shows a new image, at an uneven rate; the vi
 constant rate. Each frame is written as many times as the video's clock has advanced since
 the last one (zero times when frames come faster), and the last one lasts until the
 recording stops, so the video plays in real time for as long as the recording ran.
-The file appears only when the recording stops (core.media's atomic writer).
+The file appears only when the recording stops (the session's atomic MP4 writer).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.media import AtomicMp4Writer, MediaWriteError
+from core.session import AtomicMp4Writer, MediaWriteError
 
 log = logging.getLogger(__name__)
 

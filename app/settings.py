@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from core.fileio import write_json_atomic
+from core.session import write_json_atomic
 
 #: Entries kept per kind of file.
 RECENT_LIMIT = 8

@@ -22,7 +22,7 @@ import dearpygui.dearpygui as dpg
 from app.application import App
 from app.main import AppOptions, start
 from core.errors import OmgError
-from core.fileio import write_json_atomic
+from core.session import write_json_atomic
 
 #: Fractions of the run at which the script acts: (start, action).
 LOD_EXCURSION = (0.35, 0.5)  # the other levels are shown in this part of the run

@@ -15,7 +15,7 @@ import numpy as np
 
 from app import theme
 from app.orbit_camera import OrbitCamera
-from core.session.figures import Figures
+from core.session import Figures
 
 #: Gap between the two images of the side-by-side mode, and around the images, in pixels.
 GAP = 8

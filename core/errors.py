@@ -6,6 +6,9 @@ not there) derives from :class:`OmgError`. Anything else is a bug.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+
 
 class OmgError(Exception):
     """Base of all user-facing errors. ``exit_code`` is the CLI's exit status."""
@@ -40,3 +43,17 @@ def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message (its type name when empty), for one-line errors."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def exit_status(prog: str, action: Callable[[], int]) -> int:
+    """Run ``action`` and return its exit status; a user error (:class:`OmgError`) or an
+    interrupt is printed as one line on stderr, prefixed with ``prog``, and ends with its
+    exit status instead."""
+    try:
+        return action()
+    except OmgError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130

@@ -8,17 +8,14 @@ interrupted run leaves no partial video behind.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 from core.errors import OmgError
-from core.fileio import write_bytes_atomic
+from core.fileio import AtomicFile, write_bytes_atomic
 
 #: MPEG-4 Part 2: the MP4 encoder in the opencv wheel's FFmpeg (it has no H.264 encoder).
 MP4_FOURCC = "mp4v"
@@ -31,10 +28,9 @@ class MediaWriteError(OmgError):
     """An output video or image cannot be written."""
 
 
-def rgb8(image: torch.Tensor) -> np.ndarray:
-    """[H, W, 3] uint8 RGB from an [H, W, C >= 3] image's first three channels (colours in [0, 1])."""
-    rgb = image[..., :3].clamp(0.0, 1.0).mul(255.0).add(0.5)
-    return rgb.to(torch.uint8).cpu().numpy()
+def rgb8(image: np.ndarray) -> np.ndarray:
+    """[H, W, 3] uint8 RGB from an [H, W, C >= 3] float image's first three channels (colours in [0, 1])."""
+    return (np.clip(image[..., :3], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 class AtomicMp4Writer:
@@ -44,14 +40,11 @@ class AtomicMp4Writer:
         self.path = Path(path)
         self.frames = 0
         self._size = (width, height)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # OpenCV chooses the container by the suffix, so the temporary name keeps ".mp4".
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".mp4")
-        os.close(handle)
-        self._temporary = Path(temporary)
-        self._writer = cv2.VideoWriter(temporary, cv2.VideoWriter_fourcc(*MP4_FOURCC), fps, self._size)
+        self._file = AtomicFile(self.path, suffix=".mp4")
+        self._writer = cv2.VideoWriter(str(self._file.temporary), cv2.VideoWriter_fourcc(*MP4_FOURCC), fps, self._size)
         if not self._writer.isOpened():
-            self._temporary.unlink(missing_ok=True)
+            self._file.discard()
             raise MediaWriteError(f"cannot write an MP4 video at {self.path}")
 
     def write(self, rgb: np.ndarray) -> None:
@@ -64,12 +57,12 @@ class AtomicMp4Writer:
     def commit(self) -> None:
         """Finish the file and move it to ``path``."""
         self._writer.release()
-        os.replace(self._temporary, self.path)
+        self._file.commit()
 
     def discard(self) -> None:
         """Drop everything written so far."""
         self._writer.release()
-        self._temporary.unlink(missing_ok=True)
+        self._file.discard()
 
     def __enter__(self) -> AtomicMp4Writer:
         return self

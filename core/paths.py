@@ -14,13 +14,28 @@ CONFIG_DIR = ASSETS_DIR / "configs"
 #: Shared sample media of the development checkout (never copied into the repository).
 SAMPLES_DIR = PROJECT_ROOT.parent / "shared" / "samples"
 
+#: The user's model files where they are looked for by default, relative to :func:`models_dir`
+#: (the configs name FLAME's, its landmark embedding's and the perceptual program's).
+FLAME_DIR = "flame"
+DINOV2_FILE = "dinov2/dinov2_vitb14_pretrain.pth"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FILE = f"{CHECKPOINT_DIR}/omg_avatar.safetensors"
+LPIPS_FILE = "lpips/lpips_alex.pt2"
+
 
 def models_dir() -> Path:
     """Folder that holds the user's licence-gated or downloaded model files.
 
     ``$OMG_AVATAR_MODELS`` when set, else ``models/`` in the project root. Its layout:
     ``flame/generic_model.pkl`` (or ``flame/flame2023.pkl``),
-    ``flame/mediapipe_landmark_embedding.npz``, ``dinov2/`` and ``checkpoints/``.
+    ``flame/mediapipe_landmark_embedding.npz``, ``dinov2/``, ``checkpoints/`` and ``lpips/``.
     """
     env = os.environ.get("OMG_AVATAR_MODELS")
     return Path(env).expanduser() if env else PROJECT_ROOT / "models"
+
+
+def resolve_model_file(path: str | Path) -> Path:
+    """A model file's path: absolute paths as given, relative ones (a config's, or one of the
+    defaults above) inside :func:`models_dir`."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else models_dir() / path

@@ -1,4 +1,4 @@
-"""A tiny training dataset in the layout of :mod:`core.train.layout` (a test helper).
+"""A tiny training dataset in the layout of :mod:`core.dataset.layout` (a test helper).
 
 Every clip is the synthetic FLAME with its own shape and colour tint, rendered by the
 cpu backend as one small Gaussian per vertex (colour from the vertex's rest position,
@@ -15,13 +15,13 @@ import numpy as np
 import torch
 
 from core.config import Config, load_config
+from core.dataset.layout import write_clip, write_manifest
 from core.flame import FlameLayer, load_flame_model
 from core.geometry.camera import Camera
 from core.geometry.mesh import mean_edge_lengths
 from core.model.posing import FlameCoefficients, HeadPoser
 from core.render import render
 from core.render.gaussians import Gaussians
-from core.train.layout import write_clip, write_manifest
 from synthetic_flame import make_synthetic_flame, write_flame_npz
 
 

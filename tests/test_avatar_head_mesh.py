@@ -13,9 +13,8 @@ from core.avatar.training_free.head_mesh import PARTS, assemble_head
 from core.avatar.training_free.lifting import lift_landmarks
 from core.avatar.training_free.mouth import build_mouth
 from core.avatar.training_free.neck import build_neck
-from core.avatar.training_free.surface import vertex_normals
 from core.config import load_config
-from core.geometry.mesh import edge_face_counts, unique_edges
+from core.geometry.mesh import edge_face_counts, unique_edges, vertex_normals
 from core.tracking.photo import prepare_portrait
 
 CONFIG = load_config("paper")

@@ -17,22 +17,21 @@ import numpy as np
 import pytest
 import torch
 
-from core.avatar import Animator, DrivingState, available_methods, load_avatar, reconstruct, save_avatar
-from core.avatar.animation import attach_flame, flame_fitting
+from core.avatar import DrivingState, available_methods, load_avatar, reconstruct, save_avatar
+from core.avatar.animation import attach_flame
 from core.avatar.flame_rig import FlamePose
 from core.avatar.network_method import NetworkFiles
 from core.cli import main
 from core.errors import ModelFileError
+from core.flame import load_flame_layer
 from core.paths import SAMPLES_DIR
 from core.render import render
+from core.avatar.view import View, render_view
+from core.driving import DrivingPipeline, flame_fitting
 from core.session import Session
-from core.session import View as SessionView
 from core.session.controls import ControlRig
-from core.session.rendering import render_view
-from core.tracking.flame_tracking import load_flame_layer
 from core.tracking.photo import prepare_portrait
 from core.tracking.sources import VideoFileSource
-from core.tracking.tracker import Tracker
 from network_files import CHANNELS, frontal_face_landmarks, network_config, write_network_files
 
 CONFIG = network_config()
@@ -225,11 +224,9 @@ def avatar_file(avatar, tmp_path_factory):
 @pytest.mark.samples
 def test_a_flame_fit_per_frame_drives_the_expression_once_the_shape_is_calibrated(saved, files, samples_dir):
     loaded_flame = attach_flame(load_avatar(saved), files.flame, CONFIG)
-    fitting = flame_fitting(loaded_flame, CONFIG)
-    assert fitting is not None and loaded_flame.flame.poser is not None
-    animator = Animator(loaded_flame, fitting=fitting)
-    with VideoFileSource(samples_dir / "videos" / "talking_d0.mp4") as video, Tracker.from_config(CONFIG) as tracker:
-        states = [animator.drive(tracker.track(frame)) for frame, _ in zip(video, range(DRIVING_FRAMES))]
+    assert flame_fitting(loaded_flame, CONFIG) is not None and loaded_flame.flame.poser is not None
+    with VideoFileSource(samples_dir / "videos" / "talking_d0.mp4") as video, DrivingPipeline(CONFIG, loaded_flame) as pipeline:
+        states = [pipeline.step(frame).state for frame, _ in zip(video, range(DRIVING_FRAMES))]
     calibration = CONFIG.tracking.fitter.calibration_frames
     assert all(state.flame is None for state in states[: calibration - 1])
     assert all(state.flame is not None for state in states[calibration - 1:])
@@ -293,23 +290,23 @@ def test_the_session_builds_a_network_avatar_and_toggles_its_refiner(models_env,
         assert job.wait(120) and job.error is None, job.error
         session.set_avatar(job.avatar, job.name)
         assert session.has_refiner and session.avatar.flame.poser is not None
-        assert session._animator()._fitting is not None  # driven frames get FLAME expressions
+        assert session._pipeline(1).fits_flame  # driven frames get FLAME expressions
         session.avatar.refiner.to_rgb.bias.data.fill_(2.0)  # an untrained refiner passes the coarse image through
         camera = session.avatar.camera()
         images = {
-            (mode, refiner): render_view(session.avatar, SessionView(camera, 0, mode), None, "cpu", refiner)
+            (mode, refiner): render_view(session.avatar, View(camera, 0, mode, use_refiner=refiner), None, "cpu")
             for mode in ("final", "coarse") for refiner in (True, False)
         }  # fmt: skip
         assert images[("final", True)].shape == (camera.height, camera.width, 3)
         assert not np.allclose(images[("final", True)], images[("final", False)], atol=1e-3)
         np.testing.assert_array_equal(images[("final", False)], images[("coarse", False)])
         np.testing.assert_array_equal(images[("coarse", True)], images[("coarse", False)])
-        session.use_refiner = False
-        serial = session.request_render([SessionView(camera, 0)])
+        session.set_use_refiner(False)
+        serial = session.request_render([View(camera, 0)])
         deadline = time.monotonic() + 30
         while (frame := session.rendered()) is None and time.monotonic() < deadline:
             session.wait(0.1)
-        assert frame.request.serial == serial and frame.error is None and not frame.request.use_refiner
+        assert frame.request.serial == serial and frame.error is None and not frame.request.views[0].use_refiner
         np.testing.assert_array_equal(frame.images[0], images[("final", False)])
     finally:
         session.close()

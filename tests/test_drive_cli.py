@@ -10,6 +10,7 @@ import pytest
 
 import core.avatar.view as view_module
 import core.cli.drive as drive_module
+import core.driving.inputs as inputs_module
 from core.avatar import reconstruct, save_avatar
 from core.cli import main
 from core.config import load_config
@@ -95,7 +96,7 @@ def test_a_webcam_that_vanishes_ends_cleanly_with_a_summary(avatar_file, driving
             frame = super().read()
             return SourceEvent.DISCONNECTED if isinstance(frame, SourceEvent) or frame.index >= 6 else frame
 
-    monkeypatch.setattr(drive_module, "WebcamSource", VanishingWebcam)
+    monkeypatch.setattr(inputs_module, "WebcamSource", VanishingWebcam)
     output = tmp_path / "webcam.mp4"
     code = main(["drive", str(avatar_file), "--webcam", "3", "-o", str(output)])
     captured = capsys.readouterr()

@@ -12,10 +12,10 @@ import yaml
 
 from core.cli import main
 from core.config import config_to_dict, load_config
+from core.dataset.layout import read_manifest
 from core.evaluation.scoring import expression_distances, relative_pose_distance_deg
 from core.evaluation.sequences import BLACK, dataset_sequences
-from core.tracking.flame_tracking import load_flame_layer
-from core.train.layout import read_manifest
+from core.flame import load_flame_layer
 from network_files import frontal_face_landmarks, write_flame_files, write_network_files
 from test_preprocess import link_videos, preprocess
 

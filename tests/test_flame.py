@@ -16,9 +16,9 @@ from scipy.spatial.transform import Rotation
 
 from core.config import FlameConfig
 from core.errors import ModelFileError
-from core.flame import FlameLayer, load_flame_model, load_landmark_embedding, resolve_model_file
+from core.flame import FlameLayer, load_flame_layer, load_flame_model, load_landmark_embedding
 from core.flame.lbs import batch_rodrigues, batch_rodrigues_derivative
-from core.paths import models_dir
+from core.paths import models_dir, resolve_model_file
 from synthetic_flame import (
     SyntheticFlame,
     make_synthetic_flame,
@@ -108,13 +108,13 @@ def test_resolve_model_file(tmp_path, monkeypatch):
     assert resolve_model_file(tmp_path / "elsewhere.pkl") == tmp_path / "elsewhere.pkl"
 
 
-def test_from_config_reads_both_files_from_the_models_folder(synthetic, tmp_path, monkeypatch):
+def test_load_flame_layer_reads_the_embedding_from_the_models_folder(synthetic, tmp_path, monkeypatch):
     monkeypatch.setenv("OMG_AVATAR_MODELS", str(tmp_path))
     (tmp_path / "flame").mkdir()
     write_flame_2023_pickle(synthetic, tmp_path / "flame" / "flame2023.pkl")
     write_landmark_embedding(synthetic, tmp_path / "flame" / "mediapipe_landmark_embedding.npz")
     config = FlameConfig("flame/flame2023.pkl", "flame/mediapipe_landmark_embedding.npz", 300, 100, 5.0)
-    layer = FlameLayer.from_config(config)
+    layer = load_flame_layer(resolve_model_file(config.model_file), config)
     assert (layer.n_shape, layer.n_expression, layer.has_landmarks) == (300, 100, True)
     assert layer.landmarks(layer().vertices).shape == (1, 105, 3)
 

@@ -10,10 +10,10 @@ import torch
 from scipy.spatial import ConvexHull
 
 from core.config import load_config
-from core.flame import FlameLayer, load_flame_model, load_landmark_embedding
+from core.flame import FlameLayer, FlameParams, load_flame_model, load_landmark_embedding
 from core.flame.lbs import batch_rodrigues
 from core.geometry.camera import Camera
-from core.tracking.flame_fitter import IRIS_CENTRES, LOWER_FACE_OVAL, FlameFitter, FlameParams
+from core.tracking.flame_fitter import IRIS_CENTRES, LOWER_FACE_OVAL, FlameFitter
 from synthetic_flame import make_synthetic_flame, write_eyelids, write_flame_npz, write_landmark_embedding
 
 CONFIG = load_config("paper")
@@ -211,7 +211,7 @@ def test_silhouette_search_finds_the_outline(layer, synthetic, camera):
     x = torch.as_tensor(np.concatenate([truth.expression, truth.eyelids, truth.jaw, truth.eyes[[0, 1, 3, 4]],
                                         truth.rotation, truth.translation]))  # fmt: skip
     world = fitter._world_points(fitter._shaped.region, x[:-13], x[-13:])
-    silhouette, _ = fitter._contour.silhouette(world, torch.as_tensor(camera.center))
+    silhouette, _ = fitter._contour.silhouette(world, camera.center)
     pixels = camera.project(world[silhouette])[0].numpy()
     nearest = np.linalg.norm(oval[:, None] - pixels[None], axis=2).min(axis=1)
     assert nearest.max() < 4 * NOISE_PX  # every outline point lies on the found silhouette

@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from core.errors import ModelFileError
-from core.tracking.head_pose import FRONTAL
-from core.train.metrics import (
+from core.evaluation.metrics import (
     PSNR_CAP_DB,
     keypoint_distance,
     load_lpips,
@@ -19,6 +18,7 @@ from core.train.metrics import (
     psnr,
     ssim,
 )
+from core.tracking.head_pose import FRONTAL
 
 
 @pytest.fixture(scope="module")

@@ -16,11 +16,11 @@ from core.errors import ConfigError, ModelFileError
 from core.model.backbone import (
     DINOV2_URL,
     DinoBackbone,
-    dinov2_weights_path,
     last_blocks,
     load_backbone_weights,
 )
 from core.model.checkpoint import learned_state
+from core.paths import DINOV2_FILE, resolve_model_file
 
 TINY = load_config("tiny").model
 # Weight files of ViT-S (22M parameters) keep the loading tests quick; its key names are ViT-B's.
@@ -145,7 +145,7 @@ def test_timm_format_safetensors_round_trip(small_source, tmp_path):
 def test_missing_weights_name_the_file_the_folder_and_the_download(tmp_path, monkeypatch):
     monkeypatch.setenv("OMG_AVATAR_MODELS", str(tmp_path))
     expected = tmp_path / "dinov2" / "dinov2_vitb14_pretrain.pth"
-    assert dinov2_weights_path() == expected
+    assert resolve_model_file(DINOV2_FILE) == expected
     with pytest.raises(ModelFileError) as caught:
         DinoBackbone(TINY, None)
     message = str(caught.value)

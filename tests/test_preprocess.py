@@ -14,7 +14,7 @@ from PIL import Image
 
 from core.cli import main
 from core.config import load_config
-from core.train.layout import read_manifest
+from core.dataset.layout import read_manifest
 from core.train.pairs import PairDataset, collate_pairs
 from core.train.preprocess import sample_indices
 from core.train.trainer import ModelFiles, Trainer, TrainOptions

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from waiting import wait_for, wait_until
 
 from core.avatar import AvatarError, DrivingState
 from core.errors import FrameSourceError
@@ -19,9 +20,11 @@ from core.session import (
     idle_controls,
 )
 from core.session.controls import EYELID_PAIRS, LOWER_LIP, ControlRig
-from core.session.rendering import camera_following_head, render_view
+from core.avatar.view import camera_following_head, render_view
 
 SIZE = 256
+#: Seconds a render, a tracked frame or a driver's event may take to arrive before a test fails.
+TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="module")
@@ -157,45 +160,50 @@ def test_idle_animation_stays_within_the_controls_ranges_and_blinks():
 
 def test_render_thread_delivers_the_newest_request_and_reports_errors(session):
     views = [View(camera(session), lod) for lod in (0, 1)]
+    requested = time.perf_counter()
     session.request_render(views, session.manual_state({}))
-    frame = _wait_for(session.rendered)
-    assert frame.error is None and len(frame.images) == 2 and frame.render_ms > 0
-    assert session.figures(1).render_fps > 0
+    frame = wait_for(session.rendered, TIMEOUT_S, "the rendered views")
+    waited_ms = 1000.0 * (time.perf_counter() - requested)
+    assert frame.error is None and len(frame.images) == 2 and 0 < frame.render_ms <= waited_ms
+    # the module's first rendered frame: the render rate is its render time's inverse
+    assert session.figures(1).render_fps == pytest.approx(1000.0 / frame.render_ms)
     session.request_render([View(camera(session), 7)], session.manual_state({}))
-    frame = _wait_for(session.rendered)
+    frame = wait_for(session.rendered, TIMEOUT_S, "the failed render")
     assert isinstance(frame.error, AvatarError) and "LOD 7" in str(frame.error)
 
 
-def _wait_for(poll, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while (result := poll()) is None:
-        assert time.monotonic() < deadline, "nothing arrived"
-        time.sleep(0.01)
-    return result
+def _position(session, position: int):
+    """The driver's newest frame if it shows video frame ``position``, else None (frames
+    taken on the way are dropped)."""
+    frame, events = session.poll()
+    assert not events, events
+    return frame if frame is not None and frame.position == position else None
 
 
 def test_video_driver_tracks_every_frame_when_paced_by_the_viewer(session, samples_dir):
     driver = session.drive_video(samples_dir / "videos" / "talking_d0.mp4", paced_by_consumer=True)
     assert driver.frame_count == 78 and driver.fps == pytest.approx(25.0)
-    positions, states = [], []
-    while len(positions) < 12:
+    frames = []
+
+    def twelve_taken() -> bool:
         frame, events = session.poll()
-        assert not events
+        assert not events, events
         if frame is not None:
-            positions.append(frame.position)
-            states.append(frame.state)
-        session.wait(0.05)
+            frames.append(frame)
+        return len(frames) >= 12
+
+    wait_until(twelve_taken, TIMEOUT_S, "12 tracked frames", step=lambda: session.wait(0.05))
+    positions = [frame.position for frame in frames]
     assert positions == list(range(positions[0], positions[0] + 12))  # none dropped
-    assert all(isinstance(state, DrivingState) for state in states[3:])
-    assert frame.preview.shape == (256, 256, 4)
+    assert all(isinstance(frame.state, DrivingState) for frame in frames[3:])
+    assert frames[-1].preview.shape == (256, 256, 4)
     assert session.figures(1).tracker_ms > 0
     driver.set_paused(True)
-    time.sleep(0.3)
-    session.poll()
+    driver.seek(60)  # a seek shows its frame even while paused; frames tracked meanwhile are not
+    wait_for(lambda: _position(session, 60), TIMEOUT_S, "frame 60", step=lambda: session.wait(0.05))
+    session.wait(0.0)  # forget frame 60's wake-up call
+    session.wait(0.3)  # returns early only if the driver delivers something
     assert session.poll() == (None, [])  # paused: nothing new
-    driver.seek(60)
-    frame = _wait_for(lambda: session.poll()[0])
-    assert frame.position == 60  # a seek shows its frame even while paused
     started = time.monotonic()
     session.stop_driving()
     assert time.monotonic() - started < 1.0
@@ -206,12 +214,7 @@ def test_a_video_that_ends_without_loop_reports_it_and_pauses(session, samples_d
     driver = session.drive_video(samples_dir / "videos" / "talking_d0.mp4", paced_by_consumer=True)
     driver.loop = False
     driver.seek(75)
-    deadline = time.monotonic() + 30
-    events = []
-    while not events:
-        assert time.monotonic() < deadline
-        _, events = session.poll()
-        session.wait(0.05)
+    events = wait_for(lambda: session.poll()[1] or None, TIMEOUT_S, "the end event", step=lambda: session.wait(0.05))
     assert events[0].kind == "ended" and driver.paused
     session.stop_driving()
 
@@ -222,12 +225,7 @@ def test_bad_sources_fail_clearly(session, tmp_path):
     with pytest.raises(FrameSourceError, match="broken.mp4"):
         session.drive_video(fake)
     session.drive_webcam(99)
-    deadline = time.monotonic() + 10
-    events = []
-    while not events:
-        assert time.monotonic() < deadline
-        _, events = session.poll()
-        session.wait(0.05)
+    events = wait_for(lambda: session.poll()[1] or None, TIMEOUT_S, "the failure event", step=lambda: session.wait(0.05))
     assert events[0].kind == "failed" and "webcam 99" in events[0].message
     session.stop_driving()
 

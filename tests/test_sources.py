@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 from PIL import Image
+from waiting import wait_until
 
 from core.errors import FrameSourceError
 from core.tracking import sources
@@ -26,16 +27,18 @@ STOP_LIMIT_S = 1.0
 
 
 class CountingSource(FrameSource):
-    """``count`` tiny frames at ``fps``, each read taking ``read_s``; then ENDED or ``fail_with``."""
+    """``count`` tiny frames at ``fps``, each read taking ``read_s``; then ENDED or ``fail_with``.
+    ``reads`` counts the reads begun."""
 
     name = "counting"
 
     def __init__(self, count: int, read_s: float = 0.0, fps: float = 100.0, fail_with=None):
         self.count, self.read_s, self.fps, self.fail_with = count, read_s, fps, fail_with
-        self.produced = 0
+        self.produced = self.reads = 0
         self.closed = False
 
     def read(self) -> Frame | SourceEvent:
+        self.reads += 1
         if self.produced == self.count:
             if self.fail_with is not None:
                 raise self.fail_with
@@ -73,16 +76,17 @@ def test_slow_consumer_gets_the_newest_frame_and_stale_ones_are_dropped():
     source = CountingSource(50, read_s=0.001)
     with CaptureThread(source, max_queued=1) as capture:
         first = capture.get(timeout=1.0)
-        time.sleep(0.5)  # meanwhile the thread reads all 50 frames
+        wait_until(lambda: source.closed, 10.0, "the thread to read all 50 frames and the end")
         assert capture.get(timeout=1.0).index == 49
         assert capture.get(timeout=1.0) is SourceEvent.ENDED
-    assert capture.dropped == 48 - first.index and capture.event is SourceEvent.ENDED
+    assert first.index < 49 and capture.dropped == 50 - 2  # all but the two frames received
+    assert capture.event is SourceEvent.ENDED
 
 
 def test_stop_returns_within_a_second_even_during_a_slow_read():
     source = CountingSource(1000, read_s=0.4)
     capture = CaptureThread(source).start()
-    time.sleep(0.05)  # the thread is now inside a read
+    wait_until(lambda: source.reads > 0, 10.0, "the thread to begin a read")  # which takes 0.4 s
     started = time.monotonic()
     assert capture.stop() is True
     assert time.monotonic() - started < STOP_LIMIT_S
@@ -224,7 +228,7 @@ def test_sample_video_played_in_real_time_stops_within_a_second(samples_dir):
     capture.start()
     first = capture.get(timeout=2.0)
     assert isinstance(first, Frame)
-    time.sleep(0.2)
+    assert isinstance(capture.get(timeout=2.0), Frame)  # playing: the next frame came when it was due
     started = time.monotonic()
     assert capture.stop()
     assert time.monotonic() - started < STOP_LIMIT_S

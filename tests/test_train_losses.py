@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from core.config import LossConfig
+from core.evaluation.metrics import load_lpips
+from core.evaluation.metrics import ssim as ssim_metric
 from core.train.losses import PARTS, PerceptualLoss, ReconstructionLoss, load_perceptual, ssim
-from core.train.metrics import load_lpips
-from core.train.metrics import ssim as ssim_metric
 from lpips_stand_in import write_stand_in_lpips
 
 WEIGHTS = LossConfig(l2=10.0, ssim=1.0, perceptual=0.1, offset=0.1)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from core.config import load_config
-from core.train.layout import read_manifest
+from core.dataset.layout import read_manifest
 from core.train.run_log import read_log
 from core.train.trainer import ModelFiles, Trainer, TrainOptions
 from network_files import frontal_face_landmarks, write_flame_files

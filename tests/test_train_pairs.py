@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.train.layout import DatasetError, read_manifest, validation_split
+from core.dataset.layout import DatasetError, read_manifest, validation_split
 from core.train.pairs import PairDataset, collate_pairs
 from synthetic_pairs import flame_layer, train_config, write_flame, write_synthetic_dataset
 

@@ -4,15 +4,13 @@ avatar's .omg file."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import dearpygui.dearpygui as dpg
 
 from app import theme
 from app.panels.widgets import heading, recent_label, set_enabled, tooltip
-from core.avatar.network_method import NAME as NETWORK
-from core.session import ReconstructionJob
+from core.session import NETWORK_METHOD, ReconstructionJob
 
 METHOD_HELP = {
     "training-free": "Works on any machine without model files: MediaPipe's face mesh gives the head "
@@ -32,7 +30,7 @@ class SourcePanel:
             methods = app.session.methods()
             self.method = dpg.add_combo(methods, default_value=app.method, width=-1, callback=self._method_chosen)
             tooltip(self.method, "\n\n".join(f"{m}: {METHOD_HELP.get(m, '')}" for m in methods))
-            with dpg.group(show=app.method == NETWORK) as self.network_group:
+            with dpg.group(show=app.method == NETWORK_METHOD) as self.network_group:
                 self.file_labels = {}
                 for kind, label in NETWORK_FILES:
                     with dpg.group(horizontal=True):
@@ -59,15 +57,14 @@ class SourcePanel:
     # ------------------------------------------------------------------ actions
     def _method_chosen(self, sender, method: str) -> None:
         self.app.method = method
-        dpg.configure_item(self.network_group, show=method == NETWORK)
+        dpg.configure_item(self.network_group, show=method == NETWORK_METHOD)
 
     def _ask_network_file(self, sender, app_data, kind: str) -> None:
         self.app.dialogs.ask_file(kind, lambda path: self.set_network_file(kind, path))
 
     def set_network_file(self, kind: str, path: Path) -> None:
-        """Use ``path`` as the network method's ``kind`` file (a :class:`NetworkFiles` field)."""
-        session = self.app.session
-        session.network_files = dataclasses.replace(session.network_files, **{kind: path})
+        """Use ``path`` as the network method's ``kind`` file (see :meth:`Session.set_network_file`)."""
+        self.app.session.set_network_file(kind, path)
         dpg.set_value(self.file_labels[kind], path.name)
 
     def ask_photo(self) -> None:

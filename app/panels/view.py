@@ -58,7 +58,7 @@ class ViewPanel:
 
     # ------------------------------------------------------------------ callbacks
     def _refiner_changed(self, sender, value: bool) -> None:
-        self.app.session.use_refiner = bool(value)
+        self.app.session.set_use_refiner(value)
         self.app.invalidate()
 
     def _lod_chosen(self, sender, label: str) -> None:

@@ -17,13 +17,11 @@ Per frame (landmarks in the driving crop's pixels, MediaPipe's depth in the same
    by the same similarity, turns the head about the rig's pivot; the pivot's image
    motion becomes a translation, and the face's change of size a move in depth.
 
-5. FLAME (avatars with a FLAME rig, when a FLAME file is at hand: :func:`attach_flame`,
-   :func:`flame_fitting`):
-   a FLAME fit of the frame's landmarks (shape calibrated on the first tracked frames,
-   then warm-started per frame, as ``omg-avatar track`` does) gives the expression, jaw,
-   eyes and eyelids of the state's FLAME part; head motion still comes from step 4.
-   Until the calibration is done, and without a FLAME file, the FLAME part is None and
-   the avatar keeps its source expression.
+5. FLAME (avatars with a FLAME rig, when a FLAME file is at hand: :func:`attach_flame`):
+   the tracked frame's FLAME fit (the tracking step after the face mesh, set up by
+   :mod:`core.driving`) gives the expression, jaw, eyes and eyelids of the state's FLAME
+   part; head motion still comes from step 4. Until the fitting has calibrated, and
+   without a FLAME file, the FLAME part is None and the avatar keeps its source expression.
 
 Only positions change: the state poses the avatar's control mesh (:meth:`HeadRig.posed`).
 """
@@ -39,7 +37,7 @@ import numpy as np
 from core.avatar.avatar import Avatar, DrivingState
 from core.avatar.flame_rig import FlamePose
 from core.config import Config
-from core.tracking.flame_tracking import CalibratedFitting, load_flame_layer
+from core.flame import load_flame_layer
 from core.tracking.tracker import TrackedFrame
 
 #: Tracked frames averaged into the driver's neutral reference.
@@ -87,14 +85,11 @@ class Animator:
     """Turns one driver's tracked frames into driving states for one avatar.
 
     Frames must come in order from one tracker. A frame without a face repeats the last
-    state (neutral before the first face). ``fitting``: FLAME fitting of the frames'
-    landmarks for the states' FLAME part (see :func:`flame_fitting`), or None.
+    state (neutral before the first face); a frame without a FLAME fit keeps the last
+    state's FLAME part.
     """
 
-    def __init__(
-        self, avatar: Avatar, reference_frames: int = REFERENCE_FRAMES, fitting: CalibratedFitting | None = None
-    ):
-        self._fitting = fitting
+    def __init__(self, avatar: Avatar, reference_frames: int = REFERENCE_FRAMES):
         self._avatar_landmarks = avatar.rig.landmarks.astype(np.float64)
         self._pivot = avatar.rig.pivot.astype(np.float64)
         self._view_axis = avatar.source_camera.R[2]  # the source camera's forward axis, head space
@@ -131,17 +126,9 @@ class Animator:
         pivot_in_frame = to_reference.inverse()(pivot_in_reference[None])[0]
         translation = to_avatar.scale * to_avatar.rotation @ (pivot_in_frame - pivot_in_reference)
         translation += self._view_axis * self._pivot_depth * (to_reference.scale - 1.0)
-        self._last = DrivingState(offsets, rotation, translation, self._flame_pose(frame.landmarks))
+        flame = self._last.flame if frame.flame is None else FlamePose.from_fit(frame.flame)
+        self._last = DrivingState(offsets, rotation, translation, flame)
         return self._last
-
-    def _flame_pose(self, landmarks: np.ndarray) -> FlamePose | None:
-        """The newest FLAME fit of ``landmarks`` (None while the fitting calibrates, or without one)."""
-        if self._fitting is None:
-            return None
-        fits = self._fitting.add(landmarks)
-        if not fits:
-            return self._last.flame
-        return FlamePose.from_fit(fits[-1])
 
     def _add_to_reference(self, landmarks: np.ndarray) -> None:
         """Average ``landmarks`` [L, 3], aligned to the first reference frame, into the reference."""
@@ -161,11 +148,3 @@ def attach_flame(avatar: Avatar, flame_file: Path | None, config: Config) -> Ava
     flame_config = dataclasses.replace(config.flame, n_shape=len(avatar.flame.shape))
     return avatar.with_flame(load_flame_layer(flame_file, flame_config))
 
-
-def flame_fitting(avatar: Avatar, config: Config) -> CalibratedFitting | None:
-    """A new FLAME fitting of tracked crops (``config.tracking.crop.output_size``) for an
-    :class:`Animator` of ``avatar``; None unless its FLAME rig has its model (:func:`attach_flame`)."""
-    if avatar.flame is None or avatar.flame.poser is None:
-        return None
-    fitting_config = dataclasses.replace(config, flame=dataclasses.replace(config.flame, scale=avatar.flame.scale))
-    return CalibratedFitting.from_config(avatar.flame.poser.flame, fitting_config, config.tracking.crop.output_size)

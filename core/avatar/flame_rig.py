@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from core.errors import ModelFileError
-from core.flame.layer import FlameLayer
+from core.flame import FlameLayer, FlameParams
 from core.model.posing import FlameCoefficients, HeadPoser
-from core.tracking.flame_fitter import FlameParams
 
 
 @dataclass(frozen=True)

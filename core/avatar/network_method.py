@@ -30,18 +30,17 @@ from core.avatar.training_free.lifting import lift_landmarks
 from core.avatar.training_free.method import Report
 from core.config import Config
 from core.errors import ModelFileError
-from core.flame.files import FLAME_SITE, resolve_model_file
+from core.flame import load_flame_layer
+from core.flame.files import FLAME_SITE
 from core.geometry.camera import Camera
-from core.model.backbone import DINOV2_URL, DinoBackbone, dinov2_weights_path
+from core.model.backbone import DINOV2_URL, DinoBackbone
 from core.model.checkpoint import load_strict, read_checkpoint
 from core.model.network import OmgAvatarNet, SourceEncoding
-from core.paths import models_dir
-from core.tracking.flame_tracking import CalibratedFitting, load_flame_layer
+from core.paths import CHECKPOINT_FILE, DINOV2_FILE, resolve_model_file
+from core.tracking.flame_tracking import fit_photo
 from core.tracking.photo import Portrait
 
 NAME = "network"
-#: The default checkpoint, relative to ``models_dir()``.
-CHECKPOINT_FILE = "checkpoints/omg_avatar.safetensors"
 #: FLAME's root joint (a vertex's skinning weight on it is the share of the head's motion
 #: it does not follow: the rig's rigidity is one minus it) and its neck joint (the pivot).
 ROOT_JOINT, NECK_JOINT = 0, 1
@@ -73,10 +72,10 @@ class _Resolved:
 def check_files(files: NetworkFiles, config: Config) -> _Resolved:
     """The files to use, all present; else ModelFileError, one line naming each missing file."""
     resolved = _Resolved(
-        checkpoint=Path(files.checkpoint or models_dir() / CHECKPOINT_FILE).expanduser(),
+        checkpoint=Path(files.checkpoint or resolve_model_file(CHECKPOINT_FILE)).expanduser(),
         flame=Path(files.flame or resolve_model_file(config.flame.model_file)).expanduser(),
         embedding=resolve_model_file(config.flame.landmark_embedding_file),
-        dinov2=Path(files.dinov2 or dinov2_weights_path()).expanduser(),
+        dinov2=Path(files.dinov2 or resolve_model_file(DINOV2_FILE)).expanduser(),
     )
     wanted = (
         (resolved.checkpoint, "network checkpoint", "give it with --checkpoint or put it there"),
@@ -108,9 +107,7 @@ def reconstruct_network(
     report(0.3, "fitting FLAME to the photo")
     crop_size = portrait.crop.image.shape[0]
     fitting_config = dataclasses.replace(config, camera=net_config.camera, flame=net_config.flame)
-    fitting = CalibratedFitting.from_config(layer, fitting_config, crop_size, calibration_frames=1)
-    fit = fitting.add(portrait.crop.landmarks)[0]
-    crop_camera = fit.camera_extrinsic(fitting.fitter.camera)
+    fit, crop_camera = fit_photo(layer, fitting_config, portrait.crop.landmarks, crop_size)
 
     report(0.45, "encoding every level of detail")
     source = FlamePose.from_fit(fit)

@@ -1,7 +1,8 @@
 """The ``omg-avatar`` command.
 
 Each subcommand lives in its own module with two functions: ``add_parser(subparsers)``
-declares its options and ``run(args) -> int`` does the work. User errors
+declares its options and ``run(args) -> int`` does the work (``app`` registers those of the
+app package, :mod:`app.launch`, which ``python -m app`` runs on its own). User errors
 (:class:`~core.errors.OmgError`) are printed as one line and end with their exit code.
 """
 
@@ -12,7 +13,7 @@ import sys
 
 from core import __version__
 from core.cli import app, bench, drive, eval, export, info, preprocess, reconstruct, track, train, warmup
-from core.errors import OmgError
+from core.errors import exit_status
 
 SUBCOMMANDS = (app, reconstruct, drive, export, eval, track, preprocess, train, bench, info, warmup)
 
@@ -35,14 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    try:
-        return args.run(args)
-    except OmgError as exc:
-        print(f"omg-avatar: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("omg-avatar: interrupted", file=sys.stderr)
-        return 130
+    return exit_status("omg-avatar", lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -1,72 +1,17 @@
 """``omg-avatar app``: the desktop app, and its smoke run for automated checks.
 
-Without arguments the app opens on the built-in demo portrait, driven by the idle
-animation. ``--smoke`` runs the real window for ``--frames`` avatar frames (switching the
-level of detail and orbiting along the way), saves a screenshot of the window, prints one
-JSON line with at least ``frames``, ``render_fps`` and ``end_to_end_fps``, and exits.
+The app package owns the command's options and start-up (:mod:`app.launch`, which
+``python -m app`` runs too); this module only registers them as a subcommand.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from core.errors import InputImageError, FrameSourceError
-
-RENDERERS = ("auto", "gsplat", "cpu")
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _window_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text}") from None
-    return width, height
+from app import launch
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "app",
-        help="open the desktop app (demo portrait without arguments)",
-        description="Open the OMG-Avatar window: build an avatar from a photo (or the demo portrait) "
-        "and drive it from a video, a webcam, or the idle animation.",
-    )
-    parser.add_argument("--photo", type=Path, metavar="P", help="portrait photo (default: the demo portrait)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--video", type=Path, metavar="V", help="drive the avatar with this video")
-    source.add_argument("--webcam", type=int, metavar="N", help="drive the avatar with webcam N")
-    parser.add_argument("--lod", type=int, choices=(0, 1, 2), default=1, help="level of detail (default 1)")
-    parser.add_argument("--renderer", choices=RENDERERS, default="auto", help="renderer (default auto)")
-    parser.add_argument("--method", help="reconstruction method (default: the first available)")
-    parser.add_argument("--config", default="paper", help="config name in assets/configs, or a YAML file")
-    parser.add_argument("--window", type=_window_size, default=(1600, 1000), metavar="WxH",
-                        help="window size (default 1600x1000)")
-    smoke = parser.add_argument_group("smoke run (automated check)")
-    smoke.add_argument("--smoke", action="store_true", help="run N frames, take a screenshot, print JSON, exit")
-    smoke.add_argument("--frames", type=_positive, default=300, metavar="N", help="avatar frames (default 300)")
-    smoke.add_argument("--screenshot", type=Path, metavar="OUT.png", help="save the window as a PNG at the end")
-    smoke.add_argument("--json", type=Path, metavar="FILE", help="also write the JSON figures to FILE")
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    if args.photo is not None and not args.photo.is_file():
-        raise InputImageError(f"photo not found: {args.photo}")
-    if args.video is not None and not args.video.is_file():
-        raise FrameSourceError(f"video file not found: {args.video}")
-    from app import main, smoke  # Dear PyGui loads only for this command
-
-    options = main.AppOptions(
-        photo=args.photo, video=args.video, webcam=args.webcam, lod=args.lod, renderer=args.renderer,
-        method=args.method, config=args.config, width=args.window[0], height=args.window[1],
-    )
-    if args.smoke:
-        return smoke.run(options, args.frames, args.screenshot, args.json)
-    return main.run(options)
+    parser = subparsers.add_parser("app", help=launch.HELP, description=launch.DESCRIPTION)
+    launch.add_arguments(parser)
+    parser.set_defaults(run=launch.run)

@@ -9,27 +9,12 @@ in projection, sorting and blending, and optionally writes the rows as JSON
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import tempfile
 from pathlib import Path
 
+from core.fileio import write_json_atomic
+from core.cli.arguments import non_negative_int, positive_int
 from core.render.benchmark import BenchPlan, BenchRow, lod_counts, machine_description, run_benchmark, speedups
 from core.render.renderer import BACKENDS
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -43,21 +28,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "backend and report FPS (median of timed renders after warm-up).",
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results to FILE as JSON")
-    parser.add_argument("--size", type=_positive, default=defaults.size,
+    parser.add_argument("--size", type=positive_int, default=defaults.size,
                         help="image side in pixels (default %(default)s)")
     levels = range(len(lod_counts(defaults.config_name)[0]))
     parser.add_argument("--lods", type=int, nargs="+", choices=levels, default=list(defaults.lods),
                         metavar="K",
                         help=f"LOD levels to render, {levels.start} to {levels.stop - 1} (default: %(default)s)")
-    parser.add_argument("--channels", type=_positive, nargs="+", default=list(defaults.channels), metavar="C",
+    parser.add_argument("--channels", type=positive_int, nargs="+", default=list(defaults.channels), metavar="C",
                         help="feature channel counts (default: %(default)s)")
     parser.add_argument("--backends", nargs="+", choices=[b for b in BACKENDS if b != "auto"], default=[],
                         help="backends to measure (default: every available one)")
-    parser.add_argument("--repeats", type=_positive, default=defaults.repeats,
+    parser.add_argument("--repeats", type=positive_int, default=defaults.repeats,
                         help="timed renders per row for gsplat and cpu (default %(default)s)")
-    parser.add_argument("--warmup", type=_non_negative, default=defaults.warmup,
+    parser.add_argument("--warmup", type=non_negative_int, default=defaults.warmup,
                         help="untimed renders first (default %(default)s)")
-    parser.add_argument("--reference-repeats", type=_positive, default=defaults.reference_repeats,
+    parser.add_argument("--reference-repeats", type=positive_int, default=defaults.reference_repeats,
                         help="timed renders per row for the slow reference (default %(default)s)")
     parser.set_defaults(run=run)
 
@@ -85,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             f"Sub#{lod} {channels} ch {gain:.0f}x" for (lod, channels), gain in sorted(gains.items())))
     if args.json:
         payload = {"machine": machine, "size": plan.size, "rows": [row.as_dict() for row in rows]}
-        _write_json(args.json, payload)
+        write_json_atomic(args.json, payload)
         print(f"wrote {args.json}")
     return 0
 
@@ -105,16 +90,3 @@ def _table(rows: list[BenchRow]) -> str:
         lines.append(f"{row.backend:10s}{'Sub#' + str(row.lod):>6s}{row.channels:4d}{row.gaussians:11,d}"
                      f"{row.fps:9.1f}{row.ms:9.1f}  {shares}")
     return "\n".join(lines)
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    """Write atomically: a temporary file beside ``path``, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

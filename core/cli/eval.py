@@ -25,20 +25,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli.drive import non_negative_int, positive_int
+from core.cli.arguments import non_negative_int, positive_int
 from core.cli.method_options import add_method_options, method_files
 from core.config import Config, load_config
+from core.dataset.layout import MANIFEST, DatasetError, read_manifest
 from core.errors import FrameSourceError, InputImageError
+from core.evaluation.metrics import load_lpips
 from core.evaluation.reenactment import SHEET_CELL, Settings, aed_flame_layer, reenact
 from core.evaluation.scoring import FRAME_METRICS, FrameScorer, mean_present
 from core.evaluation.sequences import Sequence, VideoSequence, dataset_sequences
 from core.fileio import write_json_atomic
 from core.media import contact_sheet, write_png_atomic
+from core.paths import LPIPS_FILE, resolve_model_file
 from core.render import resolve_backend
 from core.render.renderer import BACKENDS
 from core.tracking.face_mesh import PortraitSegmenter
-from core.train.layout import MANIFEST, DatasetError, read_manifest
-from core.train.metrics import load_lpips
 
 #: Keys of every entry of the JSON (``mean`` and each reenactment).
 METRICS = (*FRAME_METRICS, "fps")
@@ -151,7 +152,7 @@ def _unavailable(cross_identity: bool, has_lpips: bool, aed_missing: str | None)
         unavailable.update(dict.fromkeys(("psnr", "ssim", "lpips", "akd"), NO_GROUND_TRUTH))
         unavailable["csim"] = "identity similarity needs an ArcFace model, which is not bundled and never downloaded"
     elif not has_lpips:
-        unavailable["lpips"] = "needs an LPIPS model file (--lpips, or models/lpips/lpips_alex.pt2)"
+        unavailable["lpips"] = f"needs an LPIPS model file (--lpips, or {resolve_model_file(LPIPS_FILE)})"
     if aed_missing:
         unavailable["aed"] = aed_missing
     return unavailable

@@ -13,8 +13,9 @@ from core.config import available_configs, load_config
 from core.fileio import write_json_atomic
 from core.flame import find_flame_file, load_flame_model
 from core.geometry.subdivision import build_lod
-from core.model.backbone import DinoBackbone, dinov2_weights_path
+from core.model.backbone import DinoBackbone
 from core.model.network import learned_modules, parameter_counts
+from core.paths import DINOV2_FILE, resolve_model_file
 
 #: FLAME's vertex count (FLAME 2020 and 2023), which sizes the global branch's queries when
 #: no FLAME file is at hand.
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     head_gaussians = (
         build_lod(flame.faces, num_vertices, config.lod.levels, config.lod.scheme).num_vertices if flame else None
     )
-    dinov2 = dinov2_weights_path()
+    dinov2 = resolve_model_file(DINOV2_FILE)
     summary = {
         "config": config.name,
         "modules": counts,

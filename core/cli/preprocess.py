@@ -1,7 +1,7 @@
 """``omg-avatar preprocess``: a folder of talking-head videos -> a training dataset.
 
 Each video becomes one clip (:mod:`core.train.preprocess`) laid out as
-:mod:`core.train.layout` says, clips in parallel over ``--workers`` processes. Finished
+:mod:`core.dataset.layout` says, clips in parallel over ``--workers`` processes. Finished
 clips are skipped on a re-run; a clip that fails is reported and skipped. The manifest is
 rewritten at the end, listing every finished clip. ``--json`` writes a summary with at
 least ``done``, ``skipped``, ``failed`` and ``seconds``.
@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from core.config import load_config
+from core.dataset.layout import write_manifest
 from core.errors import OmgError
 from core.fileio import write_json_atomic
 from core.flame import find_flame_file
-from core.train.layout import write_manifest
 from core.train.preprocess import ClipJob, ClipResult, finished_clips, preprocess_clip, remove_partial_clips
 
 #: The video files a VIDEO_DIR is searched for (not recursively).

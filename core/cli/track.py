@@ -22,9 +22,9 @@ from core.progress import ProgressClock
 from core.config import Config, load_config
 from core.errors import NoFaceError
 from core.fileio import write_json_atomic
-from core.flame import find_flame_file, resolve_model_file
-from core.tracking.flame_fitter import FlameParams
-from core.tracking.flame_tracking import CalibratedFitting, load_flame_layer
+from core.flame import FlameParams, find_flame_file, load_flame_layer
+from core.paths import resolve_model_file
+from core.tracking.flame_tracking import CalibratedFitting
 from core.tracking.photo import portrait_from_image, read_image
 from core.tracking.sources import IMAGE_SUFFIXES, Frame, FrameSource, open_source
 from core.tracking.tracker import STAGES, Tracker

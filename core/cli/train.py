@@ -1,5 +1,5 @@
 """``omg-avatar train``: train the OMG-Avatar network on a dataset in the layout of
-:mod:`core.train.layout` (see :mod:`core.train.trainer`). Under ``torchrun`` every process
+:mod:`core.dataset.layout` (see :mod:`core.train.trainer`). Under ``torchrun`` every process
 runs this command; rank 0 prints, logs and writes files.
 
 Writes to the run folder: ``training_state.pt`` (resumable, ``--resume``), ``log.jsonl``,
@@ -15,7 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
-from core.cli.drive import positive_int
+from core.cli.arguments import positive_int
 from core.progress import ProgressClock
 from core.config import load_config
 from core.fileio import write_json_atomic

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from core.avatar import Animator, reconstruct
-from core.avatar.animation import attach_flame, flame_fitting
+from core.avatar import DrivingState, reconstruct
+from core.avatar.animation import attach_flame
 from core.avatar.network_method import NetworkFiles
-from core.avatar.view import View
+from core.avatar.view import View, render_view
 from core.config import Config
 from core.errors import InputImageError, ModelFileError
 from core.evaluation.scoring import (
@@ -41,10 +41,10 @@ from core.evaluation.scoring import (
     relative_pose_distance_deg,
 )
 from core.evaluation.sequences import Sequence
-from core.flame import FlameLayer, find_flame_file
-from core.media import captioned
+from core.flame import FlameLayer, find_flame_file, load_flame_layer
+from core.driving import DrivingPipeline
+from core.media import captioned, rgb8
 from core.progress import ProgressClock
-from core.tracking.flame_tracking import load_flame_layer
 from core.tracking.photo import Portrait
 
 #: Driven frames shown per sequence on the contact sheet, evenly spread over it.
@@ -184,20 +184,24 @@ def _reenact(
     scores.method, scores.reconstruct_s = avatar.method, time.perf_counter() - started
     progress(f"{driver.name}: {avatar.method} avatar reconstructed from {portrait.name} in {scores.reconstruct_s:.2f} s")
     avatar = attach_flame(avatar, find_flame_file(settings.files.flame, config.flame), config)
-    animator = Animator(avatar, reference_frames=1, fitting=flame_fitting(avatar, config))
+    pipeline = DrivingPipeline(config, avatar, reference_frames=1, track=False)  # the sequence tracks its frames
     size = portrait.crop.image.shape[0]  # renders are scored against crops of this size
-    view = View(avatar, settings.lod, avatar.camera().resized(size, size), settings.backend, driver.background,
-                settings.use_refiner)  # fmt: skip
+    view = View(avatar.camera().resized(size, size), settings.lod, background=driver.background,
+                use_refiner=settings.use_refiner)  # fmt: skip
+
+    def render(state: DrivingState | None) -> np.ndarray:
+        return rgb8(render_view(avatar, view, state, settings.backend))
+
     reference = driver.reference()
-    animator.drive(reference)
-    rest = (scorer.landmarks(view.image(view.gaussians())), scorer.landmarks(reference.crop)) if cross_identity else None
+    pipeline.step_tracked(reference)
+    rest = (scorer.landmarks(render(None)), scorer.landmarks(reference.crop)) if cross_identity else None
 
     sample, landmarks = EvenSample(SHEET_ROWS_PER_SEQUENCE), []
     source_cell = _cell(captioned(portrait.crop.image, source_name))
     report = ProgressClock(PROGRESS_INTERVAL_S)
     for frame in driver.driving(settings.max_frames):
         clock = time.perf_counter()
-        rendered = view.image(view.gaussians(animator.drive(frame.tracked)))
+        rendered = render(pipeline.step_tracked(frame.tracked).state)
         scores.drive_s += frame.tracking_s + time.perf_counter() - clock
         found = scorer.landmarks(rendered), scorer.landmarks(frame.target)
         if cross_identity:

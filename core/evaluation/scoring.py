@@ -1,4 +1,4 @@
-"""Scoring renders against their targets with the evaluation's metrics (:mod:`core.train.metrics`),
+"""Scoring renders against their targets with the evaluation's metrics (:mod:`core.evaluation.metrics`),
 for ``omg-avatar eval`` and the trainer's validation.
 
 * Image metrics (PSNR, SSIM, LPIPS with a model file) compare a render with its target:
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.config import Config, TrackingConfig
+from core.evaluation.metrics import Lpips, keypoint_distance, pose_distance_deg, psnr, ssim
 from core.flame import FlameLayer
 from core.tracking.face_mesh import FaceMesh
 from core.tracking.flame_tracking import CalibratedFitting
 from core.tracking.head_pose import head_rotation
-from core.train.metrics import Lpips, keypoint_distance, pose_distance_deg, psnr, ssim
 
 
 @dataclass(frozen=True)

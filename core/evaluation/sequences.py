@@ -1,5 +1,5 @@
 """What ``omg-avatar eval`` reenacts: a talking-head sequence, as a raw video or as a clip of
-a preprocessed dataset (:mod:`core.train.layout`).
+a preprocessed dataset (:mod:`core.dataset.layout`).
 
 Either way a sequence gives, once opened:
 
@@ -29,13 +29,13 @@ import numpy as np
 from PIL import Image
 
 from core.config import Config
+from core.dataset.layout import DatasetError, Manifest, frame_path, read_params
 from core.errors import InputImageError
 from core.tracking.crop import CropBox, PortraitCrop
 from core.tracking.face_mesh import PortraitSegmenter
 from core.tracking.photo import Portrait, portrait_from_image
 from core.tracking.sources import Frame, VideoFileSource
 from core.tracking.tracker import TrackedFrame, Tracker
-from core.train.layout import DatasetError, Manifest, frame_path, read_params
 
 WHITE, BLACK = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
 

@@ -1,4 +1,5 @@
-"""FLAME: reading the official model files (safely, without chumpy) and linear blend skinning."""
+"""FLAME: reading the official model files (safely, without chumpy), linear blend skinning, the
+layer, and one frame's fitted parameters."""
 
 from core.flame.files import (
     FlameModelData,
@@ -6,17 +7,18 @@ from core.flame.files import (
     find_flame_file,
     load_flame_model,
     load_landmark_embedding,
-    resolve_model_file,
 )
-from core.flame.layer import FlameLayer, FlameOutput
+from core.flame.layer import FlameLayer, FlameOutput, load_flame_layer
+from core.flame.params import FlameParams
 
 __all__ = [
     "FlameLayer",
     "FlameModelData",
     "FlameOutput",
+    "FlameParams",
     "LandmarkEmbedding",
     "find_flame_file",
+    "load_flame_layer",
     "load_flame_model",
     "load_landmark_embedding",
-    "resolve_model_file",
 ]

@@ -34,7 +34,7 @@ import scipy.sparse
 
 from core.config import FlameConfig
 from core.errors import ModelFileError, first_line
-from core.paths import models_dir
+from core.paths import FLAME_DIR, resolve_model_file
 
 FLAME_SHAPE_COMPONENTS = 300  # shapedirs[..., :300] is shape, the rest is expression
 FLAME_SITE = "https://flame.is.tue.mpg.de"
@@ -87,12 +87,6 @@ class LandmarkEmbedding:
     mediapipe_indices: np.ndarray
 
 
-def resolve_model_file(path: str | Path) -> Path:
-    """A config's model path: absolute paths as given, relative ones inside ``models_dir()``."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else models_dir() / path
-
-
 def find_flame_file(given: str | Path | None, config: FlameConfig) -> Path | None:
     """The FLAME file to use: the one ``given`` (which must exist), else the config's
     ``model_file`` if it is there, else None."""
@@ -109,7 +103,7 @@ def load_flame_model(path: str | Path) -> FlameModelData:
     """Read a FLAME ``.pkl`` (2020 or 2023) or ``.npz``, plus eyelid blendshapes beside it."""
     path = Path(path)
     if not path.is_file():
-        folder = models_dir() / "flame"
+        folder = resolve_model_file(FLAME_DIR)
         raise ModelFileError(
             f"FLAME model not found at {path}: download FLAME 2020 from {FLAME_SITE} (free licence "
             f"required) and put generic_model.pkl at {folder / 'generic_model.pkl'}, or FLAME 2023 "
@@ -130,7 +124,7 @@ def load_landmark_embedding(path: str | Path, n_faces: int | None = None) -> Lan
     """Read ``mediapipe_landmark_embedding.npz``; ``n_faces`` checks its face indices."""
     path = Path(path)
     if not path.is_file():
-        expected = models_dir() / "flame" / "mediapipe_landmark_embedding.npz"
+        expected = resolve_model_file(FLAME_DIR) / "mediapipe_landmark_embedding.npz"
         raise ModelFileError(
             f"MediaPipe landmark embedding not found at {path}: download "
             f"mediapipe_landmark_embedding.npz from {FLAME_SITE} and put it at {expected}"

@@ -6,6 +6,7 @@ GAGAvatar convention) when they place the head in the scene.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -13,14 +14,9 @@ from torch import Tensor, nn
 
 from core.config import FlameConfig
 from core.errors import ModelFileError
-from core.flame.files import (
-    FlameModelData,
-    LandmarkEmbedding,
-    load_flame_model,
-    load_landmark_embedding,
-    resolve_model_file,
-)
+from core.flame.files import FlameModelData, LandmarkEmbedding, load_flame_model, load_landmark_embedding
 from core.flame.lbs import lbs, regress_joints
+from core.paths import resolve_model_file
 
 FLAME_JOINTS = 5  # global, neck, jaw, left eye, right eye
 
@@ -99,15 +95,6 @@ class FlameLayer(nn.Module):
             self.register_buffer("landmark_mediapipe", mediapipe)
         self.has_landmarks = embedding is not None
 
-    @classmethod
-    def from_config(cls, config: FlameConfig) -> "FlameLayer":
-        """The layer of the config's model file, with its MediaPipe landmark embedding."""
-        model = load_flame_model(resolve_model_file(config.model_file))
-        embedding = load_landmark_embedding(
-            resolve_model_file(config.landmark_embedding_file), n_faces=model.faces.shape[0]
-        )
-        return cls(model, config.n_shape, config.n_expression, embedding)
-
     def forward(
         self,
         shape: Tensor | None = None,
@@ -172,6 +159,15 @@ class FlameLayer(nn.Module):
             raise ValueError("this FlameLayer was built without a landmark embedding")
         corners = vertices[:, self.landmark_vertices]  # [B, L, 3, 3]
         return (corners * self.landmark_weights[None, :, :, None]).sum(dim=2)
+
+
+def load_flame_layer(flame_file: Path, config: FlameConfig, embedding_file: Path | None = None) -> FlameLayer:
+    """The FLAME layer of ``flame_file`` with ``config``'s component counts and the MediaPipe
+    landmark embedding (``embedding_file``, default the config's in the models folder)."""
+    model = load_flame_model(flame_file)
+    embedding_file = embedding_file or resolve_model_file(config.landmark_embedding_file)
+    embedding = load_landmark_embedding(embedding_file, n_faces=model.faces.shape[0])
+    return FlameLayer(model, config.n_shape, config.n_expression, embedding)
 
 
 def _float64(array) -> Tensor:

@@ -1,1 +1,2 @@
-"""Cameras, mesh utilities and the subdivision operators behind LOD."""
+"""Cameras, mesh utilities (edges, normals), the subdivision operators behind LOD, and the
+damped least-squares solver of FLAME fitting."""

@@ -1,4 +1,5 @@
-"""Small topology helpers for triangle meshes given as ``faces [F, 3]`` index arrays."""
+"""Small helpers for triangle meshes given as ``faces [F, 3]`` index arrays: topology, normals,
+length scales."""
 
 from __future__ import annotations
 
@@ -64,6 +65,44 @@ def edge_face_counts(face_edge_index: np.ndarray, num_edges: int) -> np.ndarray:
             f"e.g. edge {int(non_manifold[0])} with {int(counts[non_manifold[0]])} faces"
         )
     return counts
+
+
+def interior_edges(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The edges shared by two faces, and those two faces.
+
+    Args:
+        faces: ``[F, 3]`` int vertex indices.
+
+    Returns:
+        edges: ``[E, 2]`` int64 ``(low, high)`` vertex pairs, in lexicographic order.
+        edge_faces: ``[E, 2]`` int64 the two faces of each edge, the lower index first.
+    """
+    edges, face_edge_index = unique_edges(faces)
+    sides = face_edge_index.ravel()  # [3F] the edge of each side, face by face
+    order = np.argsort(sides, kind="stable")
+    sorted_sides, owners = sides[order], order // 3
+    shared = np.flatnonzero(sorted_sides[1:] == sorted_sides[:-1])
+    return edges[sorted_sides[shared]], np.stack([owners[shared], owners[shared + 1]], axis=1)
+
+
+def face_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """[F, 3] area-weighted normals of ``vertices`` [V, 3] for ``faces`` [F, 3]: twice each
+    triangle's area long, pointing outwards for counter-clockwise faces."""
+    corners = vertices[faces]  # [F, 3, 3]
+    return np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray, per_face: np.ndarray | None = None) -> np.ndarray:
+    """[V, 3] float64 unit area-weighted normals of ``vertices`` [V, 3] for wound ``faces``
+    [F, 3] (vertices in no face get +z); ``per_face`` [F, 3]: :func:`face_normals`, when
+    the caller has them already."""
+    per_face = face_normals(vertices, faces) if per_face is None else per_face
+    corner_vertex = faces.ravel()
+    normals = np.column_stack(
+        [np.bincount(corner_vertex, np.repeat(per_face[:, k], 3), len(vertices)) for k in range(3)]
+    )
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    return np.where(length > 0, normals / np.maximum(length, 1e-30), [0.0, 0.0, 1.0])
 
 
 def mean_edge_lengths(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

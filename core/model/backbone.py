@@ -24,9 +24,8 @@ from torch import Tensor, nn
 from core.config import ModelConfig
 from core.errors import ConfigError, ModelFileError, first_line
 from core.model.checkpoint import mismatch_report
-from core.paths import models_dir
+from core.paths import DINOV2_FILE, resolve_model_file
 
-DINOV2_FILE = "dinov2/dinov2_vitb14_pretrain.pth"  # relative to models_dir()
 DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth"
 INTERMEDIATE_LAYERS = 4
 
@@ -52,8 +51,8 @@ class DinoBackbone(nn.Module):
     frozen = True
 
     def __init__(self, model: ModelConfig, weights: Path | None, random_init: bool = False):
-        """``weights``: the DINOv2 file, None for :func:`dinov2_weights_path`; ignored when
-        ``random_init`` (tests only)."""
+        """``weights``: the DINOv2 file, None for :data:`core.paths.DINOV2_FILE` in the models
+        folder; ignored when ``random_init`` (tests only)."""
         super().__init__()
         if not timm.is_model(model.backbone):
             raise ConfigError(f"model.backbone: timm has no model '{model.backbone}' (e.g. vit_base_patch14_dinov2)")
@@ -61,7 +60,7 @@ class DinoBackbone(nn.Module):
             model.backbone, pretrained=False, img_size=model.backbone_image_size, num_classes=0
         )
         if not random_init:
-            load_backbone_weights(self.vit, weights or dinov2_weights_path())
+            load_backbone_weights(self.vit, weights or resolve_model_file(DINOV2_FILE))
         self.vit.requires_grad_(False)
         self.embed_dim: int = self.vit.embed_dim
         self.layer_indices = last_blocks(len(self.vit.blocks))
@@ -87,11 +86,6 @@ def last_blocks(depth: int) -> list[int]:
     for 12 blocks), as GAGAvatar's DINOv2 ``get_intermediate_layers(images, 4)``, which the
     paper follows (DPT itself spreads them evenly: 2, 5, 8, 11)."""
     return list(range(depth - INTERMEDIATE_LAYERS, depth))
-
-
-def dinov2_weights_path() -> Path:
-    """Where the DINOv2 ViT-B/14 weights are expected: ``<models>/dinov2/dinov2_vitb14_pretrain.pth``."""
-    return models_dir() / DINOV2_FILE
 
 
 def load_backbone_weights(model: VisionTransformer, path: Path) -> None:

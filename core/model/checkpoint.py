@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from core.config import Config, available_configs, config_to_dict, from_dict, load_config
 from core.errors import ConfigError, ModelFileError, first_line
 from core.fileio import write_bytes_atomic
-from core.paths import models_dir
+from core.paths import CHECKPOINT_DIR, resolve_model_file
 
 FORMAT = "omg-avatar-network"
 VERSION = "1"
@@ -73,7 +73,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], Config]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
-            f"network checkpoint not found at {path} (checkpoints are kept in {models_dir() / 'checkpoints'})"
+            f"network checkpoint not found at {path} (checkpoints are kept in {resolve_model_file(CHECKPOINT_DIR)})"
         )
     try:
         with safetensors.safe_open(path, framework="pt") as file:

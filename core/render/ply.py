@@ -11,14 +11,13 @@ from the ``f_rest`` count (9, 24 or 45); other counts, such as the 29 extra chan
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from plyfile import PlyData, PlyElement
 
+from core.fileio import AtomicFile
 from core.render.gaussians import Gaussians
 
 #: Zeroth-order spherical-harmonic basis constant, 1 / (2 sqrt(pi)).
@@ -31,8 +30,8 @@ _COLOUR_CHANNELS = 3
 
 
 def save_ply(gaussians: Gaussians, path: str | Path, extra_channels: bool = True) -> Path:
-    """Write ``gaussians`` (C >= 3 channels) to ``path``; written to a temporary file first,
-    then renamed, so a failed write leaves nothing half-written. Returns the path."""
+    """Write ``gaussians`` (C >= 3 channels) to ``path`` atomically (:class:`~core.fileio.AtomicFile`),
+    so a failed write leaves nothing half-written. Returns the path."""
     if gaussians.num_channels < _COLOUR_CHANNELS:
         raise ValueError(f"PLY export needs at least 3 feature channels (RGB), got {gaussians.num_channels}")
     g = gaussians.detach().to("cpu", torch.float64)
@@ -52,15 +51,8 @@ def save_ply(gaussians: Gaussians, path: str | Path, extra_channels: bool = True
     for name, values in columns.items():
         vertex[name] = values
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            PlyData([PlyElement.describe(vertex, "vertex")]).write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with AtomicFile(path) as temporary, temporary.open("wb") as stream:
+        PlyData([PlyElement.describe(vertex, "vertex")]).write(stream)
     return path
 
 

@@ -15,21 +15,35 @@ Without a driving source the avatar follows an idle animation or manual controls
     job.wait(); session.set_avatar(job.avatar, job.name)
     session.drive_video("talk.mp4")
     session.request_render([View(camera, lod=1)])      # then session.rendered().images
+
+It also re-exports the plain types and file writers the app uses with it (the camera, the
+figures, atomic JSON, PNG and MP4 writers), so the app imports nothing else from core but
+:mod:`core.errors` and :mod:`core.paths`.
 """
 
+from core.avatar.network_method import NAME as NETWORK_METHOD
+from core.fileio import write_json_atomic
+from core.geometry.camera import Camera
+from core.media import AtomicMp4Writer, MediaWriteError, write_png_atomic
 from core.session.controls import MANUAL_CONTROLS, idle_controls
-from core.session.driving import PREVIEW_SIZE, DrivenFrame, VideoDriver, list_webcams
-from core.session.figures import RateMeter
+from core.avatar.view import INSPECTION_MODES, View
+from core.driving import list_webcams
+from core.session.driving import PREVIEW_SIZE, DrivenFrame, VideoDriver
+from core.session.figures import Figures, RateMeter
 from core.session.reconstruction import ReconstructionJob
-from core.session.rendering import INSPECTION_MODES, View
 from core.session.session import RENDERER_CHOICES, Session
 
 __all__ = [
     "INSPECTION_MODES",
     "MANUAL_CONTROLS",
+    "NETWORK_METHOD",
     "PREVIEW_SIZE",
     "RENDERER_CHOICES",
+    "AtomicMp4Writer",
+    "Camera",
     "DrivenFrame",
+    "Figures",
+    "MediaWriteError",
     "RateMeter",
     "ReconstructionJob",
     "Session",
@@ -37,4 +51,6 @@ __all__ = [
     "View",
     "idle_controls",
     "list_webcams",
+    "write_json_atomic",
+    "write_png_atomic",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from pathlib import Path
@@ -9,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.avatar import Animator, Avatar, DrivingState, available_methods, load_avatar, save_avatar
-from core.avatar.animation import attach_flame, flame_fitting
+from core.avatar import Avatar, DrivingState, available_methods, load_avatar, save_avatar
+from core.avatar.animation import REFERENCE_FRAMES, attach_flame
+from core.avatar.view import View
 from core.avatar.network_method import NetworkFiles
 from core.config import Config, load_config
 from core.errors import OmgError
@@ -18,10 +20,11 @@ from core.flame import find_flame_file
 from core.render import available_backends, resolve_backend, save_ply
 from core.render import kernels
 from core.session.controls import ControlRig, idle_controls
-from core.session.driving import DrivenFrame, Driver, DriverEvent, VideoDriver, WebcamDriver
+from core.driving import DrivingEvent, DrivingPipeline
+from core.session.driving import DrivenFrame, Driver, VideoDriver, WebcamDriver
 from core.session.figures import Figures, RateMeter, smoothed
 from core.session.reconstruction import ReconstructionJob
-from core.session.rendering import RenderedFrame, RenderRequest, RenderThread, View
+from core.session.rendering import RenderedFrame, RenderRequest, RenderThread
 
 #: Renderer choices offered to the user (the torch reference is for tests, not for viewing).
 RENDERER_CHOICES = ("auto", "gsplat", "cpu")
@@ -69,6 +72,11 @@ class Session:
         photo = Path(photo) if photo is not None else None
         return ReconstructionJob(photo, method, self.config, self.network_files)
 
+    def set_network_file(self, kind: str, path: str | Path) -> None:
+        """Use ``path`` as the network method's ``kind`` file (a :class:`NetworkFiles` field:
+        ``checkpoint``, ``flame`` or ``dinov2``) from the next reconstruction on."""
+        self.network_files = dataclasses.replace(self.network_files, **{kind: Path(path)})
+
     def set_avatar(self, avatar: Avatar, name: str) -> None:
         """Show and drive ``avatar``; one with a FLAME rig gets its FLAME model when the
         FLAME file (:attr:`network_files` or the config's) is there, for driven expressions."""
@@ -77,7 +85,7 @@ class Session:
         self._controls = ControlRig(avatar.rig.landmarks, avatar.flame.source if avatar.flame else None)
         self._state = None
         if self.driver is not None:
-            self.driver.set_animator(self._animator())
+            self.driver.set_avatar(self.avatar)
 
     def load_avatar(self, path: str | Path) -> None:
         path = Path(path)
@@ -116,28 +124,29 @@ class Session:
         return self.avatar
 
     # ------------------------------------------------------------------ driving
-    def drive_video(self, path: str | Path, paced_by_consumer: bool = False) -> VideoDriver:
-        """Drive from a video file (real time; ``paced_by_consumer``: every frame, for benchmarks)."""
-        return self._start(VideoDriver(Path(path), self.config, self._animator(), paced_by_consumer))
+    def drive_video(
+        self, path: str | Path, paced_by_consumer: bool = False, reference_frames: int = REFERENCE_FRAMES
+    ) -> VideoDriver:
+        """Drive from a video file (real time; ``paced_by_consumer``: every frame, for
+        benchmarks); its first ``reference_frames`` faces make the driver's neutral face."""
+        return self._start(VideoDriver(Path(path), self._pipeline(reference_frames), self._wake, paced_by_consumer))
 
     def drive_webcam(self, index: int) -> WebcamDriver:
-        return self._start(WebcamDriver(index, self.config, self._animator()))
+        return self._start(WebcamDriver(index, self._pipeline(REFERENCE_FRAMES), self._wake))
 
     def stop_driving(self) -> None:
         if self.driver is not None:
             self.driver.stop()
         self.driver, self._state, self._tracker_ms = None, None, None
 
-    def _animator(self) -> Animator | None:
-        """An animator for a new driver (none before there is an avatar: it then only tracks)."""
-        if self.avatar is None:
-            return None
-        return Animator(self.avatar, fitting=flame_fitting(self.avatar, self.config))
+    def _pipeline(self, reference_frames: int) -> DrivingPipeline:
+        """The per-frame path for a new driver (before there is an avatar it only tracks)."""
+        pipeline = DrivingPipeline(self.config, self.avatar, reference_frames)
+        pipeline.set_smoothing(self._smoothing_cutoff)
+        return pipeline
 
     def _start(self, driver: Driver) -> Driver:
         self.stop_driving()
-        driver.wake = self._wake
-        driver.set_smoothing_cutoff(self._smoothing_cutoff)
         self.driver = driver.start()
         return driver
 
@@ -166,7 +175,7 @@ class Session:
         self._require_avatar()
         return self._controls.state(controls)
 
-    def poll(self) -> tuple[DrivenFrame | None, list[DriverEvent]]:
+    def poll(self) -> tuple[DrivenFrame | None, list[DrivingEvent]]:
         """The driver's newest frame (None if nothing new) and its events since the last poll."""
         if self.driver is None:
             return None, []
@@ -193,6 +202,10 @@ class Session:
         """The renderers this machine can run, among :data:`RENDERER_CHOICES`."""
         return [name for name in available_backends() if name in RENDERER_CHOICES]
 
+    def set_use_refiner(self, on: bool) -> None:
+        """Show the final image through the avatar's refiner (when it has one), or the coarse RGB."""
+        self.use_refiner = bool(on)
+
     def request_render(self, views: list[View], state: DrivingState | None = None) -> int:
         """Ask the render thread for ``views`` (``state`` None: the newest driven state); a
         request that has not started yet is replaced. Returns the request's serial number."""
@@ -200,7 +213,8 @@ class Session:
         self._requests += 1
         backend = resolve_backend(self.backend)
         avatar = self._require_avatar()
-        self._renderer.submit(RenderRequest(self._requests, avatar, tuple(views), state, backend, self.use_refiner))
+        views = tuple(dataclasses.replace(view, use_refiner=self.use_refiner) for view in views)
+        self._renderer.submit(RenderRequest(self._requests, avatar, views, state, backend))
         return self._requests
 
     def rendered(self) -> RenderedFrame | None:

@@ -8,7 +8,7 @@ previous frame; the shape is solved once, jointly over calibration frames
 World space is FLAME's, scaled: a FLAME vertex ``x`` (metres, zero global rotation and
 neck) lands at ``scale * R(rotation) @ x + translation``; the camera is fixed. The same
 head pose as a camera extrinsic (GAGAvatar's convention) is
-:meth:`FlameParams.camera_extrinsic`.
+:meth:`core.flame.FlameParams.camera_extrinsic`.
 
 Residuals, in pixels of the camera's image (costs are ``weight * residual^2``):
 
@@ -25,7 +25,8 @@ Residuals, in pixels of the camera's image (costs are ``weight * residual^2``):
   their roll about the gaze does not move the iris centre.
 
 Speed: LBS runs only at the vertices these residuals use, the Jacobian is analytic
-(:meth:`FlameFitter._posed_with_jacobian`), the normal equations are small and dense, and
+(:meth:`FlameFitter._posed_with_jacobian`), the normal equations are small and dense (solved
+by :func:`core.geometry.least_squares.levenberg_marquardt`), and
 the solve runs on one thread (its tensors are small; a second thread only adds waiting,
 10x slower when another process keeps the second core busy).
 """
@@ -33,7 +34,7 @@ the solve runs on one thread (its tensors are small; a second thread only adds w
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -51,7 +52,10 @@ from core.flame.lbs import (
     pose_features,
     pose_rest_points,
 )
+from core.flame.params import FlameParams
 from core.geometry.camera import Camera
+from core.geometry.least_squares import NormalEquations, levenberg_marquardt
+from core.geometry.mesh import face_normals, interior_edges, vertex_normals
 
 #: MediaPipe iris centres: the subject's right eye, then the left (478-point mesh).
 IRIS_CENTRES = (468, 473)
@@ -71,40 +75,6 @@ POSE_SIZE = 13
 _LEAF, _ROTATION, _TRANSLATION = slice(0, 7), slice(7, 10), slice(10, 13)
 #: Where the leaf parameters go in the jaw, left eye, right eye rotation vectors [3 x 3].
 _LEAF_COMPONENTS = torch.tensor([0, 1, 2, 3, 4, 6, 7])
-#: Levenberg-Marquardt: damping floor, damping raises per iteration before giving up, and
-#: the relative cost decrease below which the fit counts as converged.
-_MIN_DAMPING, _MAX_DAMPING_RAISES, _CONVERGED = 1e-9, 8, 1e-4
-
-
-@dataclass(frozen=True)
-class FlameParams:
-    """One frame's fit.
-
-    Attributes:
-        shape: [n_shape] identity coefficients (the layer's count).
-        expression: [n_expression] the fitter's count; pad with zeros for a larger layer.
-        jaw: [3] axis-angle.
-        eyes: [6] axis-angle of the left eye then the right eye.
-        eyelids: [2] left and right, or [0] for models without eyelids.
-        rotation: [3] axis-angle of the rigid head pose (about the FLAME origin).
-        translation: [3] world units.
-        residual_px: RMS distance of the embedded landmarks to MediaPipe's, in pixels.
-    """
-
-    shape: np.ndarray
-    expression: np.ndarray
-    jaw: np.ndarray
-    eyes: np.ndarray
-    eyelids: np.ndarray
-    rotation: np.ndarray
-    translation: np.ndarray
-    residual_px: float
-
-    def camera_extrinsic(self, camera: Camera) -> Camera:
-        """``camera`` moved so that it sees the unposed head (``scale * x``) as this pose shows it."""
-        head_rotation = batch_rodrigues(torch.as_tensor(self.rotation[None], dtype=torch.float64))[0].numpy()
-        return Camera(camera.K, camera.R @ head_rotation, camera.R @ self.translation + camera.t,
-                      camera.width, camera.height)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -190,17 +160,6 @@ class _Correspondences:
     measured: _PosingModel
     targets: Tensor
     contour_normals: Tensor
-
-
-@dataclass(frozen=True)
-class _NormalEquations:
-    """A linearisation: ``J^T J`` [D, D], ``J^T r`` [D], ``|r|^2``, and the residual [R] as a
-    function of the parameters with the correspondences held fixed."""
-
-    JtJ: Tensor
-    Jtr: Tensor
-    residual_sq: float
-    residual_at: Callable[[Tensor], Tensor]
 
 
 class FlameFitter:
@@ -345,18 +304,18 @@ class FlameFitter:
         solving only the ``free`` ones [K + 13] (bool) when given."""
         n_blend = start.shape[0] - POSE_SIZE
 
-        def linearize(x: Tensor) -> _NormalEquations:
+        def linearize(x: Tensor) -> NormalEquations:
             coefficients, pose = x[:n_blend], x[n_blend:]
             correspondences = self._correspond(self._shaped, coefficients, pose, targets)
             residual, jacobian = self._linearize(correspondences, coefficients, pose)
-            return _NormalEquations(
+            return NormalEquations(
                 jacobian.T @ jacobian,
                 jacobian.T @ residual,
                 float(residual @ residual),
                 lambda x_new: self._residual_at(correspondences, x_new[:n_blend], x_new[n_blend:]),
             )
 
-        return _levenberg_marquardt(start, linearize, self._prior, iterations, self.config.damping, free)
+        return levenberg_marquardt(start, linearize, self._prior, iterations, self.config.damping, free)
 
     def _solve_shape(self, targets: list[_FrameTargets]) -> tuple[Tensor, Tensor]:
         """Shape [n_shape] and the last frame's parameters [K + 13], solved jointly over the
@@ -370,7 +329,7 @@ class FlameFitter:
             x = z[n_shape + frame * size : n_shape + (frame + 1) * size]
             return torch.cat([z[:n_shape], x[:n_blend]]), x[n_blend:]
 
-        def linearize(z: Tensor) -> _NormalEquations:
+        def linearize(z: Tensor) -> NormalEquations:
             JtJ, Jtr = z.new_zeros(z.shape[0], z.shape[0]), z.new_zeros(z.shape[0])
             matched, squared = [], 0.0
             for frame, frame_targets in enumerate(targets):
@@ -389,13 +348,13 @@ class FlameFitter:
                     for frame, correspondences in enumerate(matched)
                 ])  # fmt: skip
 
-            return _NormalEquations(JtJ, Jtr, squared, residual_at)
+            return NormalEquations(JtJ, Jtr, squared, residual_at)
 
         start = torch.cat([torch.as_tensor(self.shape, dtype=torch.float64), *per_frame])
         prior = torch.cat([torch.full((n_shape,), self.config.shape_prior, dtype=torch.float64)]
                           + [self._prior] * len(targets))  # fmt: skip
         iterations, damping = self.config.shape_iterations, self.config.damping
-        solution = _levenberg_marquardt(start, linearize, prior, iterations, damping)
+        solution = levenberg_marquardt(start, linearize, prior, iterations, damping)
         return solution[:n_shape], solution[-size:]
 
     def _landmark_rms(self, x: Tensor, targets: _FrameTargets) -> float:
@@ -426,7 +385,7 @@ class FlameFitter:
                     targets: _FrameTargets) -> _Correspondences:  # fmt: skip
         """Pair the oval points with the current silhouette; gather the measured vertices."""
         world = self._world_points(views.region, coefficients, pose)
-        local, normals = self._contour.silhouette(world, torch.as_tensor(self.camera.center))
+        local, normals = self._contour.silhouette(world, self.camera.center)
         pixels, _ = self.camera.project(world[local])
         in_image = normals @ torch.as_tensor(self.camera.R).T[:, :2]  # weak-perspective image normals
         in_image = in_image / in_image.norm(dim=1, keepdim=True).clamp_min(1e-12)
@@ -569,91 +528,37 @@ def _projection_jacobian(camera: Camera, points: Tensor) -> Tensor:
     return d_pixels @ rotation
 
 
-def _levenberg_marquardt(x: Tensor, linearize: Callable[[Tensor], _NormalEquations], prior: Tensor,
-                         iterations: int, damping: float, free: Tensor | None = None) -> Tensor:  # fmt: skip
-    """Minimise ``|r(x)|^2 + sum(prior * x^2)`` from ``x`` [D] with Marquardt's diagonal
-    damping, over the ``free`` parameters [D] (bool; all when None).
-
-    Each iteration linearises once, then raises the damping until a step lowers the cost.
-    The loop ends early once the cost changes by less than ``_CONVERGED`` (relative) or no
-    step lowers it: the fit has converged.
-    """
-    free = torch.ones_like(x, dtype=torch.bool) if free is None else free
-    for _ in range(iterations):
-        system = linearize(x)
-        hessian = (system.JtJ + torch.diag(prior))[free][:, free]
-        gradient = (system.Jtr + prior * x)[free]
-        cost = system.residual_sq + float((prior * x * x).sum())
-        scaling = torch.diag(hessian.diagonal().clamp_min(1e-12))
-        for _ in range(_MAX_DAMPING_RAISES):
-            candidate = x.clone()
-            candidate[free] += torch.linalg.solve(hessian + damping * scaling, -gradient)
-            residual = system.residual_at(candidate)
-            new_cost = float(residual @ residual + (prior * candidate * candidate).sum())
-            if new_cost < cost:
-                x, damping = candidate, max(damping / 10.0, _MIN_DAMPING)
-            if new_cost < cost or abs(new_cost - cost) <= _CONVERGED * cost:
-                break
-            damping *= 10.0
-        if abs(new_cost - cost) <= _CONVERGED * cost or new_cost >= cost:
-            break
-    return x
-
-
 class _ContourRegion:
     """The lower face, where the face's contour lies: vertices below the eye joints, not
     skinned mainly to an eye, whose rest normal does not point back; with every face
     around them (``faces`` [F_r, 3], local indices into ``vertex_ids`` [V_r]) and the
     interior edges of those faces (``edges`` [E, 2] and their two faces ``edge_faces`` [E, 2]).
+    ``vertex_ids`` is a tensor; the rest, used only by :meth:`silhouette`, numpy arrays.
     """
 
     def __init__(self, model: _PosingModel, faces: Tensor) -> None:
         owner = model.lbs_weights.argmax(dim=1)
         eye_level = model.joint_template[3:5, 1].min()
-        normals = _vertex_normals(model.template, faces)
-        normals = normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        normals = torch.from_numpy(vertex_normals(model.template.numpy(), faces.numpy()))
         lower_face = (owner < 3) & (model.template[:, 1] < eye_level) & (normals[:, 2] > CONTOUR_MIN_NORMAL_Z)
         around = faces[lower_face[faces].any(dim=1)]
         self.vertex_ids, local_faces = torch.unique(around, return_inverse=True)
-        self.faces = local_faces.view(-1, 3)
-        self.candidates = lower_face[self.vertex_ids]  # [V_r] bool
-        self.edges, self.edge_faces = _interior_edges(self.faces)
+        self.faces = local_faces.view(-1, 3).numpy()
+        self.candidates = lower_face[self.vertex_ids].numpy()  # [V_r] bool
+        self.edges, self.edge_faces = interior_edges(self.faces)
 
-    def silhouette(self, world: Tensor, camera_centre: Tensor) -> tuple[Tensor, Tensor]:
+    def silhouette(self, world: Tensor, camera_centre: np.ndarray) -> tuple[Tensor, Tensor]:
         """Silhouette vertices (local indices [N]) of the region posed at ``world`` [V_r, 3],
-        with their (unnormalised) normals [N, 3]."""
-        face_normals = _face_normals(world, self.faces)
-        to_camera = camera_centre - world[self.faces].mean(dim=1)
-        towards = (face_normals * to_camera).sum(dim=1) > 0
+        with their unit normals [N, 3]."""
+        points = world.numpy()
+        per_face = face_normals(points, self.faces)
+        to_camera = camera_centre - points[self.faces].mean(axis=1)
+        towards = (per_face * to_camera).sum(axis=1) > 0
         on_silhouette = towards[self.edge_faces[:, 0]] != towards[self.edge_faces[:, 1]]
-        ends = torch.unique(self.edges[on_silhouette])
+        ends = np.unique(self.edges[on_silhouette])
         ends = ends[self.candidates[ends]]
-        return ends, _vertex_normals(world, self.faces, face_normals)[ends]
-
-
-def _face_normals(points: Tensor, faces: Tensor) -> Tensor:
-    """[F, 3] area-weighted normals (counter-clockwise faces point them outwards)."""
-    a, b, c = points[faces].unbind(dim=1)
-    return torch.linalg.cross(b - a, c - a, dim=1)
-
-
-def _vertex_normals(points: Tensor, faces: Tensor, face_normals: Tensor | None = None) -> Tensor:
-    """[V, 3] sums of the area-weighted normals of each vertex's faces."""
-    if face_normals is None:
-        face_normals = _face_normals(points, faces)
-    per_corner = face_normals.repeat_interleave(3, dim=0)
-    return points.new_zeros(points.shape).index_add_(0, faces.flatten(), per_corner)
-
-
-def _interior_edges(faces: Tensor) -> tuple[Tensor, Tensor]:
-    """Edges shared by two faces: ``edges`` [E, 2] vertex pairs and ``edge_faces`` [E, 2]."""
-    sides = torch.sort(faces[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2), dim=1).values
-    owners = torch.arange(faces.shape[0]).repeat_interleave(3)
-    key = sides[:, 0] * (int(faces.max()) + 1) + sides[:, 1]
-    order = torch.argsort(key, stable=True)
-    key, sides, owners = key[order], sides[order], owners[order]
-    shared = torch.nonzero(key[1:] == key[:-1])[:, 0]
-    return sides[shared], torch.stack([owners[shared], owners[shared + 1]], dim=1)
+        normals = vertex_normals(points, self.faces, per_face)[ends]
+        return torch.from_numpy(ends), torch.from_numpy(normals)
 
 
 def _eye_front_vertices(model: _PosingModel) -> Tensor:

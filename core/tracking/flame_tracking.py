@@ -1,33 +1,35 @@
-"""FLAME fitting set up from a config: the FLAME layer with its landmark embedding, the
-fitting camera, and a fitter fed frame by frame (shape calibrated once, then warm-started
-fits). Used by ``omg-avatar track``, by the network's reconstruction (one photo) and by
-driving a network avatar (a video or webcam)."""
+"""FLAME fitting, the tracking step after the face mesh: the fitting camera and a fitter
+fed frame by frame (shape calibrated once, then warm-started fits). Used by ``omg-avatar
+track``, by the network's reconstruction (one photo) and by driving a network avatar
+(:meth:`CalibratedFitting.fit_frame` in :mod:`core.driving`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
+import time
 
 import numpy as np
 
-from core.config import Config, FlameConfig
-from core.flame import FlameLayer, load_flame_model, load_landmark_embedding, resolve_model_file
+from core.config import Config
+from core.flame import FlameLayer, FlameParams
 from core.geometry.camera import Camera
-from core.tracking.flame_fitter import FlameFitter, FlameParams
-
-
-def load_flame_layer(flame_file: Path, config: FlameConfig, embedding_file: Path | None = None) -> FlameLayer:
-    """The FLAME layer of ``flame_file`` with ``config``'s component counts and the MediaPipe
-    landmark embedding (``embedding_file``, default the config's)."""
-    model = load_flame_model(flame_file)
-    embedding_file = embedding_file or resolve_model_file(config.landmark_embedding_file)
-    embedding = load_landmark_embedding(embedding_file, n_faces=model.faces.shape[0])
-    return FlameLayer(model, config.n_shape, config.n_expression, embedding)
+from core.tracking.flame_fitter import FlameFitter
+from core.tracking.tracker import TrackedFrame
 
 
 def fitting_camera(config: Config, size: int) -> Camera:
     """The fixed frontal camera of a ``size`` x ``size`` crop that FLAME is fitted through
     (the config's normalised focal length, ``camera.distance`` from the origin on +z)."""
     return Camera.orbit((0, 0, 0), 0, 0, config.camera.distance, size, size, config.camera.focal_normalized)
+
+
+def fit_photo(layer: FlameLayer, config: Config, landmarks: np.ndarray, size: int) -> tuple[FlameParams, Camera]:
+    """One photo's FLAME fit (its shape calibrated on the photo alone) from its [478, 2 or 3]
+    landmarks in the pixels of its ``size`` x ``size`` crop, and the crop's camera with the
+    fitted head pose as its extrinsic."""
+    fitting = CalibratedFitting.from_config(layer, config, size, calibration_frames=1)
+    fit = fitting.add(landmarks)[0]
+    return fit, fit.camera_extrinsic(fitting.fitter.camera)
 
 
 class CalibratedFitting:
@@ -58,6 +60,16 @@ class CalibratedFitting:
             return [self.fitter.fit(landmarks)]
         self._pending.append(landmarks)
         return self.finish() if len(self._pending) >= self._wanted else []
+
+    def fit_frame(self, tracked: TrackedFrame) -> TrackedFrame:
+        """``tracked`` with its FLAME fit (:attr:`TrackedFrame.flame`: the newest fit made
+        now, None without a face or while calibrating) and the ``flame_fit`` milliseconds."""
+        if not tracked.tracked:
+            return tracked
+        started = time.perf_counter()
+        fits = self.add(tracked.landmarks)
+        stage_ms = {**tracked.stage_ms, "flame_fit": 1000.0 * (time.perf_counter() - started)}
+        return dataclasses.replace(tracked, stage_ms=stage_ms, flame=fits[-1] if fits else None)
 
     def finish(self) -> list[FlameParams]:
         pending, self._pending = self._pending or [], None

@@ -12,9 +12,11 @@ Smoothing acts on the landmarks in crop pixels, and the head pose is computed fr
 smoothed landmarks: one filter in one unit, and a pose that agrees with the landmarks.
 A frame without a face resets the filter, so no estimate glides across a gap.
 
-Hook for FLAME fitting: every tracked frame carries its landmarks in crop pixels and the
-:class:`~core.geometry.camera.Camera` of the crop (intrinsics with the configured
-normalised focal length, head pose as extrinsic), all a fitter needs.
+FLAME fitting is the tracking step after this one
+(:meth:`core.tracking.flame_tracking.CalibratedFitting.fit_frame`): every tracked frame
+carries its landmarks in crop pixels and the :class:`~core.geometry.camera.Camera` of the
+crop (intrinsics with the configured normalised focal length, head pose as extrinsic),
+all a fitter needs, and the fitting step returns it with its :class:`FlameParams`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +35,9 @@ from core.tracking.face_mesh import FaceMesh
 from core.tracking.head_pose import HeadPose, estimate_head_pose
 from core.tracking.smoothing import OneEuroFilter
 from core.tracking.sources import Frame
+
+if TYPE_CHECKING:
+    from core.flame import FlameParams
 
 #: Stages timed in ``TrackedFrame.stage_ms``, in pipeline order.
 STAGES = ("face_mesh", "crop", "smoothing", "head_pose")
@@ -48,7 +54,10 @@ class TrackedFrame:
         landmarks: [N, 3] smoothed landmarks in crop pixels, None when no face was found.
         head_pose: head pose in the crop camera, None without a face.
         camera: the crop's camera with ``head_pose`` as extrinsic, None without a face.
-        stage_ms: milliseconds spent per stage (keys from :data:`STAGES` that ran).
+        stage_ms: milliseconds spent per stage (keys from :data:`STAGES` that ran, and
+            ``flame_fit`` after the FLAME fitting step).
+        flame: the FLAME fitting step's newest fit (shape, expression, jaw, eyes, eyelids,
+            head pose), None before that step, without a face, or while it calibrates.
     """
 
     index: int
@@ -59,6 +68,7 @@ class TrackedFrame:
     head_pose: HeadPose | None
     camera: Camera | None
     stage_ms: dict[str, float] = field(default_factory=dict)
+    flame: FlameParams | None = None
 
     @property
     def tracked(self) -> bool:
@@ -78,7 +88,7 @@ class Tracker:
         size = tracking.crop.output_size
         self._intrinsics = Camera.intrinsics(size, size, camera.focal_normalized)
         self._mesh = FaceMesh(tracking, static=False)
-        self.smoother = OneEuroFilter.from_config(tracking.smoothing)
+        self._smoother = OneEuroFilter.from_config(tracking.smoothing)
         self._box: CropBox | None = None
 
     @classmethod
@@ -93,7 +103,11 @@ class Tracker:
     def reset(self) -> None:
         """Reframe on the next face and forget the smoothing state."""
         self._box = None
-        self.smoother.reset()
+        self._smoother.reset()
+
+    def set_smoothing(self, min_cutoff_hz: float) -> None:
+        """The One-Euro filter's minimum cutoff from the next frame on (lower: smoother, slower)."""
+        self._smoother.min_cutoff = float(min_cutoff_hz)
 
     def track(self, frame: Frame) -> TrackedFrame:
         """Track one frame (frames must come in order)."""
@@ -116,9 +130,9 @@ class Tracker:
         crop = crop_image(frame.rgb, self._box)
         lap("crop")
         if landmarks is None:
-            self.smoother.reset()
+            self._smoother.reset()
             return TrackedFrame(index, timestamp, crop, self._box, None, None, None, stage_ms)
-        smoothed = self.smoother(self._box.to_crop(landmarks), timestamp).astype(np.float32)
+        smoothed = self._smoother(self._box.to_crop(landmarks), timestamp).astype(np.float32)
         lap("smoothing")
         pose = estimate_head_pose(smoothed, self._intrinsics, self._units_per_metre)
         camera = pose.camera(self._intrinsics, self._box.size, self._box.size)

@@ -1,11 +1,10 @@
-"""Training and evaluation.
+"""Training the network on a dataset laid out as :mod:`core.dataset.layout` says, validated with
+:mod:`core.evaluation.metrics`.
 
-* :mod:`core.train.layout`: the dataset's on-disk layout (manifest, clips, fixed validation split).
 * :mod:`core.train.pairs`: (source, driving) pairs of one clip and their batches.
 * :mod:`core.train.losses`: the paper's loss (L2, SSIM, perceptual on coarse and refined, offsets).
 * :mod:`core.train.schedules`: progressive levels of detail and the learning-rate schedule.
 * :mod:`core.train.trainer`: the training loop, validation and exports.
 * :mod:`core.train.state`: resumable checkpoints; :mod:`core.train.run_log`: logs and image grids.
 * :mod:`core.train.distributed`: torchrun processes.
-* :mod:`core.train.metrics`: the evaluation metrics (PSNR, SSIM, LPIPS, AKD, APD).
 """

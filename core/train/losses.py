@@ -6,10 +6,10 @@
 
 with the weights of :class:`~core.config.LossConfig` (the paper: 10, 1, 0.1, 0.1). Every
 term is a mean over the batch, so a distributed run's average over processes equals one
-process's loss over the global batch. SSIM is Wang et al.'s as :func:`core.train.metrics.ssim`
+process's loss over the global batch. SSIM is Wang et al.'s as :func:`core.evaluation.metrics.ssim`
 computes it (11 x 11 Gaussian window, sigma 1.5, population covariance, valid region only),
 written with ``conv2d``. The perceptual term P is an LPIPS program (``torch.export``, see
-:class:`core.train.metrics.Lpips`) from the configured file, called per image; without the
+:class:`core.evaluation.metrics.Lpips`) from the configured file, called per image; without the
 file the term is off, with one printed warning, never replaced by random weights.
 """
 
@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.config import LossConfig
-from core.flame.files import resolve_model_file
-from core.train.metrics import Lpips, load_lpips
+from core.evaluation.metrics import Lpips, load_lpips
+from core.paths import resolve_model_file
 
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 SSIM_C1, SSIM_C2 = 0.01**2, 0.03**2  # (K1 L)^2, (K2 L)^2 with a data range L of 1
@@ -75,7 +75,7 @@ def load_perceptual(weights: str, warn: bool = True) -> Lpips | None:
             return None
         where = f"no LPIPS program at {path}" if path else "no training.perceptual_weights configured"
         print(f"omg-avatar: warning: perceptual loss off: {where} (export one with torch.export, see "
-              "core.train.metrics.Lpips)", file=sys.stderr)  # fmt: skip
+              "core.evaluation.metrics.Lpips)", file=sys.stderr)  # fmt: skip
         return None
     return load_lpips(path)
 

@@ -1,5 +1,5 @@
 """Training samples: a source and a driving frame of the same clip (the paper's
-self-reenactment training), read from a dataset laid out as :mod:`core.train.layout` says.
+self-reenactment training), read from a dataset laid out as :mod:`core.dataset.layout` says.
 
 Which frames make pair ``index`` depends only on the dataset, its ``seed``, the ``epoch``
 and ``index``: the driving frame is the ``index``-th frame of the split's clips (in the
@@ -19,9 +19,9 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from core.dataset.layout import CAMERA_KEYS, frame_path, read_manifest, read_params
 from core.geometry.camera import Camera
 from core.model.posing import FlameCoefficients
-from core.train.layout import CAMERA_KEYS, frame_path, read_manifest, read_params
 
 FLAME_FIELDS = tuple(f.name for f in fields(FlameCoefficients))
 
@@ -99,7 +99,7 @@ class PairDataset(Dataset):
     """(source, driving) pairs of one split of a dataset (see the module docstring).
 
     Args:
-        root: the dataset folder (:mod:`core.train.layout`).
+        root: the dataset folder (:mod:`core.dataset.layout`).
         split: "train" or "validation".
         image_size: S; frames of another size are resized and their cameras scaled.
         n_shape, n_expression: FLAME components the network takes; stored coefficients are

@@ -1,4 +1,4 @@
-"""One video clip -> one training clip of :mod:`core.train.layout` (``omg-avatar preprocess``).
+"""One video clip -> one training clip of :mod:`core.dataset.layout` (``omg-avatar preprocess``).
 
 Per clip (:func:`preprocess_clip`):
 
@@ -30,13 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from core.config import Config, FlameConfig
+from core.dataset.layout import CAMERA_KEYS, write_clip
 from core.errors import OmgError
-from core.flame import FlameLayer
+from core.flame import FlameLayer, load_flame_layer
 from core.tracking.face_mesh import PortraitSegmenter
-from core.tracking.flame_tracking import CalibratedFitting, load_flame_layer
+from core.tracking.flame_tracking import CalibratedFitting
 from core.tracking.sources import VideoFileSource
 from core.tracking.tracker import TrackedFrame, Tracker
-from core.train.layout import CAMERA_KEYS, write_clip
 
 #: A clip fails when more than this fraction of its sampled frames has no face.
 MAX_MISSING_FRACTION = 0.2

@@ -24,11 +24,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
 from core.fileio import write_bytes_atomic
+from core.media import write_png_atomic
 
 LOG_FILE = "log.jsonl"
 IMAGES_DIR = "images"
@@ -63,8 +63,7 @@ class RunLog:
         grid = torch.cat([torch.cat(list(column), dim=1) for column in resized], dim=2)  # [3, B * H, columns * W]
         array = (grid.clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
         path = self.run_dir / IMAGES_DIR / f"step_{step:08d}.png"
-        path.parent.mkdir(exist_ok=True)
-        Image.fromarray(array).save(path)
+        write_png_atomic(path, array)
         self._board.add_image("validation/grid", array, step, dataformats="HWC")
         return path
 

@@ -36,18 +36,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 from core.config import Config, config_to_dict
+from core.dataset.layout import DatasetError
 from core.errors import ConfigError
+from core.evaluation import metrics
 from core.evaluation.scoring import FrameScorer, FrameScores, mean_present
-from core.flame import FlameLayer, load_flame_model, resolve_model_file
+from core.flame import FlameLayer, load_flame_model
 from core.geometry.camera import Camera
 from core.model.backbone import DinoBackbone
 from core.model.checkpoint import learned_state, load_strict, save_checkpoint
 from core.model.network import OmgAvatarNet
+from core.paths import resolve_model_file
 from core.render import render
 from core.render.gaussians import Gaussians
-from core.train import metrics
 from core.train.distributed import Distributed
-from core.train.layout import DatasetError
 from core.train.losses import PerceptualLoss, ReconstructionLoss, load_perceptual
 from core.train.pairs import PairBatch, PairDataset, collate_pairs
 from core.train.run_log import RunLog

@@ -39,10 +39,10 @@ from core.avatar.training_free.mouth import build_mouth
 from core.avatar.training_free.neck import build_neck
 from core.avatar.training_free.rings import smoothstep
 from core.avatar.training_free.shoulders import shoulder_gaussians
-from core.avatar.training_free.surface import flat_gaussian_shapes, vertex_normals
+from core.avatar.training_free.surface import flat_gaussian_shapes
 from core.config import Config
 from core.geometry.camera import Camera
-from core.geometry.mesh import mean_edge_lengths
+from core.geometry.mesh import mean_edge_lengths, vertex_normals
 from core.render import Gaussians
 from core.tracking.photo import Portrait
 

@@ -1,22 +1,8 @@
-"""Per-vertex surface quantities of a triangle mesh, and flat Gaussians laid on it."""
+"""Flat Gaussians laid on a surface (its normals: :func:`core.geometry.mesh.vertex_normals`)."""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """[V, 3] unit area-weighted normals of ``vertices`` [V, 3] for wound ``faces`` [F, 3]
-    (vertices in no face get +z)."""
-    corners = vertices[faces]  # [F, 3, 3]
-    face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # area-weighted
-    corner_vertex = faces.ravel()
-    normals = np.column_stack(
-        [np.bincount(corner_vertex, np.repeat(face_normals[:, k], 3), len(vertices)) for k in range(3)]
-    )
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    normals = np.where(length > 0, normals / np.maximum(length, 1e-30), [0.0, 0.0, 1.0])
-    return normals
 
 
 def flat_gaussian_shapes(

@@ -27,13 +27,11 @@ import torch
 from skimage.metrics import structural_similarity
 
 from core.errors import ModelFileError
-from core.paths import models_dir
+from core.paths import LPIPS_FILE, resolve_model_file
 from core.tracking.head_pose import HeadPose
 
 #: PSNR of identical images (an MSE of 1e-10 at a data range of 1).
 PSNR_CAP_DB = 100.0
-#: Where LPIPS weights are looked for when none are given (see :func:`load_lpips`).
-DEFAULT_LPIPS_FILE = Path("lpips") / "lpips_alex.pt2"
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:
@@ -94,14 +92,14 @@ class Lpips:
 
 
 def load_lpips(path: str | Path | None = None) -> Lpips | None:
-    """The LPIPS metric from ``path``, or from :data:`DEFAULT_LPIPS_FILE` in the models folder.
+    """The LPIPS metric from ``path``, or from :data:`core.paths.LPIPS_FILE` in the models folder.
 
     Returns None when no path is given and the default file is absent (LPIPS is then
     reported as unavailable). A given path that is missing, or any file that is not an
     exported program, is a :class:`~core.errors.ModelFileError`.
     """
     if path is None:
-        path = models_dir() / DEFAULT_LPIPS_FILE
+        path = resolve_model_file(LPIPS_FILE)
         if not path.is_file():
             return None
     path = Path(path).expanduser()

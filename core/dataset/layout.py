@@ -65,7 +65,7 @@ IMAGE_SUFFIXES = (".png", ".jpg")
 
 
 class DatasetError(OmgError):
-    """A training dataset is missing or does not follow the layout of :mod:`core.train.layout`."""
+    """A training dataset is missing or does not follow the layout of :mod:`core.dataset.layout`."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,33 @@
+"""The per-frame path up to the driving state, shared by the app, ``drive`` and ``eval``.
+
+    input (video, webcam) -> tracker -> FLAME fit -> animator -> DrivingState
+                             \\________ DrivingPipeline ________/
+
+then :func:`core.avatar.view.render_view` poses the avatar's Gaussians, renders them and
+runs the refiner. Synchronous use steps frames one by one::
+
+    with DrivingPipeline(config, avatar) as pipeline:
+        for frame in VideoFileSource("talk.mp4"):
+            driven = pipeline.step(frame)
+            image = render_view(avatar, View(avatar.camera(), lod=1), driven.state, "cpu")
+
+Pipelined use drives one frame ahead of the renderer on a :class:`DrivingThread`.
+"""
+
+from core.driving.inputs import DrivingInput, LiveCamera, VideoPlayback, list_webcams
+from core.driving.pipeline import STAGES, DrivenFrame, DrivingPipeline, flame_fitting
+from core.driving.worker import Delivery, DrivingEvent, DrivingThread
+
+__all__ = [
+    "STAGES",
+    "Delivery",
+    "DrivenFrame",
+    "DrivingEvent",
+    "DrivingInput",
+    "DrivingPipeline",
+    "DrivingThread",
+    "LiveCamera",
+    "VideoPlayback",
+    "flame_fitting",
+    "list_webcams",
+]

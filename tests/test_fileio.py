@@ -1,0 +1,74 @@
+"""Atomic writes: every writer goes through :class:`core.fileio.AtomicFile`, so every file gets
+a normal file's mode (as ``open`` gives it, under the umask) and a failure leaves no trace."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from plyfile import PlyData
+
+from core.fileio import AtomicFile, write_bytes_atomic, write_json_atomic
+from core.media import AtomicMp4Writer, write_png_atomic
+from core.render import save_ply
+from core.render.scenes import head_scene
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="POSIX file modes")
+
+
+def _write_mp4(path: Path) -> None:
+    with AtomicMp4Writer(path, 25.0, 64, 48) as writer:
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+
+
+WRITERS = {
+    "ply": lambda path: save_ply(head_scene(50, 10, channels=3, seed=0), path),
+    "json": lambda path: write_json_atomic(path, {"a": 1}),
+    "png": lambda path: write_png_atomic(path, np.zeros((8, 8, 3), np.uint8)),
+    "mp4": _write_mp4,
+}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_every_writer_gives_the_mode_open_gives_under_the_umask(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        with open(tmp_path / "plain", "w"):
+            pass
+        for kind, write in WRITERS.items():
+            write(tmp_path / f"out.{kind}")
+    finally:
+        os.umask(previous)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["plain", *(f"out.{kind}" for kind in WRITERS)], 0o666 & ~umask)
+
+
+def test_an_error_while_writing_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "data.bin"
+    write_bytes_atomic(target, b"old")
+    with pytest.raises(RuntimeError), AtomicFile(target) as temporary:
+        temporary.write_bytes(b"half")
+        raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == b"old"
+
+
+def test_a_failed_rename_leaves_no_temporary(tmp_path):
+    occupied = tmp_path / "taken"
+    occupied.mkdir()
+    with pytest.raises(OSError):
+        write_bytes_atomic(occupied, b"data")  # a file cannot replace a folder
+    assert list(tmp_path.iterdir()) == [occupied]
+
+
+def test_a_failing_ply_export_leaves_nothing(tmp_path, monkeypatch):
+    def fail(self, stream):
+        stream.write(b"ply\n")
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(PlyData, "write", fail)
+    with pytest.raises(OSError, match="no space"):
+        WRITERS["ply"](tmp_path / "avatar.ply")
+    assert list(tmp_path.iterdir()) == []
