@@ -30,7 +30,10 @@ class MediaWriteError(OmgError):
 
 def rgb8(image: np.ndarray) -> np.ndarray:
     """[H, W, 3] uint8 RGB from an [H, W, C >= 3] float image's first three channels (colours in [0, 1])."""
-    return (np.clip(image[..., :3], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    scaled = np.multiply(image[..., :3], 255.0, dtype=np.float32)  # the one float temporary
+    np.clip(scaled, 0.0, 255.0, out=scaled)
+    scaled += 0.5
+    return scaled.astype(np.uint8)
 
 
 class AtomicMp4Writer:

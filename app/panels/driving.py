@@ -16,7 +16,7 @@ import numpy as np
 from app import theme
 from app.panels.widgets import recent_label, set_value_if_changed, tooltip
 from core.errors import FrameSourceError
-from core.session import MANUAL_CONTROLS, PREVIEW_SIZE, DrivenFrame, list_webcams
+from core.session import MANUAL_CONTROLS, PREVIEW_SIZE, DrivingUpdate, list_webcams
 
 MODES = {"idle": "Idle", "video": "Video", "webcam": "Webcam", "manual": "Manual"}
 #: Width of the preview image in the sidebar, pixels.
@@ -191,7 +191,7 @@ class DrivingPanel:
             return self.app.session.manual_state({name: dpg.get_value(s) for name, s in self.sliders.items()})
         return None
 
-    def show_driven(self, frame: DrivenFrame) -> None:
+    def show_driven(self, frame: DrivingUpdate) -> None:
         if frame.preview is not None:
             dpg.set_value(self._preview_texture, frame.preview)
         video = self.app.video

@@ -24,7 +24,9 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from core.driving.inputs import DrivingInput
 from core.driving.pipeline import DrivenFrame, DrivingPipeline
@@ -60,7 +62,8 @@ class DrivingThread:
     It opens the pipeline (its tracker) on its own thread and closes the input and the
     pipeline when it ends: at the input's end (unless the input is ``resumable``), after
     ``max_frames`` frames, on an error, or when stopped. ``wake`` is set after every
-    delivered frame and event.
+    delivered frame and event. ``prepare`` turns each driven frame into what the consumer
+    takes, on this thread (the app's landmark preview, for one); by default the frame itself.
     """
 
     def __init__(
@@ -70,6 +73,7 @@ class DrivingThread:
         delivery: Delivery = Delivery.ORDERED,
         max_frames: int | None = None,
         wake: threading.Event | None = None,
+        prepare: Callable[[DrivenFrame], Any] | None = None,
     ):
         self.input, self.pipeline = input, pipeline
         self.error: BaseException | None = None
@@ -77,8 +81,9 @@ class DrivingThread:
         self._room, self._drop_oldest = delivery.value
         self._max_frames = max_frames
         self._wake = wake
+        self._prepare = prepare
         self._condition = threading.Condition()
-        self._mailbox: collections.deque[DrivenFrame] = collections.deque()
+        self._mailbox: collections.deque[Any] = collections.deque()
         self._events: list[DrivingEvent] = []
         self._stopping = False
         self._running = True
@@ -95,7 +100,7 @@ class DrivingThread:
         self.stop(timeout=None)
 
     # ------------------------------------------------------------------ consumer side
-    def get(self) -> DrivenFrame | None:
+    def get(self) -> Any:
         """The next driven frame, waiting for it; None once the thread has ended and every
         frame was taken. Raises what ended the thread, if it failed."""
         with self._condition:
@@ -108,7 +113,7 @@ class DrivingThread:
             raise self.error
         return None
 
-    def take(self) -> DrivenFrame | None:
+    def take(self) -> Any:
         """The newest driven frame not taken yet, without waiting (None if there is none)."""
         with self._condition:
             if not self._mailbox:
@@ -173,10 +178,10 @@ class DrivingThread:
                 return
             driven = self.pipeline.step(item, decode_ms)
             count += 1
-            self._deliver(driven)
+            self._deliver(driven if self._prepare is None else self._prepare(driven))
         self.final_event = SourceEvent.ENDED
 
-    def _deliver(self, frame: DrivenFrame) -> None:
+    def _deliver(self, frame: Any) -> None:
         """Put ``frame`` in the mailbox: wait for room (or drop the oldest); not after a seek."""
         with self._condition:
             if self._drop_oldest:

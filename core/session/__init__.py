@@ -28,7 +28,7 @@ from core.media import AtomicMp4Writer, MediaWriteError, write_png_atomic
 from core.session.controls import MANUAL_CONTROLS, idle_controls
 from core.avatar.view import INSPECTION_MODES, View
 from core.driving import list_webcams
-from core.session.driving import PREVIEW_SIZE, DrivenFrame, VideoDriver
+from core.session.driving import PREVIEW_SIZE, DrivingUpdate, VideoDriver
 from core.session.figures import Figures, RateMeter
 from core.session.reconstruction import ReconstructionJob
 from core.session.session import RENDERER_CHOICES, Session
@@ -41,7 +41,7 @@ __all__ = [
     "RENDERER_CHOICES",
     "AtomicMp4Writer",
     "Camera",
-    "DrivenFrame",
+    "DrivingUpdate",
     "Figures",
     "MediaWriteError",
     "RateMeter",

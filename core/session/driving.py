@@ -18,7 +18,16 @@ import cv2
 import numpy as np
 
 from core.avatar import Avatar, DrivingState
-from core.driving import Delivery, DrivingEvent, DrivingInput, DrivingPipeline, DrivingThread, LiveCamera, VideoPlayback
+from core.driving import (
+    Delivery,
+    DrivenFrame,
+    DrivingEvent,
+    DrivingInput,
+    DrivingPipeline,
+    DrivingThread,
+    LiveCamera,
+    VideoPlayback,
+)
 from core.tracking.tracker import TrackedFrame
 
 #: Side of the driving preview image, pixels.
@@ -28,7 +37,7 @@ LANDMARK_COLOUR = (120, 220, 255)
 
 
 @dataclass(frozen=True)
-class DrivenFrame:
+class DrivingUpdate:
     """The newest result of a :class:`Driver`, as the UI shows it.
 
     Attributes:
@@ -62,18 +71,15 @@ class Driver:
         self.name = input.name
         self.pipeline = pipeline
         delivery = Delivery.PACED if paced_by_consumer else Delivery.NEWEST
-        self._thread = DrivingThread(input, pipeline, delivery, wake=wake)
+        self._thread = DrivingThread(input, pipeline, delivery, wake=wake, prepare=_shown)
 
     def start(self) -> Driver:
         self._thread.start()
         return self
 
-    def take(self) -> DrivenFrame | None:
+    def take(self) -> DrivingUpdate | None:
         """The newest result if it is newer than the last one taken."""
-        driven = self._thread.take()
-        if driven is None:
-            return None
-        return DrivenFrame(driven.state, driven.stage_ms["track"], _preview(driven.tracked), driven.index)
+        return self._thread.take()
 
     def events(self) -> list[DrivingEvent]:
         return self._thread.events()
@@ -131,6 +137,11 @@ class WebcamDriver(Driver):
     def __init__(self, index: int, pipeline: DrivingPipeline, wake: threading.Event | None = None):
         self.index = index
         super().__init__(LiveCamera(index), pipeline, wake)
+
+
+def _shown(driven: DrivenFrame) -> DrivingUpdate:
+    """What the UI shows of a driven frame (made on the driving thread, off the UI's)."""
+    return DrivingUpdate(driven.state, driven.stage_ms["track"], _preview(driven.tracked), driven.index)
 
 
 def _preview(tracked: TrackedFrame) -> np.ndarray | None:

@@ -21,7 +21,7 @@ from core.render import available_backends, resolve_backend, save_ply
 from core.render import kernels
 from core.session.controls import ControlRig, idle_controls
 from core.driving import DrivingEvent, DrivingPipeline
-from core.session.driving import DrivenFrame, Driver, VideoDriver, WebcamDriver
+from core.session.driving import DrivingUpdate, Driver, VideoDriver, WebcamDriver
 from core.session.figures import Figures, RateMeter, smoothed
 from core.session.reconstruction import ReconstructionJob
 from core.session.rendering import RenderedFrame, RenderRequest, RenderThread
@@ -175,7 +175,7 @@ class Session:
         self._require_avatar()
         return self._controls.state(controls)
 
-    def poll(self) -> tuple[DrivenFrame | None, list[DrivingEvent]]:
+    def poll(self) -> tuple[DrivingUpdate | None, list[DrivingEvent]]:
         """The driver's newest frame (None if nothing new) and its events since the last poll."""
         if self.driver is None:
             return None, []
