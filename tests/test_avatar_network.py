@@ -9,7 +9,6 @@ import contextlib
 import dataclasses
 import io
 import json
-import time
 import zipfile
 
 import cv2
@@ -21,18 +20,19 @@ from core.avatar import DrivingState, available_methods, load_avatar, reconstruc
 from core.avatar.animation import attach_flame
 from core.avatar.flame_rig import FlamePose
 from core.avatar.network_method import NetworkFiles
+from core.avatar.view import View, render_view
 from core.cli import main
+from core.driving import DrivingPipeline, flame_fitting
 from core.errors import ModelFileError
 from core.flame import load_flame_layer
 from core.paths import SAMPLES_DIR
 from core.render import render
-from core.avatar.view import View, render_view
-from core.driving import DrivingPipeline, flame_fitting
 from core.session import Session
 from core.session.controls import ControlRig
 from core.tracking.photo import prepare_portrait
 from core.tracking.sources import VideoFileSource
 from network_files import CHANNELS, frontal_face_landmarks, network_config, write_network_files
+from waiting import wait_for
 
 CONFIG = network_config()
 
@@ -285,7 +285,8 @@ def test_the_session_builds_a_network_avatar_and_toggles_its_refiner(models_env,
     session = Session(CONFIG)
     try:
         assert "network" in session.methods()
-        session.network_files = NetworkFiles(models_env.checkpoint, models_env.flame, models_env.dinov2)
+        for kind in ("checkpoint", "flame", "dinov2"):
+            session.set_network_file(kind, getattr(models_env, kind))
         job = session.reconstruct(samples_dir / "photos" / "einstein.jpg", "network")
         assert job.wait(120) and job.error is None, job.error
         session.set_avatar(job.avatar, job.name)
@@ -303,9 +304,7 @@ def test_the_session_builds_a_network_avatar_and_toggles_its_refiner(models_env,
         np.testing.assert_array_equal(images[("coarse", True)], images[("coarse", False)])
         session.set_use_refiner(False)
         serial = session.request_render([View(camera, 0)])
-        deadline = time.monotonic() + 30
-        while (frame := session.rendered()) is None and time.monotonic() < deadline:
-            session.wait(0.1)
+        frame = wait_for(session.rendered, 30.0, "the render", step=lambda: session.wait(0.1))
         assert frame.request.serial == serial and frame.error is None and not frame.request.views[0].use_refiner
         np.testing.assert_array_equal(frame.images[0], images[("final", False)])
     finally:

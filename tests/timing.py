@@ -14,18 +14,18 @@ import textwrap
 _MEASURE = """
 import statistics, time
 {setup}
-def _run():
-    {statement}
-_run()  # compile or load the kernels from the cache
-medians = []
-for _ in range({rounds}):
-    seconds = []
-    for _ in range({repeats}):
-        start = time.perf_counter()
-        _run()
-        seconds.append(time.perf_counter() - start)
-    medians.append(statistics.median(seconds))
-print(min(medians))
+def _typical(run):
+    run()  # compile or load the kernels from the cache, warm the caches
+    medians = []
+    for _ in range({rounds}):
+        seconds = []
+        for _ in range({repeats}):
+            start = time.perf_counter()
+            run()
+            seconds.append(time.perf_counter() - start)
+        medians.append(statistics.median(seconds))
+    return min(medians)
+{runs}
 """
 
 
@@ -34,11 +34,15 @@ def typical_seconds(setup: str, statement: str, rounds: int = 3, repeats: int = 
 
     The best median is robust to another process hogging the cores for a while.
     """
-    code = _MEASURE.format(
-        setup=textwrap.dedent(setup), statement=statement, rounds=rounds, repeats=repeats
-    )
+    return typical_seconds_each(setup, [statement], rounds, repeats)[0]
+
+
+def typical_seconds_each(setup: str, statements: list[str], rounds: int = 3, repeats: int = 7) -> list[float]:
+    """:func:`typical_seconds` of each of ``statements``, all in one fresh interpreter."""
+    runs = "".join(f"print(_typical(lambda: {statement}))\n" for statement in statements)
+    code = _MEASURE.format(setup=textwrap.dedent(setup), rounds=rounds, repeats=repeats, runs=runs)
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, check=False
     )
     assert result.returncode == 0, result.stderr
-    return float(result.stdout.strip().splitlines()[-1])
+    return [float(line) for line in result.stdout.strip().splitlines()[-len(statements):]]

@@ -31,6 +31,7 @@ from core.avatar.animation import attach_flame
 from core.avatar.network_method import NetworkFiles
 from core.avatar.view import View, render_view
 from core.config import Config
+from core.driving import DrivingPipeline
 from core.errors import InputImageError, ModelFileError
 from core.evaluation.scoring import (
     FRAME_METRICS,
@@ -42,7 +43,6 @@ from core.evaluation.scoring import (
 )
 from core.evaluation.sequences import Sequence
 from core.flame import FlameLayer, find_flame_file, load_flame_layer
-from core.driving import DrivingPipeline
 from core.media import captioned, rgb8
 from core.progress import ProgressClock
 from core.tracking.photo import Portrait

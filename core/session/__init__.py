@@ -22,12 +22,12 @@ figures, atomic JSON, PNG and MP4 writers), so the app imports nothing else from
 """
 
 from core.avatar.network_method import NAME as NETWORK_METHOD
+from core.avatar.view import INSPECTION_MODES, View
+from core.driving import list_webcams
 from core.fileio import write_json_atomic
 from core.geometry.camera import Camera
 from core.media import AtomicMp4Writer, MediaWriteError, write_png_atomic
 from core.session.controls import MANUAL_CONTROLS, idle_controls
-from core.avatar.view import INSPECTION_MODES, View
-from core.driving import list_webcams
 from core.session.driving import PREVIEW_SIZE, DrivingUpdate, VideoDriver
 from core.session.figures import Figures, RateMeter
 from core.session.reconstruction import ReconstructionJob

@@ -12,16 +12,15 @@ import torch
 
 from core.avatar import Avatar, DrivingState, available_methods, load_avatar, save_avatar
 from core.avatar.animation import REFERENCE_FRAMES, attach_flame
-from core.avatar.view import View
 from core.avatar.network_method import NetworkFiles
+from core.avatar.view import View
 from core.config import Config, load_config
+from core.driving import DrivingEvent, DrivingPipeline
 from core.errors import OmgError
 from core.flame import find_flame_file
-from core.render import available_backends, resolve_backend, save_ply
-from core.render import kernels
+from core.render import available_backends, kernels, resolve_backend, save_ply
 from core.session.controls import ControlRig, idle_controls
-from core.driving import DrivingEvent, DrivingPipeline
-from core.session.driving import DrivingUpdate, Driver, VideoDriver, WebcamDriver
+from core.session.driving import Driver, DrivingUpdate, VideoDriver, WebcamDriver
 from core.session.figures import Figures, RateMeter, smoothed
 from core.session.reconstruction import ReconstructionJob
 from core.session.rendering import RenderedFrame, RenderRequest, RenderThread
