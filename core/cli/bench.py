@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.fileio import write_json_atomic
 from core.cli.arguments import non_negative_int, positive_int
+from core.fileio import write_json_atomic
 from core.render.benchmark import BenchPlan, BenchRow, lod_counts, machine_description, run_benchmark, speedups
 from core.render.renderer import BACKENDS
 
