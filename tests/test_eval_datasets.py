@@ -57,16 +57,17 @@ def test_a_dataset_clip_is_its_stored_frames_landmarks_and_mask(dataset):
     everything = dataset_sequences(manifest, "all", 512)
     assert len(everything) == 2 and validation.name in [s.name for s in everything]
     with validation:
-        portrait, reference = validation.portrait(), validation.reference()
-        driving = list(validation.driving())
-    assert portrait.crop.image.shape == (512, 512, 3) and portrait.mask.max() == 1.0
+        portrait = validation.portrait()
+        reference, *driving = validation.frames()
+        target = validation.target(driving[0])
+    assert validation.tracked and portrait.crop.image.shape == (512, 512, 3) and portrait.mask.max() == 1.0
     assert np.array_equal(portrait.crop.image, reference.crop) and reference.landmarks.shape == (478, 3)
-    assert [frame.tracked.index for frame in driving] == list(range(1, FRAMES))
-    assert validation.background == BLACK and driving[0].target[0, 0].tolist() == [0, 0, 0]  # stored on black
-    assert not np.array_equal(driving[0].tracked.landmarks, reference.landmarks)
+    assert [frame.index for frame in driving] == list(range(1, FRAMES))
+    assert validation.background == BLACK and target[0, 0].tolist() == [0, 0, 0]  # stored on black
+    assert not np.array_equal(driving[0].landmarks, reference.landmarks)
     small = dataset_sequences(manifest, "validation", 256)[0]
     with small:
-        np.testing.assert_allclose(small.reference().landmarks, reference.landmarks / 2)
+        np.testing.assert_allclose(next(small.frames()).landmarks, reference.landmarks / 2)
 
 
 def test_eval_scores_every_clip_of_a_dataset_split(dataset, tmp_path):
@@ -126,8 +127,7 @@ def test_a_folder_that_is_not_a_dataset_is_a_one_line_error(tmp_path, capsys):
 def test_relative_pose_distance_compares_motions_not_absolute_poses(samples_dir, dataset):
     sequence = dataset_sequences(read_manifest(dataset), "validation", 512)[0]
     with sequence:
-        rest = sequence.reference().landmarks
-        moved = next(iter(sequence.driving())).tracked.landmarks
+        rest, moved = (frame.landmarks for frame in sequence.frames(max_frames=2))
     turned = _yawed(rest, 20.0)
     assert relative_pose_distance_deg(moved, rest, moved, rest) == 0.0
     # the same motion from another starting pose agrees; a missing face gives None
@@ -142,7 +142,7 @@ def test_expression_distance_is_zero_for_the_same_face_and_grows_with_another_ex
     layer = load_flame_layer(flame_file, CONFIG.flame, tmp_path / CONFIG.flame.landmark_embedding_file)
     sequence = dataset_sequences(read_manifest(dataset), "validation", 512)[0]
     with sequence:
-        faces = [sequence.reference().landmarks] + [frame.tracked.landmarks for frame in sequence.driving()]
+        faces = [frame.landmarks for frame in sequence.frames()]
     same = expression_distances(faces, faces, layer, CONFIG, 512)
     assert same == [0.0] * len(faces)
     opened = [face.copy() for face in faces]

@@ -184,7 +184,6 @@ def _reenact(
     scores.method, scores.reconstruct_s = avatar.method, time.perf_counter() - started
     progress(f"{driver.name}: {avatar.method} avatar reconstructed from {portrait.name} in {scores.reconstruct_s:.2f} s")
     avatar = attach_flame(avatar, find_flame_file(settings.files.flame, config.flame), config)
-    pipeline = DrivingPipeline(config, avatar, reference_frames=1, track=False)  # the sequence tracks its frames
     size = portrait.crop.image.shape[0]  # renders are scored against crops of this size
     view = View(avatar.camera().resized(size, size), settings.lod, background=driver.background,
                 use_refiner=settings.use_refiner)  # fmt: skip
@@ -192,30 +191,32 @@ def _reenact(
     def render(state: DrivingState | None) -> np.ndarray:
         return rgb8(render_view(avatar, view, state, settings.backend))
 
-    reference = driver.reference()
-    pipeline.step_tracked(reference)
-    rest = (scorer.landmarks(render(None)), scorer.landmarks(reference.crop)) if cross_identity else None
-
     sample, landmarks = EvenSample(SHEET_ROWS_PER_SEQUENCE), []
     source_cell = _cell(captioned(portrait.crop.image, source_name))
     report = ProgressClock(PROGRESS_INTERVAL_S)
-    for frame in driver.driving(settings.max_frames):
-        clock = time.perf_counter()
-        rendered = render(pipeline.step_tracked(frame.tracked).state)
-        scores.drive_s += frame.tracking_s + time.perf_counter() - clock
-        found = scorer.landmarks(rendered), scorer.landmarks(frame.target)
-        if cross_identity:
-            frame_scores = FrameScores(apd=relative_pose_distance_deg(found[0], rest[0], found[1], rest[1]))
-        else:
-            frame_scores = scorer.compare(rendered, frame.target, found)
-        scores.frames.append(frame_scores)
-        landmarks.append(found)
-        index = frame.tracked.index
-        if sample.wants(index):
-            sample.add(index, [source_cell, _cell(captioned(frame.target, f"frame {index}")),
-                               _cell(captioned(rendered, _caption(frame_scores)))])  # fmt: skip
-        if report.due():
-            progress(f"{driver.name}: {len(scores.frames)} frames")
+    with DrivingPipeline(config, avatar, reference_frames=1, track=not driver.tracked) as pipeline:
+        step = pipeline.step_tracked if driver.tracked else pipeline.step
+        frames = iter(driver.frames(settings.max_frames))
+        reference = step(next(frames)).tracked  # the driver's first frame: its neutral face
+        rest = (scorer.landmarks(render(None)), scorer.landmarks(reference.crop)) if cross_identity else None
+        for frame in frames:
+            clock = time.perf_counter()
+            driven = step(frame)
+            rendered = render(driven.state)
+            scores.drive_s += time.perf_counter() - clock
+            target = driver.target(driven.tracked)
+            found = scorer.landmarks(rendered), scorer.landmarks(target)
+            if cross_identity:
+                frame_scores = FrameScores(apd=relative_pose_distance_deg(found[0], rest[0], found[1], rest[1]))
+            else:
+                frame_scores = scorer.compare(rendered, target, found)
+            scores.frames.append(frame_scores)
+            landmarks.append(found)
+            if sample.wants(driven.index):
+                sample.add(driven.index, [source_cell, _cell(captioned(target, f"frame {driven.index}")),
+                                          _cell(captioned(rendered, _caption(frame_scores)))])  # fmt: skip
+            if report.due():
+                progress(f"{driver.name}: {len(scores.frames)} frames")
     if not scores.frames:
         raise InputImageError(f"{driver.name} has only one frame: nothing drives the avatar")
     if settings.aed_flame is not None:

@@ -5,23 +5,23 @@ Either way a sequence gives, once opened:
 
 * :meth:`Sequence.portrait`: its first frame as a source photo (the S x S crop, its
   landmarks and portrait mask; S = ``tracking.crop.output_size``);
-* :meth:`Sequence.reference`: that first frame tracked: the driver's neutral reference;
-* :meth:`Sequence.driving`: every later frame tracked, with the target a render of it is
-  compared with: the crop with its background replaced by :attr:`Sequence.background`.
+* :meth:`Sequence.frames`: its frames from the first (the driver's neutral reference) on,
+  for the per-frame path (:class:`core.driving.DrivingPipeline`): raw frames it tracks
+  (``tracked`` False), or frames tracked already (``tracked`` True);
+* :meth:`Sequence.target`: what a render of a tracked frame is compared with: the crop
+  with its background replaced by :attr:`Sequence.background`.
 
-A video is tracked as it is decoded (framed once, from its first frame, so targets and
-the avatar share one camera) and its targets are segmented with MediaPipe's portrait mask
-onto white. A dataset clip was framed, tracked and segmented by ``omg-avatar preprocess``:
-its stored frames (on black) are the targets and its stored landmarks drive.
+A video is tracked by the pipeline as it is decoded (framed once, from its first frame, so
+targets and the avatar share one camera) and its targets are segmented with MediaPipe's
+portrait mask onto white. A dataset clip was framed, tracked and segmented by
+``omg-avatar preprocess``: its stored frames (on black) are the targets and its stored
+landmarks drive.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -35,19 +35,9 @@ from core.tracking.crop import CropBox, PortraitCrop
 from core.tracking.face_mesh import PortraitSegmenter
 from core.tracking.photo import Portrait, portrait_from_image
 from core.tracking.sources import Frame, VideoFileSource
-from core.tracking.tracker import TrackedFrame, Tracker
+from core.tracking.tracker import TrackedFrame
 
 WHITE, BLACK = (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)
-
-
-@dataclass(frozen=True)
-class DrivingFrame:
-    """A driving frame: what drives the avatar, the image its render is compared with, and
-    the seconds spent tracking it (0 for stored tracking)."""
-
-    tracked: TrackedFrame
-    target: np.ndarray  # [S, S, 3] uint8
-    tracking_s: float
 
 
 class Sequence(abc.ABC):
@@ -57,16 +47,19 @@ class Sequence(abc.ABC):
     name: str
     #: RGB in [0, 1] of the targets' background, on which avatars are rendered too.
     background: tuple[float, float, float]
+    #: Whether :meth:`frames` gives frames tracked already (else raw frames to track).
+    tracked: bool
 
     @abc.abstractmethod
     def portrait(self) -> Portrait: ...
 
     @abc.abstractmethod
-    def reference(self) -> TrackedFrame: ...
+    def frames(self, max_frames: int | None = None) -> Iterator[Frame | TrackedFrame]:
+        """The frames from the first on, up to frame index ``max_frames`` (exclusive)."""
 
     @abc.abstractmethod
-    def driving(self, max_frames: int | None = None) -> Iterator[DrivingFrame]:
-        """The frames after the first, up to frame index ``max_frames`` (exclusive)."""
+    def target(self, tracked: TrackedFrame) -> np.ndarray:
+        """[S, S, 3] uint8: what a render of the tracked frame ``tracked`` is compared with."""
 
     def __enter__(self) -> Sequence:
         return self
@@ -76,51 +69,46 @@ class Sequence(abc.ABC):
 
 
 class VideoSequence(Sequence):
-    """A raw video, tracked while it is decoded; targets segmented with ``segmenter`` onto white."""
+    """A raw video, tracked as it is decoded; targets segmented with ``segmenter`` onto white."""
 
     background = WHITE
+    tracked = False
 
     def __init__(self, path: Path, config: Config, segmenter: PortraitSegmenter):
         self.path, self.name = Path(path), Path(path).name
         self._config, self._segmenter = config, segmenter
 
     def __enter__(self) -> VideoSequence:
-        with contextlib.ExitStack() as opened:  # closes what was opened if this fails
-            self._video = opened.enter_context(VideoFileSource(self.path))
-            self._tracker = opened.enter_context(Tracker.from_config(self._config))
-            first = self._video.read()
-            if not isinstance(first, Frame):
+        self._video = VideoFileSource(self.path)
+        try:
+            self._first = self._video.read()
+            if not isinstance(self._first, Frame):
                 raise InputImageError(f"{self.name} has no frames")
-            self._portrait = portrait_from_image(first.rgb, f"the first frame of {self.name}", self._config.tracking)
-            self._reference = self._tracker.track(first)
-            if self._reference.box != self._portrait.crop.box:
-                raise RuntimeError(
-                    f"the tracker framed {self._reference.box}, the source crop is {self._portrait.crop.box}"
-                )
-            self._opened = opened.pop_all()
+            self._portrait = portrait_from_image(self._first.rgb, f"the first frame of {self.name}",
+                                                 self._config.tracking)  # fmt: skip
+        except BaseException:
+            self._video.close()
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._opened.close()
+        self._video.close()
 
     def portrait(self) -> Portrait:
         return self._portrait
 
-    def reference(self) -> TrackedFrame:
-        return self._reference
-
-    def driving(self, max_frames: int | None = None) -> Iterator[DrivingFrame]:
+    def frames(self, max_frames: int | None = None) -> Iterator[Frame]:
+        yield self._first
         for frame in self._video:
             if max_frames is not None and frame.index >= max_frames:
                 return
-            started = time.perf_counter()
-            tracked = self._tracker.track(frame)
-            tracking_s = time.perf_counter() - started
-            yield DrivingFrame(tracked, self._on_white(tracked.crop), tracking_s)
+            yield frame
 
-    def _on_white(self, crop: np.ndarray) -> np.ndarray:
-        mask = self._segmenter.mask(crop)[..., None]
-        return np.rint(crop * mask + 255.0 * (1.0 - mask)).astype(np.uint8)
+    def target(self, tracked: TrackedFrame) -> np.ndarray:
+        if tracked.box != self._portrait.crop.box:
+            raise RuntimeError(f"the tracker framed {tracked.box}, the source crop is {self._portrait.crop.box}")
+        mask = self._segmenter.mask(tracked.crop)[..., None]
+        return np.rint(tracked.crop * mask + 255.0 * (1.0 - mask)).astype(np.uint8)
 
 
 class DatasetClipSequence(Sequence):
@@ -128,6 +116,7 @@ class DatasetClipSequence(Sequence):
     landmarks, brought to ``size`` x ``size`` when stored at another size."""
 
     background = BLACK
+    tracked = True
 
     def __init__(self, manifest: Manifest, clip: str, size: int):
         self.name = f"{manifest.root.name}/{clip}"
@@ -149,13 +138,13 @@ class DatasetClipSequence(Sequence):
         crop = PortraitCrop(image, self._box, landmarks)
         return Portrait(f"the first frame of {self.name}", image, landmarks, crop, mask)
 
-    def reference(self) -> TrackedFrame:
-        return self._tracked(0)
-
-    def driving(self, max_frames: int | None = None) -> Iterator[DrivingFrame]:
+    def frames(self, max_frames: int | None = None) -> Iterator[TrackedFrame]:
         last = self._frames if max_frames is None else min(self._frames, max_frames)
-        for index in range(1, last):
-            yield DrivingFrame(self._tracked(index), self._image("frames", index), 0.0)
+        for index in range(last):
+            yield self._tracked(index)
+
+    def target(self, tracked: TrackedFrame) -> np.ndarray:
+        return tracked.crop  # the stored frame: crop and target at once
 
     def _tracked(self, index: int) -> TrackedFrame:
         return TrackedFrame(index, 0.0, self._image("frames", index), self._box, self._landmarks[index], None, None)
