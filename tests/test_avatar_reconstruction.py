@@ -109,12 +109,12 @@ def test_turned_head_has_no_holes(reconstructions, name):
 
 @pytest.mark.samples
 def test_levels_of_detail_have_the_papers_counts(reconstructions):
-    counts = {name: [len(head) for head in avatar.lods] for name, (_, avatar, _) in reconstructions.items()}
+    counts = {name: [len(head) for head in avatar.lods] for name, (_, avatar) in reconstructions.items()}
     first = counts[PHOTOS[0]]
     assert all(value == first for value in counts.values())  # one topology for every photo
     for count, paper in zip(first, CONFIG.lod.head_gaussians):
         assert abs(count - paper) <= 0.05 * paper
-    for _, avatar, _ in reconstructions.values():
+    for _, avatar in reconstructions.values():
         assert 0.5 * CONFIG.lod.shoulder_gaussians <= len(avatar.shoulders) <= 2.0 * CONFIG.lod.shoulder_gaussians
 
 
