@@ -37,6 +37,9 @@ from core.session import ReconstructionJob, Session, VideoDriver, View, write_pn
 
 log = logging.getLogger(__name__)
 
+#: Seconds closing the app waits for a cancelled reconstruction to let go of its graphs.
+JOB_STOP_TIMEOUT_S = 10.0
+
 TITLE = "OMG-Avatar"
 LEFT_SIDEBAR_WIDTH = 360
 RIGHT_SIDEBAR_WIDTH = 300
@@ -389,6 +392,10 @@ class App:
         self._closed = True
         if self.job is not None:
             self.job.cancel()
+            # A job still holding MediaPipe graphs when the process ends aborts it (SIGABRT
+            # during C++ teardown): wait until it has seen the cancel and released them.
+            if not self.job.wait(JOB_STOP_TIMEOUT_S):
+                log.warning("the reconstruction did not stop within %.0f s", JOB_STOP_TIMEOUT_S)
         if self.recorder is not None:
             try:
                 self.stop_recording()

@@ -79,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if args.video is not None and not args.video.is_file():
         raise FrameSourceError(f"video file not found: {args.video}")
     from app import main, smoke  # the window and torch load only once the app runs
+    from core.session import filter_native_logs
+
+    filter_native_logs()  # MediaPipe's native log lines would bury our one-line errors
 
     options = main.AppOptions(
         photo=args.photo, video=args.video, webcam=args.webcam, lod=args.lod, renderer=args.renderer,

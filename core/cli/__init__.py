@@ -14,6 +14,7 @@ import sys
 from core import __version__
 from core.cli import app, bench, drive, eval, export, info, preprocess, reconstruct, track, train, warmup
 from core.errors import exit_status
+from core.tracking.native_log import filter_native_logs
 
 SUBCOMMANDS = (app, reconstruct, drive, export, eval, track, preprocess, train, bench, info, warmup)
 
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    filter_native_logs()  # MediaPipe's native log lines would bury our one-line errors
     return exit_status("omg-avatar", lambda: args.run(args))
 
 

@@ -32,6 +32,7 @@ from core.session.driving import PREVIEW_SIZE, DrivingUpdate, VideoDriver
 from core.session.figures import Figures, RateMeter
 from core.session.reconstruction import ReconstructionJob
 from core.session.session import RENDERER_CHOICES, Session
+from core.tracking.native_log import filter_native_logs
 
 __all__ = [
     "INSPECTION_MODES",
@@ -49,6 +50,7 @@ __all__ = [
     "Session",
     "VideoDriver",
     "View",
+    "filter_native_logs",
     "idle_controls",
     "list_webcams",
     "write_json_atomic",

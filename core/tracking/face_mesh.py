@@ -11,10 +11,7 @@ camera) in the same pixel scale as ``x`` (MediaPipe's normalised ``z`` times the
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 from mediapipe.python.solutions import face_detection as mp_face_detection
@@ -30,49 +27,16 @@ FULL_RANGE_DETECTOR = 1
 GENERAL_SEGMENTATION_MODEL = 0
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """Send file descriptor 2 to /dev/null for the duration.
-
-    MediaPipe's C++ code logs warnings straight to fd 2 when a graph starts and on its
-    first frame ("All log messages before absl::InitializeLog() ..."); no environment
-    variable reaches that logger, and the lines would bury our one-line errors.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
 class _Graph:
-    """Plumbing shared by the wrappers: a quiet start, ``process``, and release on close.
+    """Plumbing shared by the wrappers: ``process``, and release on close. (MediaPipe's
+    native log lines are kept off the terminal by :mod:`core.tracking.native_log`.)"""
 
-    MediaPipe opens a graph's calculators asynchronously after construction; one warm-up
-    frame while fd 2 is silenced waits for that, so their log lines never reach the user.
-    A subclass whose graph logs once more on its first real result keeps ``self.quiet``
-    set until it has seen one.
-    """
-
-    _WARM_UP_FRAME = np.zeros((64, 64, 3), dtype=np.uint8)
-
-    def __init__(self, make_solution: Callable[[], object], quiet_until_first_result: bool = False):
-        with _native_stderr_silenced():
-            self._solution = make_solution()
-            self._solution.process(self._WARM_UP_FRAME)
-        self.quiet = quiet_until_first_result
+    def __init__(self, make_solution: Callable[[], object]):
+        self._solution = make_solution()
 
     def _process(self, rgb: np.ndarray):
         """MediaPipe's results for ``rgb`` [H, W, 3] uint8."""
-        rgb = np.ascontiguousarray(rgb)
-        if not self.quiet:
-            return self._solution.process(rgb)
-        with _native_stderr_silenced():
-            return self._solution.process(rgb)
+        return self._solution.process(np.ascontiguousarray(rgb))
 
     def close(self) -> None:
         self._solution.close()
@@ -100,8 +64,7 @@ class FaceMesh(_Graph):
                 refine_landmarks=config.refine_landmarks,
                 min_detection_confidence=config.min_detection_confidence,
                 min_tracking_confidence=config.min_tracking_confidence,
-            ),
-            quiet_until_first_result=True,  # it logs a warning when it first projects landmarks
+            )
         )
 
     def detect_all(self, rgb: np.ndarray) -> list[np.ndarray]:
@@ -119,7 +82,6 @@ class FaceMesh(_Graph):
             * np.array([width, height, width], dtype=np.float32)
             for face in results.multi_face_landmarks or []
         ]
-        self.quiet = self.quiet and not faces
         return sorted(faces, key=_box_area, reverse=True)
 
     def detect(self, rgb: np.ndarray) -> np.ndarray | None:
