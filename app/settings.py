@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from core.errors import OutputPathError
 from core.session import write_json_atomic
 
 #: Entries kept per kind of file.
@@ -46,5 +47,5 @@ class RecentFiles:
         self._entries[kind] = entries[:RECENT_LIMIT]
         try:
             write_json_atomic(self.path, self._entries)
-        except OSError:
+        except OutputPathError:
             pass  # a read-only home loses the history, nothing else

@@ -39,6 +39,20 @@ class FrameSourceError(OmgError):
     """A webcam or video cannot be opened."""
 
 
+class OutputPathError(OmgError):
+    """An output file cannot be written where it was asked for (a folder, a read-only place,
+    one of the inputs)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to end by a signal (SIGTERM, SIGHUP): raised in the main thread
+    so that every cleanup on the way out runs, as for Ctrl-C."""
+
+    def __init__(self, signal_name: str, exit_code: int):
+        super().__init__(signal_name)
+        self.signal_name, self.exit_code = signal_name, exit_code
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of ``exc``'s message (its type name when empty), for one-line errors."""
     text = str(exc).strip()
@@ -53,6 +67,9 @@ def exit_status(prog: str, action: Callable[[], int]) -> int:
         return action()
     except OmgError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Terminated as exc:
+        print(f"{prog}: terminated ({exc.signal_name})", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

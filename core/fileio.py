@@ -3,7 +3,9 @@
 Every file the project writes goes through :class:`AtomicFile`: written beside its target
 under a hidden temporary name, flushed to disk, given a normal file's mode (0666 less the
 umask, as ``open`` would give it) and renamed over the target. An error on the way removes
-the temporary file and leaves any previous target untouched.
+the temporary file and leaves any previous target untouched. :func:`check_output_path`
+refuses, before any work starts, a target that could not be written or would destroy an
+input; a target that fails later is an :class:`~core.errors.OutputPathError` too.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from core.errors import OutputPathError
 
 
 class AtomicFile:
@@ -30,9 +34,12 @@ class AtomicFile:
     """
 
     def __init__(self, path: str | Path, suffix: str = ".tmp") -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=suffix)
+        self.path = check_output_path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=suffix)
+        except OSError as exc:
+            raise OutputPathError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         os.close(handle)
         self.temporary = Path(temporary)
 
@@ -46,6 +53,9 @@ class AtomicFile:
                 os.close(descriptor)
             os.chmod(self.temporary, 0o666 & ~_umask())  # mkstemp made it 0600
             os.replace(self.temporary, self.path)
+        except OSError as exc:
+            self.discard()
+            raise OutputPathError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         except BaseException:
             self.discard()
             raise
@@ -57,11 +67,40 @@ class AtomicFile:
     def __enter__(self) -> Path:
         return self.temporary
 
-    def __exit__(self, exc_type, *exc_info) -> None:
-        if exc_type is None:
+    def __exit__(self, exc_type, exc: BaseException | None, traceback) -> None:
+        if exc is None:
             self.commit()
-        else:
-            self.discard()
+            return
+        self.discard()
+        if isinstance(exc, OSError):  # a full disk, a vanished folder: the user's to fix
+            raise OutputPathError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+
+
+def check_output_path(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:
+    """``path`` as a :class:`Path` if a file can be written there without harm, else an
+    :class:`~core.errors.OutputPathError`: it is an existing folder, its nearest existing
+    folder is not a writable folder, or it is the same file as one of ``inputs`` (by
+    resolved path, or by device and inode for links)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"cannot write {path}: it is a folder")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputPathError(f"cannot write {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputPathError(f"cannot write {path}: {folder} is not writable")
+    for given in inputs:
+        if given is not None and _same_file(path, Path(given)):
+            raise OutputPathError(f"cannot write {path}: it is also an input, which it would overwrite")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

@@ -14,7 +14,7 @@ import torch
 from core.avatar import AvatarFileError, load_avatar, reconstruct, save_avatar
 from core.avatar.avatar_file import VERSION
 from core.config import load_config
-from core.errors import OmgError
+from core.errors import OmgError, OutputPathError
 from core.tracking.photo import prepare_portrait
 from timing import typical_seconds
 
@@ -141,7 +141,7 @@ def test_save_is_atomic(avatar, saved, tmp_path, monkeypatch):
         raise OSError("interrupted before the rename")
 
     monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(OSError):
+    with pytest.raises(OutputPathError, match="interrupted before the rename"):
         save_avatar(avatar, target)
     assert target.read_bytes() == saved.read_bytes()
     assert [path.name for path in tmp_path.iterdir()] == ["keep.omg"]

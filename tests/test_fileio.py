@@ -3,6 +3,7 @@ a normal file's mode (as ``open`` gives it, under the umask) and a failure leave
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from plyfile import PlyData
 
+from core.errors import OutputPathError
 from core.fileio import AtomicFile, write_bytes_atomic, write_json_atomic
 from core.media import AtomicMp4Writer, write_png_atomic
 from core.render import save_ply
@@ -55,12 +57,22 @@ def test_an_error_while_writing_leaves_the_old_file_and_no_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == [target] and target.read_bytes() == b"old"
 
 
-def test_a_failed_rename_leaves_no_temporary(tmp_path):
+def test_a_failed_rename_leaves_no_temporary(tmp_path, monkeypatch):
+    def refuse(source, target):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OutputPathError, match="cannot write"):
+        write_bytes_atomic(tmp_path / "a.bin", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_is_refused_as_a_target_before_anything_is_written(tmp_path):
     occupied = tmp_path / "taken"
     occupied.mkdir()
-    with pytest.raises(OSError):
-        write_bytes_atomic(occupied, b"data")  # a file cannot replace a folder
-    assert list(tmp_path.iterdir()) == [occupied]
+    with pytest.raises(OutputPathError, match="it is a folder"):
+        write_bytes_atomic(occupied, b"data")
+    assert list(tmp_path.iterdir()) == [occupied] and not any(occupied.iterdir())
 
 
 def test_a_failing_ply_export_leaves_nothing(tmp_path, monkeypatch):
@@ -69,6 +81,6 @@ def test_a_failing_ply_export_leaves_nothing(tmp_path, monkeypatch):
         raise OSError("no space left on device")
 
     monkeypatch.setattr(PlyData, "write", fail)
-    with pytest.raises(OSError, match="no space"):
+    with pytest.raises(OutputPathError, match="no space"):
         WRITERS["ply"](tmp_path / "avatar.ply")
     assert list(tmp_path.iterdir()) == []

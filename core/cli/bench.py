@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from core.cli.arguments import non_negative_int, positive_int
-from core.fileio import write_json_atomic
+from core.fileio import check_output_path, write_json_atomic
 from core.render.benchmark import BenchPlan, BenchRow, lod_counts, machine_description, run_benchmark, speedups
 from core.render.renderer import BACKENDS
 
@@ -48,6 +48,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output_path(args.json)
     plan = BenchPlan(
         backends=tuple(args.backends),
         lods=tuple(args.lods),

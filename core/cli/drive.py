@@ -37,6 +37,7 @@ from core.config import load_config
 from core.driving import STAGES as DRIVING_STAGES
 from core.driving import Delivery, DrivenFrame, DrivingInput, DrivingPipeline, DrivingThread, LiveCamera, VideoPlayback
 from core.errors import InputImageError, NoFaceError
+from core.fileio import check_output_path
 from core.flame import find_flame_file
 from core.media import AtomicMp4Writer, rgb8
 from core.progress import ProgressClock
@@ -129,6 +130,8 @@ def open_input(video: str | None, webcam: int | None) -> DrivingInput:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.output:
+        check_output_path(args.output, (args.avatar, args.video))
     config = load_config(args.config)
     backend = resolve_backend(args.renderer)
     avatar = attach_flame(load_avatar(args.avatar), find_flame_file(args.flame, config.flame), config)

@@ -34,7 +34,7 @@ from core.evaluation.metrics import load_lpips
 from core.evaluation.reenactment import SHEET_CELL, Settings, aed_flame_layer, reenact
 from core.evaluation.scoring import FRAME_METRICS, FrameScorer, mean_present
 from core.evaluation.sequences import Sequence, VideoSequence, dataset_sequences
-from core.fileio import write_json_atomic
+from core.fileio import check_output_path, write_json_atomic
 from core.media import contact_sheet, write_png_atomic
 from core.paths import LPIPS_FILE, resolve_model_file
 from core.render import resolve_backend
@@ -80,6 +80,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    for output in (args.json, args.contact_sheet):
+        if output:
+            check_output_path(output, tuple(args.inputs))
     config = load_config(args.config)
     files = method_files(args, config)
     lpips = load_lpips(args.lpips)

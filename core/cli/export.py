@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 
 from core.avatar import load_avatar
+from core.fileio import check_output_path
 from core.render import save_ply
 
 
@@ -23,6 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.output, (args.avatar,))
     avatar = load_avatar(args.avatar)
     gaussians = avatar.gaussians(args.lod)
     path = save_ply(gaussians, args.output)

@@ -10,7 +10,7 @@ from pathlib import Path
 from torch import nn
 
 from core.config import available_configs, load_config
-from core.fileio import write_json_atomic
+from core.fileio import check_output_path, write_json_atomic
 from core.flame import find_flame_file, load_flame_model
 from core.geometry.subdivision import build_lod
 from core.model.backbone import DinoBackbone
@@ -39,6 +39,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json is not None:
+        check_output_path(args.json)
     config = load_config(args.config)
     flame_file = find_flame_file(args.flame, config.flame)
     flame = load_flame_model(flame_file) if flame_file else None

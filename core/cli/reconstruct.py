@@ -20,6 +20,7 @@ import time
 from core.avatar import reconstruct, save_avatar
 from core.cli.method_options import add_method_options, method_files
 from core.config import load_config
+from core.fileio import check_output_path
 from core.tracking.photo import prepare_portrait
 
 
@@ -42,6 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.output, (args.photo,))
     config = load_config(args.config)
     files = method_files(args, config)
     started = time.perf_counter()

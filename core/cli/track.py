@@ -21,7 +21,7 @@ import numpy as np
 from core.progress import ProgressClock
 from core.config import Config, load_config
 from core.errors import NoFaceError
-from core.fileio import write_json_atomic
+from core.fileio import check_output_path, write_json_atomic
 from core.flame import FlameParams, find_flame_file, load_flame_layer
 from core.paths import resolve_model_file
 from core.tracking.flame_tracking import CalibratedFitting
@@ -83,6 +83,8 @@ class TrackStats:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.json:
+        check_output_path(args.json, (args.input,))
     config = load_config(args.config)
     flame_file = None if args.no_flame else find_flame_file(args.flame, config.flame)
     fitting = _fitting(config, flame_file) if flame_file else None

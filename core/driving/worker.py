@@ -94,7 +94,11 @@ class DrivingThread:
         return self
 
     def __enter__(self) -> DrivingThread:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:  # e.g. a signal's exception while start() waits for the thread
+            self.stop(timeout=None)  # a thread left running in native code aborts the process at exit
+            raise
 
     def __exit__(self, *exc_info) -> None:
         self.stop(timeout=None)
