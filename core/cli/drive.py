@@ -35,7 +35,16 @@ from core.avatar.view import View, render_view
 from core.cli.arguments import non_negative_int, positive_int
 from core.config import load_config
 from core.driving import STAGES as DRIVING_STAGES
-from core.driving import Delivery, DrivenFrame, DrivingInput, DrivingPipeline, DrivingThread, LiveCamera, VideoPlayback
+from core.driving import (
+    Delivery,
+    DrivenFrame,
+    DrivingInput,
+    DrivingPipeline,
+    DrivingThread,
+    LiveCamera,
+    VideoPlayback,
+    drive_input,
+)
 from core.errors import InputImageError, NoFaceError
 from core.fileio import check_output_path
 from core.flame import find_flame_file
@@ -166,16 +175,7 @@ def _driven_frames(
     or one after the other on this thread (``synchronous``). Returns the ending event."""
     if synchronous:
         with pipeline, contextlib.closing(driving):
-            count = 0
-            while max_frames is None or count < max_frames:
-                started = time.perf_counter()
-                item = driving.read()
-                if isinstance(item, SourceEvent):
-                    return item
-                if item is not None:
-                    count += 1
-                    yield pipeline.step(item, 1000.0 * (time.perf_counter() - started))
-        return SourceEvent.ENDED
+            return (yield from drive_input(driving, pipeline, max_frames))
     with DrivingThread(driving, pipeline, Delivery.ORDERED, max_frames) as thread:
         while (driven := thread.get()) is not None:
             yield driven

@@ -11,11 +11,13 @@ runs the refiner. Synchronous use steps frames one by one::
             driven = pipeline.step(frame)
             image = render_view(avatar, View(avatar.camera(), lod=1), driven.state, "cpu")
 
-Pipelined use drives one frame ahead of the renderer on a :class:`DrivingThread`.
+``drive_input(input, pipeline)`` yields an input's driven frames in order on the caller's
+thread; pipelined use runs the same loop one frame ahead of the renderer on a
+:class:`DrivingThread`.
 """
 
 from core.driving.inputs import DrivingInput, LiveCamera, VideoPlayback, list_webcams
-from core.driving.pipeline import STAGES, DrivenFrame, DrivingPipeline, flame_fitting
+from core.driving.pipeline import STAGES, DrivenFrame, DrivingPipeline, drive_input, flame_fitting
 from core.driving.worker import Delivery, DrivingEvent, DrivingThread
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "DrivingThread",
     "LiveCamera",
     "VideoPlayback",
+    "drive_input",
     "flame_fitting",
     "list_webcams",
 ]

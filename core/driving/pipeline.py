@@ -14,14 +14,15 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from core.avatar import Animator, Avatar, DrivingState
 from core.avatar.animation import REFERENCE_FRAMES
 from core.config import Config
+from core.driving.inputs import DrivingInput
 from core.tracking.flame_tracking import CalibratedFitting
-from core.tracking.sources import Frame
+from core.tracking.sources import Frame, SourceEvent
 from core.tracking.tracker import TrackedFrame, Tracker
 
 #: Timed stages of a driven frame, in order: reading the frame, tracking it (FLAME fit
@@ -122,11 +123,15 @@ class DrivingPipeline:
         """Track ``frame`` (frames in order) and drive the avatar with it."""
         self._apply_changes()
         self.open()
-        return self.step_tracked(self._tracker.track(frame), decode_ms)
+        return self._drive(self._tracker.track(frame), decode_ms)
 
     def step_tracked(self, tracked: TrackedFrame, decode_ms: float = 0.0) -> DrivenFrame:
         """Drive the avatar with a frame tracked already: FLAME fit, then the animator."""
         self._apply_changes()
+        return self._drive(tracked, decode_ms)
+
+    # ------------------------------------------------------------------ internals
+    def _drive(self, tracked: TrackedFrame, decode_ms: float) -> DrivenFrame:
         if self._fitting is not None:
             tracked = self._fitting.fit_frame(tracked)
         animate_ms = 0.0
@@ -136,7 +141,6 @@ class DrivingPipeline:
             animate_ms = _now_ms() - started
         return DrivenFrame(tracked, self._state, {"decode": decode_ms, "track": tracked.total_ms, "animate": animate_ms})
 
-    # ------------------------------------------------------------------ internals
     def _use(self, avatar: Avatar | None) -> None:
         self._animator = None if avatar is None else Animator(avatar, self._reference_frames)
         self._fitting = None if avatar is None else flame_fitting(avatar, self._config)
@@ -151,6 +155,35 @@ class DrivingPipeline:
             changes, self._changes = self._changes, []
         for change in changes:
             change()
+
+
+def drive_input(
+    input: DrivingInput,
+    pipeline: DrivingPipeline,
+    max_frames: int | None = None,
+    on_event: Callable[[SourceEvent], None] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> Generator[DrivenFrame, None, SourceEvent]:
+    """``input``'s frames stepped through ``pipeline``, in order, on the caller's thread,
+    until the input ends, ``max_frames`` frames are driven or ``stopping()``; returns the
+    event that ended it (``ENDED`` for the last two). ``on_event`` hears every event the
+    input reports, also the ``ENDED`` of a ``resumable`` input, which then goes on."""
+    count = 0
+    while not stopping() and (max_frames is None or count < max_frames):
+        started = time.perf_counter()
+        item = input.read()
+        decode_ms = 1000.0 * (time.perf_counter() - started)
+        if item is None:
+            continue
+        if isinstance(item, SourceEvent):
+            if on_event is not None:
+                on_event(item)
+            if item is SourceEvent.ENDED and input.resumable:
+                continue
+            return item
+        count += 1
+        yield pipeline.step(item, decode_ms)
+    return SourceEvent.ENDED
 
 
 def flame_fitting(avatar: Avatar, config: Config) -> CalibratedFitting | None:

@@ -23,13 +23,12 @@ import collections
 import enum
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from core.driving.inputs import DrivingInput
-from core.driving.pipeline import DrivenFrame, DrivingPipeline
+from core.driving.pipeline import DrivenFrame, DrivingPipeline, drive_input
 from core.errors import OmgError
 from core.tracking.sources import SourceEvent
 
@@ -166,24 +165,19 @@ class DrivingThread:
                 self._wake.set()
 
     def _drive(self) -> None:
-        count = 0
-        while not self._stopping and (self._max_frames is None or count < self._max_frames):
-            started = time.perf_counter()
-            item = self.input.read()
-            decode_ms = 1000.0 * (time.perf_counter() - started)
-            if item is None:
-                continue
-            if isinstance(item, SourceEvent):
-                kind = {SourceEvent.ENDED: "ended", SourceEvent.DISCONNECTED: "lost"}.get(item, "failed")
-                self._report(DrivingEvent(kind, self.input.describe(item)))
-                if item is SourceEvent.ENDED and self.input.resumable:
-                    continue
-                self.final_event = item
+        frames = drive_input(self.input, self.pipeline, self._max_frames, self._report_source_event,
+                             lambda: self._stopping)  # fmt: skip
+        while True:
+            try:
+                driven = next(frames)
+            except StopIteration as end:
+                self.final_event = end.value
                 return
-            driven = self.pipeline.step(item, decode_ms)
-            count += 1
             self._deliver(driven if self._prepare is None else self._prepare(driven))
-        self.final_event = SourceEvent.ENDED
+
+    def _report_source_event(self, event: SourceEvent) -> None:
+        kind = {SourceEvent.ENDED: "ended", SourceEvent.DISCONNECTED: "lost"}.get(event, "failed")
+        self._report(DrivingEvent(kind, self.input.describe(event)))
 
     def _deliver(self, frame: Any) -> None:
         """Put ``frame`` in the mailbox: wait for room (or drop the oldest); not after a seek."""
