@@ -76,7 +76,7 @@ class TrainingConfig:
     validation_every: int  # steps between validations (and image grids)
     validation_pairs: int  # fixed (source, driving) pairs from the validation clips
     checkpoint_every: int  # steps between resumable checkpoints
-    perceptual_weights: str  # LPIPS program (.pt2) for the perceptual term; "" = term off
+    perceptual_weights: str  # LPIPS weights (.safetensors) for the perceptual term; "" = term off
     data_workers: int  # DataLoader worker processes (0: load in the training process)
 
 

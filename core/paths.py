@@ -15,12 +15,12 @@ CONFIG_DIR = ASSETS_DIR / "configs"
 SAMPLES_DIR = PROJECT_ROOT.parent / "shared" / "samples"
 
 #: The user's model files where they are looked for by default, relative to :func:`models_dir`
-#: (the configs name FLAME's, its landmark embedding's and the perceptual program's).
+#: (the configs name FLAME's, its landmark embedding's and the perceptual LPIPS weights').
 FLAME_DIR = "flame"
 DINOV2_FILE = "dinov2/dinov2_vitb14_pretrain.pth"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = f"{CHECKPOINT_DIR}/omg_avatar.safetensors"
-LPIPS_FILE = "lpips/lpips_alex.pt2"
+LPIPS_FILE = "lpips/lpips_alex.safetensors"
 
 
 def models_dir() -> Path:

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from core.errors import ModelFileError
 from core.evaluation.metrics import (
@@ -18,7 +17,9 @@ from core.evaluation.metrics import (
     psnr,
     ssim,
 )
+from core.paths import LPIPS_FILE
 from core.tracking.head_pose import FRONTAL
+from lpips_stand_in import write_stand_in_lpips
 
 
 @pytest.fixture(scope="module")
@@ -71,33 +72,27 @@ def test_pose_distance_is_the_mean_absolute_angle_difference():
     assert pose_distance_deg(_head_rotation(0, 0, 179), _head_rotation(0, 0, -179)) == pytest.approx(2 / 3)
 
 
-class _MeanAbsolute(torch.nn.Module):
-    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return (a - b).abs().mean(dim=(1, 2, 3))
-
-
 def test_lpips_is_unavailable_without_a_weights_file(tmp_path, monkeypatch):
     monkeypatch.setenv("OMG_AVATAR_MODELS", str(tmp_path))
     assert load_lpips() is None
 
 
-def test_lpips_runs_an_exported_program_on_images_in_minus_one_to_one(tmp_path, monkeypatch, image):
-    weights = tmp_path / "lpips" / "lpips_alex.pt2"
-    weights.parent.mkdir()
-    examples = (torch.zeros(1, 3, *image.shape[:2]), torch.ones(1, 3, *image.shape[:2]))  # distinct: no aliasing
-    torch.export.save(torch.export.export(_MeanAbsolute(), examples), str(weights))
+def test_lpips_reads_the_default_weights_file_of_the_models_folder(tmp_path, monkeypatch, image):
+    weights = write_stand_in_lpips(tmp_path / "lpips_alex.safetensors")
+    (tmp_path / "lpips").mkdir()
+    weights = weights.rename(tmp_path / LPIPS_FILE)
     monkeypatch.setenv("OMG_AVATAR_MODELS", str(tmp_path))
     lpips = load_lpips()
     assert lpips is not None and lpips.path == weights
     assert lpips(image, image) == 0.0
-    assert lpips(image + 0.1, image) == pytest.approx(0.2, rel=1e-5)  # 0.1 in [0, 1] is 0.2 in [-1, 1]
+    assert 0.0 < lpips(image + 0.05, image) < lpips(image + 0.1, image)
 
 
-def test_lpips_files_that_are_missing_or_not_exported_programs_are_model_file_errors(tmp_path, caplog):
-    with pytest.raises(ModelFileError, match="LPIPS model not found"):
-        load_lpips(tmp_path / "absent.pt2")
-    corrupt = tmp_path / "corrupt.pt2"
-    corrupt.write_bytes(b"not a zip archive")
-    with pytest.raises(ModelFileError, match="corrupt.pt2 is not an exported LPIPS program"):
+def test_a_missing_lpips_file_is_a_model_file_error(tmp_path, caplog):
+    with pytest.raises(ModelFileError, match="LPIPS weights not found"):
+        load_lpips(tmp_path / "absent.safetensors")
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelFileError, match="corrupt.safetensors: not a readable weights file"):
         load_lpips(corrupt)
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]  # no logged traceback

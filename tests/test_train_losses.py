@@ -1,5 +1,5 @@
 """The training loss: SSIM as the evaluation computes it, each weight scaling its own term,
-the offset regulariser, and the perceptual term from an exported program or off with a warning."""
+the offset regulariser, and the perceptual term from an LPIPS weights file or off with a warning."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def images(batch: int = 2, size: int = 24, seed: int = 0) -> tuple[torch.Tensor,
 
 @pytest.fixture(scope="module")
 def lpips_file(tmp_path_factory):
-    return write_stand_in_lpips(tmp_path_factory.mktemp("lpips") / "stand_in.pt2", 24)
+    return write_stand_in_lpips(tmp_path_factory.mktemp("lpips") / "stand_in.safetensors", "vgg")
 
 
 def test_ssim_matches_the_evaluation_metric():
@@ -76,16 +76,15 @@ def test_offset_term_is_the_mean_squared_vertex_offset():
     assert parts["offset"].item() == pytest.approx(0.1 * 25 / 8)
 
 
-def test_perceptual_term_comes_from_the_program_and_passes_gradients(lpips_file):
+def test_perceptual_term_is_lpips_of_the_weights_file_and_passes_gradients(lpips_file):
     image, target = (x.float() for x in images())
     lpips = load_perceptual(str(lpips_file))
     assert lpips is not None and lpips.path == lpips_file
-    perceptual = PerceptualLoss(lpips.program)
+    perceptual = PerceptualLoss(lpips.network)
     image.requires_grad_(True)
     total, parts = ReconstructionLoss(WEIGHTS, perceptual)(image, image, target, torch.zeros(2, 5, 3))
-    program = load_lpips(lpips_file).program
-    with torch.no_grad():
-        expected = sum(float(program(a[None] * 2 - 1, b[None] * 2 - 1)) for a, b in zip(image.detach(), target)) / 2
+    metric = load_lpips(lpips_file)
+    expected = sum(metric(a.permute(1, 2, 0).numpy(), b.permute(1, 2, 0).numpy()) for a, b in zip(image.detach(), target)) / 2
     assert parts["perceptual"].item() == pytest.approx(2 * 0.1 * expected, rel=1e-5)
     total.backward()
     assert image.grad.abs().sum() > 0
@@ -93,7 +92,7 @@ def test_perceptual_term_comes_from_the_program_and_passes_gradients(lpips_file)
 
 
 def test_without_a_perceptual_file_the_term_is_off_with_a_warning(tmp_path, capsys):
-    assert load_perceptual(str(tmp_path / "absent.pt2")) is None
+    assert load_perceptual(str(tmp_path / "absent.safetensors")) is None
     assert load_perceptual("") is None
     err = capsys.readouterr().err
-    assert err.count("warning: perceptual loss off") == 2 and "absent.pt2" in err
+    assert err.count("warning: perceptual loss off") == 2 and "absent.safetensors" in err

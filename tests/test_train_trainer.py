@@ -172,8 +172,8 @@ def test_a_resumed_run_drops_what_was_logged_after_its_checkpoint(files, tmp_pat
     assert [step for step, _ in logged] == list(range(1, 7)) and max(value for _, value in logged) < 1000.0
 
 
-def test_validation_reports_the_evaluation_metrics_with_lpips_from_the_perceptual_program(files, tmp_path):
-    lpips = write_stand_in_lpips(tmp_path / "lpips.pt2", CONFIG.model.render_size)
+def test_validation_reports_the_evaluation_metrics_with_lpips_from_the_perceptual_weights(files, tmp_path):
+    lpips = write_stand_in_lpips(tmp_path / "lpips.safetensors", "vgg")
     config = train_config(batch_size=4, validation_every=100, checkpoint_every=100, perceptual_weights=str(lpips))
     trainer(files, tmp_path / "run", steps=1, config=config).fit()
     records = read_log(tmp_path / "run")

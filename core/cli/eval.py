@@ -68,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--contact-sheet", metavar="FILE.png",
                         help="write rows of source, target and render for a few frames of each sequence")
     parser.add_argument("--lpips", metavar="FILE",
-                        help="LPIPS model (exported .pt2; default: models/lpips/lpips_alex.pt2 when present)")
+                        help="LPIPS weights (.safetensors; default: models/lpips/lpips_alex.safetensors when present)")
     parser.add_argument("--renderer", choices=BACKENDS, default="auto", help="rendering backend (default %(default)s)")
     parser.add_argument("--max-frames", type=positive_int, metavar="N",
                         help="use at most N frames of each sequence (the first included)")

@@ -8,7 +8,7 @@ Images are [H, W, 3] float arrays in [0, 1]; landmarks are [N, 2 or 3] pixel coo
   images give a finite number that JSON can hold and means can average.
 * SSIM: Wang et al.'s definition as scikit-image computes it with their settings
   (11x11 Gaussian window, sigma 1.5, population covariance), averaged over channels.
-* LPIPS: only from a model file the user provides (:func:`load_lpips`); never guessed.
+* LPIPS: only with weights from a file the user provides (:func:`load_lpips`); never guessed.
 * AKD (average keypoint distance): mean Euclidean distance between corresponding
   landmarks, in pixels.
 * APD (average pose distance): mean absolute difference of yaw, pitch and roll, degrees.
@@ -16,10 +16,7 @@ Images are [H, W, 3] float arrays in [0, 1]; landmarks are [N, 2 or 3] pixel coo
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +24,15 @@ import torch
 from skimage.metrics import structural_similarity
 
 from core.errors import ModelFileError
+from core.evaluation.lpips_network import LpipsNetwork, canonical_keys, trunk_of
+from core.model.state_files import mismatch_report, read_state_dict
 from core.paths import LPIPS_FILE, resolve_model_file
 from core.tracking.head_pose import HeadPose
 
 #: PSNR of identical images (an MSE of 1e-10 at a data range of 1).
 PSNR_CAP_DB = 100.0
+#: What an LPIPS weights file is, for messages about a missing or wrong one.
+LPIPS_HOW_TO = "lpips.LPIPS(net='alex' or 'vgg') saved by safetensors.torch.save_model, see the README's model files"
 
 
 def psnr(image: np.ndarray, reference: np.ndarray) -> float:
@@ -71,32 +72,25 @@ def pose_distance_deg(rotation: np.ndarray, reference: np.ndarray) -> float:
 
 
 class Lpips:
-    """LPIPS distance from an exported PyTorch program (``torch.export``, a ``.pt2`` file).
+    """The LPIPS distance of :class:`~core.evaluation.lpips_network.LpipsNetwork` with a user's weights."""
 
-    The program is called as ``program(a, b)`` with two [1, 3, H, W] float32 images in
-    [-1, 1] and returns the distance (any shape with one element): how the reference
-    ``lpips.LPIPS(net="alex")`` behaves, exported with ``torch.export.export(model, (a, b))``
-    for the evaluation's 512x512 images (``a``, ``b`` of that shape) and saved with
-    ``torch.export.save``.
-    """
-
-    def __init__(self, program: torch.nn.Module, path: Path):
-        self.program = program
+    def __init__(self, network: LpipsNetwork, path: Path):
+        self.network = network
         self.path = path
 
     def __call__(self, image: np.ndarray, reference: np.ndarray) -> float:
         """LPIPS of ``image`` against ``reference`` ([H, W, 3] in [0, 1]); 0 when equal."""
         with torch.no_grad():
-            distance = self.program(_to_lpips_input(image), _to_lpips_input(reference))
-        return float(torch.as_tensor(distance).reshape(-1)[0])
+            return float(self.network(_to_lpips_input(image), _to_lpips_input(reference))[0])
 
 
 def load_lpips(path: str | Path | None = None) -> Lpips | None:
-    """The LPIPS metric from ``path``, or from :data:`core.paths.LPIPS_FILE` in the models folder.
+    """The LPIPS metric with the weights in ``path``, or in :data:`core.paths.LPIPS_FILE` of the models folder.
 
-    Returns None when no path is given and the default file is absent (LPIPS is then
-    reported as unavailable). A given path that is missing, or any file that is not an
-    exported program, is a :class:`~core.errors.ModelFileError`.
+    The file holds the weights of ``lpips.LPIPS(net="alex")`` (or ``net="vgg"``), saved by
+    ``safetensors.torch.save_model``, or its state dict as a ``.pth``, read weights-only; nothing in it can run. Returns None when no path is given
+    and the default file is absent (LPIPS is then reported as unavailable). A given path that
+    is missing, or any file that is not such a state dict, is a :class:`~core.errors.ModelFileError`.
     """
     if path is None:
         path = resolve_model_file(LPIPS_FILE)
@@ -104,25 +98,23 @@ def load_lpips(path: str | Path | None = None) -> Lpips | None:
             return None
     path = Path(path).expanduser()
     if not path.is_file():
-        raise ModelFileError(f"LPIPS model not found: {path}")
-    try:
-        with _torch_export_logging_silenced():
-            program = torch.export.load(str(path)).module()
-    except Exception as exc:  # noqa: BLE001 - whatever a foreign file makes the loader raise
-        raise ModelFileError(f"{path.name} is not an exported LPIPS program ({type(exc).__name__})") from None
-    return Lpips(program, path)
-
-
-@contextlib.contextmanager
-def _torch_export_logging_silenced() -> Iterator[None]:
-    """torch.export logs a traceback for files it cannot read before it raises; we report one line."""
-    logger = logging.getLogger("torch.export")
-    previous = logger.disabled
-    logger.disabled = True
-    try:
-        yield
-    finally:
-        logger.disabled = previous
+        raise ModelFileError(f"LPIPS weights not found: {path}")
+    if path.suffix == ".pt2":
+        raise ModelFileError(
+            f"{path.name} is an exported program, which can run code when loaded: LPIPS now reads weights "
+            f"only ({LPIPS_HOW_TO})"
+        )
+    state = canonical_keys(read_state_dict(path))
+    trunk = trunk_of(state)
+    if trunk is None:
+        raise ModelFileError(f"{path.name}: not LPIPS weights (no lin0..lin4 layers of an AlexNet or VGG trunk)")
+    with torch.device("meta"):  # every tensor comes from the file: skip the random initialisation
+        network = LpipsNetwork(trunk)
+    problems = mismatch_report(network.state_dict(), state)
+    if problems:
+        raise ModelFileError("\n".join([f"{path.name}: does not fit LPIPS ({trunk})", *problems]))
+    network.load_state_dict(state, assign=True)
+    return Lpips(network.eval().requires_grad_(False), path)
 
 
 def _float(image: np.ndarray) -> np.ndarray:

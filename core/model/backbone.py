@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import safetensors.torch
 import timm
 import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
@@ -23,7 +22,7 @@ from torch import Tensor, nn
 
 from core.config import ModelConfig
 from core.errors import ConfigError, ModelFileError, first_line
-from core.model.checkpoint import mismatch_report
+from core.model.state_files import mismatch_report, read_state_dict
 from core.paths import DINOV2_FILE, resolve_model_file
 
 DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth"
@@ -98,7 +97,7 @@ def load_backbone_weights(model: VisionTransformer, path: Path) -> None:
             f"(Meta's official ViT-B/14; timm's vit_base_patch14_dinov2.lvd142m model.safetensors works too) "
             f"and put it at {path}"
         )
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     try:
         state = checkpoint_filter_fn(state, model)
     except Exception as exc:  # the filter assumes a ViT state dict; anything else fails somewhere inside
@@ -111,14 +110,3 @@ def load_backbone_weights(model: VisionTransformer, path: Path) -> None:
     model.load_state_dict(state)
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
-    """A ``.safetensors`` file, or a ``.pth`` / ``.bin`` read without running pickled code."""
-    try:
-        if path.suffix == ".safetensors":
-            return safetensors.torch.load_file(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # untrusted bytes can fail in any way; all of them mean "not readable"
-        raise ModelFileError(f"{path.name}: not a readable weights file ({first_line(exc)})") from None
-    if not isinstance(state, dict):
-        raise ModelFileError(f"{path.name}: holds a {type(state).__name__}, expected a state dict")
-    return state

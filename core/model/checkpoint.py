@@ -22,12 +22,12 @@ from torch import Tensor, nn
 from core.config import Config, available_configs, config_to_dict, from_dict, load_config
 from core.errors import ConfigError, ModelFileError, first_line
 from core.fileio import write_bytes_atomic
+from core.model.state_files import mismatch_report
 from core.paths import CHECKPOINT_DIR, resolve_model_file
 
 FORMAT = "omg-avatar-network"
 VERSION = "1"
 SUFFIX = ".safetensors"
-REPORTED_KEYS = 8  # names listed per kind of mismatch; the rest are counted
 
 
 class CheckpointError(ModelFileError):
@@ -101,26 +101,6 @@ def load_strict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> N
         header = f"{source}: does not fit this network ({len(state)} tensors given, {len(expected)} expected)"
         raise CheckpointError("\n".join([header, *problems]))
     model.load_state_dict(state, strict=False)  # the keys it reports missing are the frozen ones
-
-
-def mismatch_report(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> list[str]:
-    """Readable lines on how ``given`` differs from ``expected``: missing, unexpected and
-    mis-shaped keys, each kind counted and its first names listed; empty when all match."""
-    missing = [key for key in expected if key not in given]
-    unexpected = [key for key in given if key not in expected]
-    mis_shaped = [
-        f"{key}: file {list(given[key].shape)}, model {list(expected[key].shape)}"
-        for key in expected
-        if key in given and given[key].shape != expected[key].shape
-    ]
-    lines = []
-    for kind, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
-        if items:
-            lines.append(f"  {len(items)} {kind} key(s):")
-            lines += [f"    {item}" for item in items[:REPORTED_KEYS]]
-            if len(items) > REPORTED_KEYS:
-                lines.append(f"    ... and {len(items) - REPORTED_KEYS} more")
-    return lines
 
 
 def _config_from_json(text: str | None, source: str) -> Config:

@@ -8,9 +8,9 @@ with the weights of :class:`~core.config.LossConfig` (the paper: 10, 1, 0.1, 0.1
 term is a mean over the batch, so a distributed run's average over processes equals one
 process's loss over the global batch. SSIM is Wang et al.'s as :func:`core.evaluation.metrics.ssim`
 computes it (11 x 11 Gaussian window, sigma 1.5, population covariance, valid region only),
-written with ``conv2d``. The perceptual term P is an LPIPS program (``torch.export``, see
-:class:`core.evaluation.metrics.Lpips`) from the configured file, called per image; without the
-file the term is off, with one printed warning, never replaced by random weights.
+written with ``conv2d``. The perceptual term P is LPIPS (:mod:`core.evaluation.lpips_network`) with the weights of the
+configured file; without the file the term is off, with one printed warning, never replaced
+by random weights.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.config import LossConfig
-from core.evaluation.metrics import Lpips, load_lpips
+from core.evaluation.lpips_network import LpipsNetwork
+from core.evaluation.metrics import LPIPS_HOW_TO, Lpips, load_lpips
 from core.paths import resolve_model_file
 
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
@@ -51,31 +52,27 @@ def ssim(image: Tensor, target: Tensor) -> Tensor:
 
 
 class PerceptualLoss(nn.Module):
-    """[B] LPIPS distances of [B, 3, H, W] images in [0, 1], by an exported LPIPS program
-    (its weights frozen; gradients flow to the images). H, W must be those it was exported for."""
+    """[B] LPIPS distances of [B, 3, H, W] images in [0, 1] (sides at least the trunk's
+    :data:`~core.evaluation.lpips_network.MIN_SIDE`); weights frozen, gradients flow to the images."""
 
-    def __init__(self, program: nn.Module) -> None:
+    def __init__(self, network: LpipsNetwork) -> None:
         super().__init__()
-        self.program = program.requires_grad_(False)
+        self.network = network.requires_grad_(False)
 
     def forward(self, image: Tensor, target: Tensor) -> Tensor:
-        distances = [
-            self.program(a[None] * 2 - 1, b[None] * 2 - 1).reshape(-1)[0] for a, b in zip(image, target)
-        ]
-        return torch.stack(distances)
+        return self.network(image * 2 - 1, target * 2 - 1)
 
 
 def load_perceptual(weights: str, warn: bool = True) -> Lpips | None:
-    """The LPIPS program of the perceptual term (and of validation's LPIPS) from ``weights``
-    (``TrainingConfig.perceptual_weights``, relative to the models folder or absolute), or
-    None when it is "" or absent, with a printed warning when ``warn`` (a distributed run's rank 0)."""
+    """The LPIPS of the perceptual term (and of validation's LPIPS) with the weights file
+    ``weights`` (``TrainingConfig.perceptual_weights``, relative to the models folder or absolute),
+    or None when it is "" or absent, with a printed warning when ``warn`` (a distributed run's rank 0)."""
     path = resolve_model_file(weights) if weights else None
     if path is None or not path.is_file():
         if not warn:
             return None
-        where = f"no LPIPS program at {path}" if path else "no training.perceptual_weights configured"
-        print(f"omg-avatar: warning: perceptual loss off: {where} (export one with torch.export, see "
-              "core.evaluation.metrics.Lpips)", file=sys.stderr)  # fmt: skip
+        where = f"no LPIPS weights at {path}" if path else "no training.perceptual_weights configured"
+        print(f"omg-avatar: warning: perceptual loss off: {where} ({LPIPS_HOW_TO})", file=sys.stderr)
         return None
     return load_lpips(path)
 

@@ -11,7 +11,7 @@ mixed precision (float16 autocast, a gradient scaler).
 
 Every ``validation_every`` steps (and at step 0 and the last step) rank 0 renders the fixed
 validation pairs at every level trained so far and logs the evaluation's metrics (PSNR,
-SSIM, LPIPS with the perceptual program, AKD, APD: :mod:`core.evaluation.scoring`) and an
+SSIM, LPIPS with the perceptual weights, AKD, APD: :mod:`core.evaluation.scoring`) and an
 image grid to TensorBoard and ``log.jsonl`` (:mod:`core.train.run_log`). Every
 ``checkpoint_every`` steps it writes the resumable state (:mod:`core.train.state`); a resumed
 run continues the same loss curve (bit for bit on the CPU, where training runs torch's
@@ -179,7 +179,7 @@ class Trainer:
         if self.dist.world_size > 1:
             self.ddp = DistributedDataParallel(self.model, find_unused_parameters=True, broadcast_buffers=False)
         self.lpips = load_perceptual(training.perceptual_weights, self.dist.is_main)
-        self.loss = ReconstructionLoss(training.loss, PerceptualLoss(self.lpips.program) if self.lpips else None)
+        self.loss = ReconstructionLoss(training.loss, PerceptualLoss(self.lpips.network) if self.lpips else None)
         self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], training.learning_rate)
         self.scheduler = make_scheduler(training.scheduler, self.optimizer, self.total_steps)
         self.mixed_precision = self.device.type == "cuda"
@@ -263,7 +263,7 @@ class Trainer:
     def validate(self) -> dict[str, float | None]:
         """The evaluation's scores (:class:`~core.evaluation.scoring.FrameScorer`) of the refined
         images of the fixed validation pairs at every level trained so far, means over the pairs:
-        ``psnr_lod<k>``, ``ssim_lod<k>``, ``lpips_lod<k>`` (with the perceptual LPIPS program),
+        ``psnr_lod<k>``, ``ssim_lod<k>``, ``lpips_lod<k>`` (with the perceptual LPIPS weights),
         ``akd_lod<k>`` and ``apd_lod<k>`` (over the pairs where MediaPipe finds a face in the
         render and its target; None where it finds none, as in an untrained network's renders),
         and ``coarse_psnr_lod<k>`` (what the splatted RGB alone
