@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import tracemalloc
+import warnings
 import zipfile
 
 import numpy as np
@@ -145,3 +147,135 @@ def test_save_is_atomic(avatar, saved, tmp_path, monkeypatch):
         save_avatar(avatar, target)
     assert target.read_bytes() == saved.read_bytes()
     assert [path.name for path in tmp_path.iterdir()] == ["keep.omg"]
+
+
+def _members(path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _write_members(path, members: dict[str, bytes], compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def _npy_header(shape, descr="<f4") -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def _load_refused(path, message):
+    """load_avatar refuses ``path`` with one line matching ``message``, allocating < 64 MB."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(AvatarFileError, match=message) as error:
+            load_avatar(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "\n" not in str(error.value) and peak < 64e6, (str(error.value), peak)
+    return str(error.value)
+
+
+@pytest.mark.samples
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"first_level": 50}, r"header: first_level 50, expected an integer in \[0, 4\]"),
+        ({"first_level": -3}, r"header: first_level -3, expected an integer in \[0, 4\]"),
+        ({"first_level": "1"}, r"header: first_level '1'"),
+        ({"num_lods": 9}, r"header: num_lods 9, expected an integer in \[1, 4\]"),
+        ({"camera_size": [200000, 200000]}, r"header: camera_size \[200000, 200000\]"),
+        ({"camera_size": [512]}, r"header: camera_size \[512\]"),
+        ({"refiner": {"in_channels": 3, "widths": [-1]}}, r"header: refiner.widths \[-1\]"),
+        ({"refiner": {"in_channels": 3, "widths": [32, 100000]}}, r"header: refiner.widths \[32, 100000\]"),
+        ({"refiner": {"in_channels": -2, "widths": [32]}}, r"header: refiner.in_channels -2"),
+        ({"flame": {"scale": float("nan")}}, r"header: flame"),
+        ({"scheme": "catmull-clark"}, r"header: scheme 'catmull-clark'"),
+        ({"method": None}, r"header: method None"),
+    ],
+    ids=lambda value: str(value)[:40] if isinstance(value, dict) else None,
+)
+def test_header_fields_out_of_bounds_are_refused_before_anything_is_read(saved, tmp_path, fields, message):
+    edited = _rewrite(saved, tmp_path / "edited.omg", lambda arrays: _set_header(arrays, **fields))
+    _load_refused(edited, message)
+
+
+@pytest.mark.samples
+def test_members_that_are_not_npy_arrays_are_refused(saved, tmp_path):
+    members = _members(saved)
+    raw = {name: data[128:] for name, data in members.items()}  # the .npy magic and header cut off
+    assert "is not a .npy array" in _load_refused(_write_members(tmp_path / "raw.omg", raw), "damaged")
+    extra = members | {"notes.txt": b"hello"}
+    _load_refused(_write_members(tmp_path / "extra.omg", extra), "member 'notes.txt' is not a .npy array")
+
+
+@pytest.mark.samples
+def test_declared_shapes_are_checked_against_the_header_before_allocating(saved, tmp_path):
+    members = _members(saved)
+    huge = members | {"lod0.scales.npy": _npy_header((10**11, 3)) + b"\0" * 64}
+    _load_refused(_write_members(tmp_path / "huge.omg", huge), r"lod0.scales has shape \[100000000000, 3\]")
+    rig = members | {"rig.vertices.npy": _npy_header((10**9, 3))}
+    _load_refused(_write_members(tmp_path / "rig.omg", rig), r"rig.vertices declares the shape \[1000000000, 3\]")
+    complex_values = _rewrite(saved, tmp_path / "complex.omg",
+                              lambda arrays: arrays.update({"lod1.opacities": arrays["lod1.opacities"] + 0j}))  # fmt: skip
+    _load_refused(complex_values, "lod1.opacities.* holds complex64 values")
+    integers = _rewrite(saved, tmp_path / "int.omg",
+                        lambda arrays: arrays.update({"lod1.scales": arrays["lod1.scales"].astype(np.int32)}))  # fmt: skip
+    _load_refused(integers, "lod1.scales holds int32 values, expected floats")
+
+
+@pytest.mark.samples
+def test_a_member_that_inflates_beyond_its_declared_size_is_refused_after_one_chunk(saved, tmp_path):
+    members = _members(saved)
+    declared = members["lod0.opacities.npy"]
+    bomb = members | {"lod0.opacities.npy": declared + b"\0" * (256 << 20)}  # 256 MiB more than declared
+    path = _write_members(tmp_path / "bomb.omg", bomb, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 8e6  # the avatar (3 MB) and 256 MiB of zeros deflated
+    _load_refused(path, "member 'lod0.opacities' holds more bytes than its shape")
+    short = members | {"lod0.opacities.npy": declared[:-400]}
+    _load_refused(_write_members(tmp_path / "short.omg", short), "member 'lod0.opacities' holds fewer bytes")
+
+
+@pytest.mark.samples
+@pytest.mark.parametrize(
+    "member, change, message",
+    [
+        ("lod0.opacities", lambda v: np.where(np.arange(len(v)) == 7, np.nan, v), "lod0.opacities holds NaN"),
+        ("lod1.opacities", lambda v: v + 2.0, r"lod1.opacities holds values in \[2, 3\], expected \[0, 1\]"),
+        ("lod2.scales", lambda v: v * 1e30, "lod2.scales holds values in"),
+        ("shoulders.scales", lambda v: -v, "shoulders.scales holds values in"),
+        ("shoulders.quats", lambda v: v * 0, "shoulders.quats holds zero-length rotations"),
+        ("rig.faces", lambda v: v + 5000, r"rig.faces index vertices outside \[0, 1276\)"),
+        ("rig.vertices", lambda v: v * 1e9, "rig.vertices holds values in"),
+        ("camera.R", lambda v: v * 2, "camera.R is not a rotation"),
+        ("camera.K", lambda v: -v, "camera.K is not a pinhole camera matrix"),
+        ("rig.binding.indices", lambda v: v + 10_000, "damaged"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and "." in value and " " not in value else None,
+)
+def test_values_out_of_range_are_refused(saved, tmp_path, member, change, message):
+    edited = _rewrite(saved, tmp_path / "edited.omg", lambda arrays: arrays.update({member: change(arrays[member])}))
+    _load_refused(edited, message)
+
+
+@pytest.mark.samples
+def test_too_many_or_repeated_members_are_refused(saved, tmp_path):
+    members = _members(saved)
+    many = members | {f"padding{index}.npy": members["rig.pivot.npy"] for index in range(300)}
+    _load_refused(_write_members(tmp_path / "many.omg", many), "300|members, more than")
+    with zipfile.ZipFile(tmp_path / "twice.omg", "w") as archive, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        for name, data in [*members.items(), ("rig.pivot.npy", members["rig.pivot.npy"])]:
+            archive.writestr(name, data)
+    _load_refused(tmp_path / "twice.omg", "member 'rig.pivot' appears twice")
+
+
+@pytest.mark.samples
+def test_more_gaussians_than_the_budget_are_refused_before_reading_them(saved, tmp_path):
+    members = _members(saved)
+    wide = members | {"lod0.features.npy": _npy_header((4942, 256)), "shoulders.features.npy": _npy_header((3_000_000, 256))}
+    _load_refused(_write_members(tmp_path / "wide.omg", wide), "Gaussians of 256 channels, more than an avatar file")

@@ -17,9 +17,11 @@ rig (``flame.shape``, ``flame.offsets``, ``flame.expression``, ``flame.jaw``,
 ``flame.eyes``, ``flame.eyelids``: coefficients and offsets, no FLAME model data; see
 :mod:`core.avatar.flame_rig`) and the refiner's weights (``refiner.<state-dict key>``).
 Both versions load.
-Files are written atomically (temporary file, then rename). Reading checks the format
-name and version (a newer version is refused with a message saying so), the members and
-their shapes; any problem is an :class:`AvatarFileError`, never a crash. Uncompressed so
+Files are written atomically (temporary file, then rename). Reading trusts nothing in the
+file (:func:`load_avatar`): the format name and version (a newer version is refused with a
+message saying so), the header's bounds, every member's shape and dtype before its data is
+read, the members' exact sizes and their values; any problem is an :class:`AvatarFileError`,
+never a crash, an unbounded allocation or a decompression bomb. Uncompressed so
 that loading is a few memory copies (a Sub#2 avatar of about 100K Gaussians is about
 10 MB and loads in tens of milliseconds, subdivision operators rebuilt included).
 """
@@ -29,14 +31,18 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
+from core.avatar import avatar_file_checks as checks
 from core.avatar.avatar import Avatar, AvatarError, HeadLod, HeadRig
+from core.avatar.avatar_file_checks import FileCheckError
 from core.avatar.flame_rig import FlamePose, FlameRig
+from core.avatar.omg_archive import ArchiveError, DeclaredMember, declared_members, read_member
 from core.errors import first_line
 from core.fileio import write_bytes_atomic
 from core.geometry.camera import Camera
@@ -53,6 +59,8 @@ _SHOULDER_FIELDS = ("means", "quats", "scales", "opacities", "features")
 #: Version 1's name of the features member (RGB only).
 _V1_FEATURES = "colours"
 _POSE_FIELDS = ("expression", "jaw", "eyes", "eyelids")
+MAX_MEMBERS = 256  # an avatar with a refiner has about 60
+MAX_HEADER_BYTES = 64 * 1024
 
 
 class AvatarFileError(AvatarError):
@@ -109,11 +117,14 @@ def save_avatar(avatar: Avatar, path: str | Path) -> Path:
 
 
 def load_avatar(path: str | Path) -> Avatar:
-    """Read an avatar written by :func:`save_avatar`.
+    """Read an avatar written by :func:`save_avatar`, trusting nothing in the file: the header
+    is checked against bounds, every member's declared shape and dtype against the header (and
+    so against a size budget) before its data is read, then each member's exact bytes are read
+    and its values checked (:mod:`core.avatar.avatar_file_checks`).
 
     Raises:
-        AvatarFileError: the file is missing, unreadable, not an avatar file, damaged, or
-            written by a newer version.
+        AvatarFileError: the file is missing, unreadable, not an avatar file, damaged, out of
+            bounds, or written by a newer version; always one line.
     """
     path = Path(path)
     if not path.is_file():
@@ -121,25 +132,34 @@ def load_avatar(path: str | Path) -> Avatar:
     if not zipfile.is_zipfile(path):
         raise AvatarFileError(f"{path.name} is not an omg-avatar file (not an npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise AvatarFileError(f"{path.name} is not an omg-avatar file ({first_line(exc)})") from None
-    header = _header(arrays, path.name)
-    try:
+        with zipfile.ZipFile(path) as archive:
+            if len(archive.infolist()) > MAX_MEMBERS:
+                raise ArchiveError(f"{len(archive.infolist())} members, more than an avatar file has ({MAX_MEMBERS})")
+            members = declared_members(archive)
+            header = _header(archive, members, path.name)
+            arrays = _checked_arrays(archive, members, header)
         return _avatar(header, arrays)
+    except AvatarFileError:
+        raise
     except KeyError as exc:
         raise AvatarFileError(f"{path.name} is damaged: member {exc.args[0]} is missing") from None
+    except (ArchiveError, FileCheckError) as exc:
+        raise AvatarFileError(f"{path.name} is damaged: {exc}") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        raise AvatarFileError(f"{path.name} is not a readable omg-avatar file ({first_line(exc)})") from None
     except (ValueError, TypeError, IndexError) as exc:
         raise AvatarFileError(f"{path.name} is damaged ({first_line(exc)})") from None
 
 
-def _header(arrays: dict[str, np.ndarray], name: str) -> dict:
-    if "header" not in arrays:
+def _header(archive: zipfile.ZipFile, members: dict[str, DeclaredMember], name: str) -> dict:
+    declared = members.get("header")
+    if declared is None:
         raise AvatarFileError(f"{name} is not an omg-avatar file (no header)")
+    if declared.dtype != np.uint8 or len(declared.shape) != 1 or declared.nbytes > MAX_HEADER_BYTES:
+        raise AvatarFileError(f"{name} is not an omg-avatar file (the header is not JSON text of up to 64 KiB)")
     try:
-        header = json.loads(arrays["header"].tobytes().decode())
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = json.loads(read_member(archive, declared).tobytes().decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise AvatarFileError(f"{name} is not an omg-avatar file (unreadable header)") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise AvatarFileError(f"{name} is not an omg-avatar file (format is not '{FORMAT}')")
@@ -151,12 +171,34 @@ def _header(arrays: dict[str, np.ndarray], name: str) -> dict:
             f"{name} was written by a newer omg-avatar (file format version {version}; "
             f"this version reads up to {VERSION}): update omg-avatar to open it"
         )
+    checks.check_header(header)
     return header
 
 
+def _checked_arrays(archive: zipfile.ZipFile, members: dict[str, DeclaredMember], header: dict) -> dict[str, np.ndarray]:
+    """The members an avatar of ``header`` has, each read after its declared shape and dtype
+    passed, then their values checked. The control mesh is read first: its faces give the
+    number of Gaussians at every level, which the LOD members must then declare."""
+    rig = checks.rig_shapes(members)
+    checks.check_shapes(members, rig)
+    arrays = {name: read_member(archive, members[name]) for name in rig}
+    subdivisions = header["first_level"] + header["num_lods"] - 1
+    counts = checks.level_counts(arrays["rig.faces"], len(arrays["rig.vertices"]), subdivisions)
+    names = _gaussian_names(header["version"])
+    expected = checks.gaussian_shapes(header, members, counts, names)
+    if header.get("flame") is not None:
+        expected |= checks.flame_shapes(members)
+    if header.get("refiner") is not None:
+        expected |= checks.refiner_shapes(header["refiner"])
+    checks.check_shapes(members, expected)
+    arrays |= {name: read_member(archive, members[name]) for name in expected}
+    checks.check_values(arrays)
+    return arrays
+
+
 def _avatar(header: dict, arrays: dict[str, np.ndarray]) -> Avatar:
-    """The avatar from a checked header and the archive's arrays (raises KeyError,
-    ValueError or TypeError on missing or inconsistent members)."""
+    """The avatar from a checked header and the archive's checked arrays (raises ValueError
+    on members that are inconsistent with each other)."""
     vertices = arrays["rig.vertices"]
     num_landmarks = len(arrays["rig.landmarks"])
     binding = sp.csr_matrix(
@@ -165,17 +207,17 @@ def _avatar(header: dict, arrays: dict[str, np.ndarray]) -> Avatar:
     )
     binding.check_format(full_check=True)
     rig = HeadRig(
-        vertices=_shaped(arrays["rig.vertices"], (-1, 3), "rig.vertices"),
-        faces=_shaped(arrays["rig.faces"], (-1, 3), "rig.faces").astype(np.int64),
+        vertices=vertices,
+        faces=arrays["rig.faces"].astype(np.int64),
         binding=binding,
-        rigidity=_shaped(arrays["rig.rigidity"], (len(vertices),), "rig.rigidity"),
-        landmarks=_shaped(arrays["rig.landmarks"], (-1, 3), "rig.landmarks"),
-        pivot=_shaped(arrays["rig.pivot"], (3,), "rig.pivot"),
-        centre=_shaped(arrays["rig.centre"], (3,), "rig.centre"),
+        rigidity=arrays["rig.rigidity"],
+        landmarks=arrays["rig.landmarks"],
+        pivot=arrays["rig.pivot"],
+        centre=arrays["rig.centre"],
     )
     width, height = (int(v) for v in header["camera_size"])
     camera = Camera(arrays["camera.K"], arrays["camera.R"], arrays["camera.t"], width, height)
-    names = _GAUSSIAN_FIELDS if header["version"] >= 2 else (*_GAUSSIAN_FIELDS[:-1], _V1_FEATURES)
+    names = _gaussian_names(header["version"])
     lods = tuple(
         HeadLod(*(torch.from_numpy(arrays[f"lod{lod}.{name}"]) for name in names))
         for lod in range(int(header["num_lods"]))
@@ -195,12 +237,16 @@ def _avatar(header: dict, arrays: dict[str, np.ndarray]) -> Avatar:
     )
 
 
+def _gaussian_names(version: int) -> tuple[str, ...]:
+    """The per-Gaussian members of a head level in a file of ``version``."""
+    return _GAUSSIAN_FIELDS if version >= 2 else (*_GAUSSIAN_FIELDS[:-1], _V1_FEATURES)
+
+
 def _flame_rig(header: dict | None, arrays: dict[str, np.ndarray]) -> FlameRig | None:
     if header is None:
         return None
-    source = FlamePose(*(_shaped(arrays[f"flame.{name}"], (-1,), f"flame.{name}") for name in _POSE_FIELDS))
-    offsets = _shaped(arrays["flame.offsets"], (-1, 3), "flame.offsets")
-    return FlameRig(_shaped(arrays["flame.shape"], (-1,), "flame.shape"), offsets, source, float(header["scale"]))
+    source = FlamePose(*(arrays[f"flame.{name}"] for name in _POSE_FIELDS))
+    return FlameRig(arrays["flame.shape"], arrays["flame.offsets"], source, float(header["scale"]))
 
 
 def _refiner_header(refiner: torch.nn.Module) -> dict:
@@ -222,13 +268,6 @@ def _refiner(header: dict | None, arrays: dict[str, np.ndarray]) -> NeuralRefine
     except RuntimeError as exc:
         raise ValueError(f"refiner weights do not fit ({first_line(exc)})") from None
     return refiner
-
-
-def _shaped(values: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray:
-    """``values`` after checking its shape (-1: any length)."""
-    if values.ndim != len(shape) or any(want not in (-1, got) for want, got in zip(shape, values.shape)):
-        raise ValueError(f"{name} has shape {list(values.shape)}, expected {list(shape)}")
-    return values
 
 
 def _gaussian_arrays(gaussians: Gaussians) -> list[np.ndarray]:
