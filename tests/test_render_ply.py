@@ -7,7 +7,8 @@ import pytest
 import torch
 from plyfile import PlyData
 
-from core.render import Gaussians, load_ply, save_ply
+from core.errors import OmgError
+from core.render import Gaussians, PlyFileError, load_ply, save_ply
 from core.render.ply import SH_C0
 from core.render.scenes import head_scene
 
@@ -56,3 +57,32 @@ def test_colour_only_export_and_too_few_channels(tmp_path):
     torch.testing.assert_close(load_ply(path).features, g.features[:, :3], rtol=2e-6, atol=2e-6)
     with pytest.raises(ValueError, match="at least 3"):
         save_ply(Gaussians.empty(2), tmp_path / "grey.ply")
+
+
+def _ply_text(properties: list[str], rows: list[list[float]], count: int | None = None) -> bytes:
+    header = ["ply", "format ascii 1.0", f"element vertex {len(rows) if count is None else count}"]
+    header += [f"property float {name}" for name in properties] + ["end_header"]
+    return ("\n".join(header + [" ".join(map(str, row)) for row in rows]) + "\n").encode()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a readable PLY file"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(64), "not a readable PLY file"),
+        (_ply_text(["x", "y", "z"], [[0, 0, 0]]), "its vertices lack f_dc_0, f_dc_1"),
+        (_ply_text(_standard_names(0), [[0] * 17], count=10**12), "not a readable PLY file"),
+        (_ply_text(_standard_names(0), [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 900, 0, 0, 1, 0, 0, 0]]), "scales hold values"),
+        (_ply_text(_standard_names(0), [[float("nan")] + [0] * 16]), "means hold values that are not finite"),
+        (_ply_text(_standard_names(2)[:9] + ["f_rest_1"] + _standard_names(0)[9:], [[0] * 18]), "not numbered"),
+    ],
+    ids=["empty", "png", "no-colour", "count-bomb", "huge-scale", "nan", "rest-gap"],
+)
+def test_bad_ply_files_are_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "bad.ply"
+    path.write_bytes(content)
+    with pytest.raises(PlyFileError, match=message) as error:
+        load_ply(path)
+    assert "\n" not in str(error.value) and isinstance(error.value, OmgError)
+    with pytest.raises(PlyFileError, match="PLY file not found"):
+        load_ply(tmp_path / "absent.ply")

@@ -22,7 +22,7 @@ os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 from core.render.gaussians import Gaussians  # noqa: E402 (after the OpenMP setting)
 from core.render.output import RenderOutput
-from core.render.ply import load_ply, save_ply
+from core.render.ply import PlyFileError, load_ply, save_ply
 from core.render.renderer import BACKENDS, RenderBackendError, available_backends, render, resolve_backend
 from core.render.zbuffer import mesh_depth, visible_vertices
 
@@ -32,6 +32,7 @@ __all__ = [
     "RenderBackendError",
     "RenderOutput",
     "available_backends",
+    "PlyFileError",
     "load_ply",
     "mesh_depth",
     "render",

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from plyfile import PlyData, PlyElement
 
+from core.errors import OmgError, first_line
 from core.fileio import AtomicFile
 from core.render.gaussians import Gaussians
 
@@ -27,6 +28,12 @@ SH_C0 = 0.28209479177387814
 EPS = 1e-7
 
 _COLOUR_CHANNELS = 3
+_REQUIRED_PROPERTIES = ("x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity",
+                        "scale_0", "scale_1", "scale_2", "rot_0", "rot_1", "rot_2", "rot_3")  # fmt: skip
+
+
+class PlyFileError(OmgError):
+    """A PLY file is missing, unreadable, or not a 3D Gaussian Splatting point cloud."""
 
 
 def save_ply(gaussians: Gaussians, path: str | Path, extra_channels: bool = True) -> Path:
@@ -60,22 +67,45 @@ def load_ply(path: str | Path, dtype: torch.dtype = torch.float32) -> Gaussians:
     """Read a 3DGS PLY written by :func:`save_ply` or another 3DGS tool.
 
     Features are ``rgb`` from ``f_dc`` followed by every ``f_rest_*`` in index order.
+    plyfile maps binary data and checks element counts against the file's size, so a
+    header cannot make it allocate more than the file holds.
+
+    Raises:
+        PlyFileError: missing, unreadable, not a 3DGS vertex element, or values that are
+            not finite; always one line.
     """
-    vertex = PlyData.read(str(path))["vertex"]
+    path = Path(path)
+    if not path.is_file():
+        raise PlyFileError(f"PLY file not found: {path}")
+    try:
+        vertex = PlyData.read(str(path))["vertex"]
+    except KeyError:
+        raise PlyFileError(f"{path.name} has no vertex element") from None
+    except Exception as exc:  # untrusted bytes can fail the parser in any way; all mean "unreadable"
+        raise PlyFileError(f"{path.name} is not a readable PLY file ({first_line(exc)})") from None
     names = {prop.name for prop in vertex.properties}
+    missing = [name for name in _REQUIRED_PROPERTIES if name not in names]
+    if missing:
+        raise PlyFileError(f"{path.name} is not a 3DGS PLY file: its vertices lack {', '.join(missing)}")
     rest_count = sum(1 for name in names if name.startswith("f_rest_"))
+    if any(f"f_rest_{i}" not in names for i in range(rest_count)):
+        raise PlyFileError(f"{path.name}: its f_rest_* properties are not numbered 0 to {rest_count - 1}")
     column = lambda *keys: np.stack([np.asarray(vertex[k], np.float64) for k in keys], axis=1)  # noqa: E731
     rgb = column("f_dc_0", "f_dc_1", "f_dc_2") * SH_C0 + 0.5
     rest = column(*(f"f_rest_{i}" for i in range(rest_count))) if rest_count else np.zeros((len(rgb), 0))
     opacity_logit = np.asarray(vertex["opacity"], np.float64)
-    tensor = lambda values: torch.as_tensor(values, dtype=dtype)  # noqa: E731
-    return Gaussians(
-        means=tensor(column("x", "y", "z")),
-        quats=tensor(column("rot_0", "rot_1", "rot_2", "rot_3")),
-        scales=tensor(np.exp(column("scale_0", "scale_1", "scale_2"))),
-        opacities=tensor(1.0 / (1.0 + np.exp(-opacity_logit))),
-        features=tensor(np.concatenate([rgb, rest], axis=1)),
-    )
+    with np.errstate(over="ignore"):
+        arrays = {
+            "means": column("x", "y", "z"),
+            "quats": column("rot_0", "rot_1", "rot_2", "rot_3"),
+            "scales": np.exp(column("scale_0", "scale_1", "scale_2")),
+            "opacities": 1.0 / (1.0 + np.exp(-opacity_logit)),
+            "features": np.concatenate([rgb, rest], axis=1),
+        }
+    for name, values in arrays.items():
+        if not np.isfinite(values).all():
+            raise PlyFileError(f"{path.name}: the Gaussians' {name} hold values that are not finite numbers")
+    return Gaussians(**{name: torch.as_tensor(values, dtype=dtype) for name, values in arrays.items()})
 
 
 def _named(prefix: str, suffixes, values: np.ndarray) -> dict[str, np.ndarray]:
