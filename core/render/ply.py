@@ -91,10 +91,10 @@ def load_ply(path: str | Path, dtype: torch.dtype = torch.float32) -> Gaussians:
     if any(f"f_rest_{i}" not in names for i in range(rest_count)):
         raise PlyFileError(f"{path.name}: its f_rest_* properties are not numbered 0 to {rest_count - 1}")
     column = lambda *keys: np.stack([np.asarray(vertex[k], np.float64) for k in keys], axis=1)  # noqa: E731
-    rgb = column("f_dc_0", "f_dc_1", "f_dc_2") * SH_C0 + 0.5
-    rest = column(*(f"f_rest_{i}" for i in range(rest_count))) if rest_count else np.zeros((len(rgb), 0))
-    opacity_logit = np.asarray(vertex["opacity"], np.float64)
-    with np.errstate(over="ignore"):
+    with np.errstate(all="ignore"):  # whatever the file holds becomes numbers; non-finite ones are refused below
+        rgb = column("f_dc_0", "f_dc_1", "f_dc_2") * SH_C0 + 0.5
+        rest = column(*(f"f_rest_{i}" for i in range(rest_count))) if rest_count else np.zeros((len(rgb), 0))
+        opacity_logit = np.asarray(vertex["opacity"], np.float64)
         arrays = {
             "means": column("x", "y", "z"),
             "quats": column("rot_0", "rot_1", "rot_2", "rot_3"),
