@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +24,7 @@ from core.tracking.sources import (
     VideoFileSource,
     WebcamSource,
     open_source,
+    why_webcam_did_not_open,
 )
 
 STOP_LIMIT_S = 1.0
@@ -119,6 +123,17 @@ def test_missing_webcam_is_an_error_not_a_hang():
     with pytest.raises(FrameSourceError, match="cannot open webcam 98"):
         open_source("98")
     assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="device files are Linux's")
+def test_a_webcam_that_does_not_open_says_why(tmp_path, monkeypatch):
+    assert why_webcam_did_not_open(3, tmp_path) == f"{tmp_path / 'video3'} does not exist (cameras present: none)"
+    (tmp_path / "video0").touch()
+    (tmp_path / "video2").touch()
+    assert why_webcam_did_not_open(3, tmp_path).endswith("(cameras present: video0, video2)")
+    assert "in use by another program" in why_webcam_did_not_open(2, tmp_path)
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != "video2")  # as a user outside 'video'
+    assert "may not open" in why_webcam_did_not_open(2, tmp_path) and "'video' group" in why_webcam_did_not_open(2, tmp_path)
 
 
 class VanishingCamera:

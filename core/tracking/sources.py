@@ -19,6 +19,7 @@ import collections
 import enum
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -154,7 +155,7 @@ class WebcamSource(_OpenCVSource):
         capture = cv2.VideoCapture(index)
         if not capture.isOpened():
             capture.release()
-            raise FrameSourceError(f"cannot open webcam {index}: no such camera, or it is in use")
+            raise FrameSourceError(f"cannot open webcam {index}: {why_webcam_did_not_open(index)}")
         if width:
             capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
         if height:
@@ -164,6 +165,22 @@ class WebcamSource(_OpenCVSource):
 
     def _timestamp(self) -> float:
         return time.monotonic() - self._opened_at
+
+
+def why_webcam_did_not_open(index: int, devices: Path = Path("/dev")) -> str:
+    """The likely reason OpenCV could not open webcam ``index`` (it gives none itself). On Linux
+    the device file tells missing, not permitted, and present but unopenable apart; elsewhere
+    only the possibilities can be named."""
+    if not sys.platform.startswith("linux"):
+        return ("no such camera, it is in use by another program, or this program may not use the camera "
+                "(see the system's privacy settings)")  # fmt: skip
+    device = devices / f"video{index}"
+    if not device.exists():
+        present = sorted(path.name for path in devices.glob("video*") if path.name[len("video"):].isdigit())
+        return f"{device} does not exist (cameras present: {', '.join(present) or 'none'})"
+    if not os.access(device, os.R_OK | os.W_OK):
+        return f"this user may not open {device} (on most systems: add yourself to the 'video' group, then log in again)"
+    return f"{device} is in use by another program, or is not a capture device (try the next number)"
 
 
 class ImageSource(FrameSource):
