@@ -11,7 +11,8 @@ Reconstruction, once per photo::
 Animation, per frame::
 
     input (video, webcam)                        driving.inputs (reads tracking.sources)
-    -> tracker: face mesh, crop, smoothing, pose tracking.tracker
+    -> tracker: face mesh, followed face, crop,   tracking.tracker, tracking.follow
+       smoothing, pose
     -> FLAME fit                                 tracking.flame_tracking
     -> driving state                             avatar.animation (Animator)
        (the three above: driving.DrivingPipeline; driving.DrivingThread runs it ahead)

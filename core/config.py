@@ -119,7 +119,7 @@ class TrackingConfig:
     refine_landmarks: bool  # MediaPipe iris refinement (478 points instead of 468)
     min_detection_confidence: float
     min_tracking_confidence: float
-    max_faces: int  # faces MediaPipe looks for; the largest is used
+    max_faces: int  # faces MediaPipe looks for: photos use the largest, videos follow one person
     crop: CropConfig
     photo: PhotoConfig
     smoothing: SmoothingConfig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from scipy.spatial.transform import Rotation
 from core.avatar import Animator, DrivingState, reconstruct
 from core.avatar.animation import fit_similarity
 from core.config import load_config
+from core.driving import DrivingPipeline
 from core.tracking.photo import portrait_from_image
 from core.tracking.sources import open_source
 from core.tracking.tracker import TrackedFrame, Tracker
@@ -144,3 +147,18 @@ def test_frames_without_a_face_repeat_the_last_state(driving):
     animator.drive(tracked[0])
     state = animator.drive(tracked[40])
     assert animator.drive(_frame(None, index=41)) is state
+
+
+@pytest.mark.samples
+def test_a_switch_to_another_person_takes_their_face_as_the_new_neutral(driving):
+    _, avatar, tracked = driving
+    with DrivingPipeline(CONFIG, avatar, reference_frames=1, track=False) as pipeline:
+        driven = [pipeline.step_tracked(frame).state for frame in tracked[:40]]
+        switched = pipeline.step_tracked(dataclasses.replace(tracked[40], switched=True)).state
+        after = pipeline.step_tracked(tracked[41]).state
+    assert np.abs(driven[-1].landmark_offsets).max() > 1e-3  # the clip moves away from its first frame
+    np.testing.assert_allclose(switched.landmark_offsets, 0.0, atol=1e-9)  # frame 40 is the neutral now
+    np.testing.assert_allclose(switched.rotation, np.eye(3), atol=1e-9)
+    fresh = Animator(avatar, reference_frames=1)
+    fresh.drive(tracked[40])
+    np.testing.assert_allclose(after.landmark_offsets, fresh.drive(tracked[41]).landmark_offsets, atol=1e-9)

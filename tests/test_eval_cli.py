@@ -103,6 +103,29 @@ def _first_frame(video: Path) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def _frames(video: Path, count: int) -> list[np.ndarray]:
+    """The first ``count`` frames of ``video``, [H, W, 3] uint8 RGB."""
+    capture = cv2.VideoCapture(str(video))
+    frames = [cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB) for _ in range(count)]
+    capture.release()
+    return frames
+
+
+def test_wide_and_4k_videos_are_scored(samples_dir, tmp_path):
+    """The tracker crops every frame with the source photo's box: wide and 3840x2160 frames,
+    where the photo path detects on a downscaled copy, score like square ones."""
+    wide = samples_dir / "videos" / "talking_busy_background.mp4"  # 1280x720
+    uhd = _clip(tmp_path / "uhd.mp4", [cv2.resize(frame, (3840, 2160), interpolation=cv2.INTER_CUBIC)
+                                       for frame in _frames(wide, 4)])  # fmt: skip
+    for video, frames in ((wide, 10), (uhd, 4)):
+        report = tmp_path / f"{video.stem}.json"
+        assert main(["eval", str(video), "--max-frames", str(frames), "--json", str(report)]) == 0
+        scores = json.loads(report.read_text())["videos"][video.name]
+        assert scores["frames"] == frames - 1 and scores["landmark_frames"] == frames - 1
+        assert 18.0 < scores["psnr"] < 40.0 and 0.7 < scores["ssim"] < 1.0
+        assert 0.0 < scores["akd"] < 5.0 and 0.0 <= scores["apd"] < 5.0
+
+
 def test_bad_videos_are_one_line_errors_and_write_nothing(samples_dir, tmp_path, capsys):
     text = tmp_path / "notes.mp4"
     text.write_text("plain text, not a video")

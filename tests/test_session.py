@@ -20,6 +20,9 @@ from core.session import (
     idle_controls,
 )
 from core.session.controls import EYELID_PAIRS, LOWER_LIP, ControlRig
+from core.session.driving import FOLLOWED_COLOUR, OTHER_FACE_COLOUR, PREVIEW_SIZE, _preview
+from core.tracking.crop import CropBox
+from core.tracking.tracker import TrackedFrame
 from core.avatar.view import camera_following_head, render_view
 
 SIZE = 256
@@ -259,3 +262,27 @@ def test_rate_meter_counts_events_per_second():
         meter.tick(10.0 + index / 30)
     assert meter.rate(11.0) == pytest.approx(30.0)
     assert meter.rate(13.0) == 0.0  # all old
+
+
+def _outlined(preview: np.ndarray, colour) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the pixels of ``preview`` [P, P, 4] in ``colour``, None if none."""
+    ys, xs = np.nonzero((np.rint(preview[..., :3] * 255) == colour).all(axis=-1))
+    return (xs.min(), ys.min(), xs.max(), ys.max()) if len(xs) else None
+
+
+def test_the_preview_boxes_the_followed_face_and_the_others_apart():
+    side = 2 * PREVIEW_SIZE  # crop pixels are half preview pixels
+    crop, box = np.zeros((side, side, 3), np.uint8), CropBox(0, 0, side, side)
+    grid = np.linspace(100.0, 300.0, 5)
+    landmarks = np.stack([*np.meshgrid(grid, grid), np.zeros((5, 5))], axis=-1).reshape(-1, 3)
+    inside, beyond = np.array([360.0, 100.0, 500.0, 240.0]), np.array([-300.0, 400.0, -100.0, 500.0])
+    followed = TrackedFrame(0, 0.0, crop, box, landmarks, None, None, other_faces=inside[None])
+    preview = _preview(followed)
+    assert np.allclose(_outlined(preview, FOLLOWED_COLOUR), (50, 50, 150, 150), atol=2)
+    assert np.allclose(_outlined(preview, OTHER_FACE_COLOUR), (180, 50, 250, 120), atol=2)
+    beside = TrackedFrame(0, 0.0, crop, box, landmarks, None, None, other_faces=beyond[None])
+    assert np.allclose(_outlined(_preview(beside), OTHER_FACE_COLOUR), (0, 200, 0, 250), atol=2)  # a bar on the left edge
+    others = np.stack([inside, beyond])
+    lost = TrackedFrame(1, 0.1, crop, box, None, None, None, other_faces=others)
+    assert _outlined(_preview(lost), FOLLOWED_COLOUR) is None  # nobody followed in this frame
+    assert _outlined(_preview(lost), OTHER_FACE_COLOUR) is not None

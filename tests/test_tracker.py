@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from core.config import load_config
 from core.geometry.camera import Camera
+from core.media import AtomicMp4Writer
+from core.tracking.crop import landmark_box
 from core.tracking.face_mesh import FaceMesh
+from core.tracking.follow import SWITCH_AFTER_S
 from core.tracking.head_pose import (
     EYE_CORNERS,
     FRONTAL,
@@ -21,7 +26,7 @@ from core.tracking.head_pose import (
 )
 from core.tracking.photo import prepare_portrait, read_image
 from core.tracking.sources import Frame, VideoFileSource
-from core.tracking.tracker import STAGES, Tracker
+from core.tracking.tracker import STAGES, TrackedFrame, Tracker
 
 CONFIG = load_config("paper")
 SIZE = CONFIG.tracking.crop.output_size
@@ -174,3 +179,67 @@ def test_sample_video_is_tracked_in_real_time(samples_dir):
     )
     assert len(track_ms) == 78
     assert fraction >= 0.99
+
+
+# ----------------------------------------------------------------- two people
+
+TWO_PEOPLE_FPS = 30.0
+SIDE = 480  # each person's half of the frame
+GROWS = 10  # from this frame on the right face is larger than the left one (smaller before)
+LEAVES = 45  # from this frame on the left person is gone
+FRAMES = LEAVES + round(2 * SWITCH_AFTER_S * TWO_PEOPLE_FPS)
+
+
+def _scaled(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """``rgb`` [SIDE, SIDE, 3] scaled about its centre on a grey SIDE x SIDE canvas."""
+    matrix = np.array([[scale, 0.0, (1 - scale) * SIDE / 2], [0.0, scale, (1 - scale) * SIDE / 2]])
+    return cv2.warpAffine(rgb, matrix, (SIDE, SIDE), flags=cv2.INTER_AREA, borderValue=(128, 128, 128))
+
+
+@pytest.fixture(scope="module")
+def two_people(samples_dir, tmp_path_factory) -> Path:
+    """A 960x480 video of FRAMES frames at 30 fps: talking_d18 on the left, empty from frame
+    LEAVES on; talking_d19 on the right, its face smaller than the left one before frame GROWS,
+    larger from it."""
+    videos = samples_dir / "videos"
+    path = tmp_path_factory.mktemp("two_people") / "two_people.mp4"
+    with (
+        VideoFileSource(videos / "talking_d18.mp4") as left,
+        VideoFileSource(videos / "talking_d19.mp4") as right,
+        AtomicMp4Writer(path, TWO_PEOPLE_FPS, 2 * SIDE, SIDE) as writer,
+    ):
+        for index in range(FRAMES):
+            person = left.read().rgb if index < LEAVES else np.full((SIDE, SIDE, 3), 128, np.uint8)
+            other = _scaled(right.read().rgb, 0.6 if index < GROWS else 1.5)
+            writer.write(cv2.hconcat([person, other]))
+    return path
+
+
+def _source_x(tracked: TrackedFrame) -> float:
+    """Mean x of the tracked landmarks in frame pixels."""
+    return float(tracked.box.to_source(tracked.landmarks)[:, 0].mean())
+
+
+def _area(box: np.ndarray) -> float:
+    return float((box[2] - box[0]) * (box[3] - box[1]))
+
+
+@pytest.mark.samples
+def test_the_tracker_follows_one_person_and_switches_only_after_losing_them(two_people):
+    with VideoFileSource(two_people) as source, Tracker.from_config(CONFIG) as tracker:
+        tracked = list(tracker.track_frames(source))
+    assert len(tracked) == FRAMES
+    first = tracked[0]
+    # Both people present: every frame follows the left one, also while the right face is larger.
+    assert all(frame.tracked and _source_x(frame) < SIDE for frame in tracked[:LEAVES])
+    assert all(frame.box == first.box and not frame.switched for frame in tracked[:LEAVES])
+    larger = [frame for frame in tracked[GROWS:LEAVES] if len(frame.other_faces) == 1]
+    assert len(larger) >= 0.9 * (LEAVES - GROWS)  # the right face was found beside the followed one
+    assert all(_area(frame.other_faces[0]) > 1.5 * _area(landmark_box(frame.landmarks)) for frame in larger)
+    # The left person gone: no face for SWITCH_AFTER_S, then the right person, reframed.
+    gone = tracked[LEAVES:]
+    switch = next(k for k, frame in enumerate(gone) if frame.tracked)
+    assert SWITCH_AFTER_S * TWO_PEOPLE_FPS <= switch <= SWITCH_AFTER_S * TWO_PEOPLE_FPS + 2
+    assert all(len(frame.other_faces) == 1 for frame in gone[:switch])  # seen, and not followed
+    assert gone[switch].switched and gone[switch].box.x0 > first.box.x0 + SIDE / 2
+    assert all(frame.tracked and _source_x(frame) > SIDE and not frame.switched for frame in gone[switch + 1 :])

@@ -21,6 +21,7 @@ from core.avatar import Animator, Avatar, DrivingState
 from core.avatar.animation import REFERENCE_FRAMES
 from core.config import Config
 from core.driving.inputs import DrivingInput
+from core.tracking.crop import CropBox
 from core.tracking.flame_tracking import CalibratedFitting
 from core.tracking.sources import Frame, SourceEvent
 from core.tracking.tracker import TrackedFrame, Tracker
@@ -56,17 +57,27 @@ class DrivingPipeline:
     ``avatar`` None only tracks (states stay None) until :meth:`set_avatar`.
     ``reference_frames``: the driver's first tracked frames averaged into its neutral face.
     ``track`` False: frames come tracked already (stored landmarks, :meth:`step_tracked`).
+    ``framing``: the tracker's crop box in every frame; None: framed on the first face.
+    A frame where the tracker switched to another person starts the driving over: a new
+    neutral reference, a new FLAME calibration.
     :meth:`set_avatar`, :meth:`recenter` and :meth:`set_smoothing` may be called from any
     thread; they take effect at the next frame. Close it (or use ``with``) to free the tracker.
     """
 
     def __init__(
-        self, config: Config, avatar: Avatar | None = None, reference_frames: int = REFERENCE_FRAMES, track: bool = True
+        self,
+        config: Config,
+        avatar: Avatar | None = None,
+        reference_frames: int = REFERENCE_FRAMES,
+        track: bool = True,
+        framing: CropBox | None = None,
     ):
         self._config = config
         self._reference_frames = reference_frames
         self._tracking = track
+        self._framing = framing
         self._tracker: Tracker | None = None
+        self._avatar: Avatar | None = None
         self._animator: Animator | None = None
         self._fitting: CalibratedFitting | None = None
         self._state: DrivingState | None = None
@@ -79,7 +90,7 @@ class DrivingPipeline:
     def open(self) -> DrivingPipeline:
         """Start the tracker now (MediaPipe's graph) rather than at the first frame."""
         if self._tracking and self._tracker is None:
-            self._tracker = Tracker.from_config(self._config)
+            self._tracker = Tracker.from_config(self._config, self._framing)
             if self._smoothing_hz is not None:
                 self._tracker.set_smoothing(self._smoothing_hz)
         return self
@@ -132,6 +143,8 @@ class DrivingPipeline:
 
     # ------------------------------------------------------------------ internals
     def _drive(self, tracked: TrackedFrame, decode_ms: float) -> DrivenFrame:
+        if tracked.switched:
+            self._use(self._avatar)
         if self._fitting is not None:
             tracked = self._fitting.fit_frame(tracked)
         animate_ms = 0.0
@@ -142,6 +155,7 @@ class DrivingPipeline:
         return DrivenFrame(tracked, self._state, {"decode": decode_ms, "track": tracked.total_ms, "animate": animate_ms})
 
     def _use(self, avatar: Avatar | None) -> None:
+        self._avatar = avatar
         self._animator = None if avatar is None else Animator(avatar, self._reference_frames)
         self._fitting = None if avatar is None else flame_fitting(avatar, self._config)
         self._state = None

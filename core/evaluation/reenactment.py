@@ -194,7 +194,8 @@ def _reenact(
     sample, landmarks = EvenSample(SHEET_ROWS_PER_SEQUENCE), []
     source_cell = _cell(captioned(portrait.crop.image, source_name))
     report = ProgressClock(PROGRESS_INTERVAL_S)
-    with DrivingPipeline(config, avatar, reference_frames=1, track=not driver.tracked) as pipeline:
+    framing = driver.portrait().crop.box  # a video is cropped where its portrait was (dataset clips come cropped)
+    with DrivingPipeline(config, avatar, reference_frames=1, track=not driver.tracked, framing=framing) as pipeline:
         step = pipeline.step_tracked if driver.tracked else pipeline.step
         frames = iter(driver.frames(settings.max_frames))
         reference = step(next(frames)).tracked  # the driver's first frame: its neutral face

@@ -7,13 +7,15 @@ Either way a sequence gives, once opened:
   landmarks and portrait mask; S = ``tracking.crop.output_size``);
 * :meth:`Sequence.frames`: its frames from the first (the driver's neutral reference) on,
   for the per-frame path (:class:`core.driving.DrivingPipeline`): raw frames it tracks
-  (``tracked`` False), or frames tracked already (``tracked`` True);
+  (``tracked`` False) with the portrait's crop box as its framing, or frames tracked
+  already (``tracked`` True);
 * :meth:`Sequence.target`: what a render of a tracked frame is compared with: the crop
   with its background replaced by :attr:`Sequence.background`.
 
-A video is tracked by the pipeline as it is decoded (framed once, from its first frame, so
-targets and the avatar share one camera) and its targets are segmented with MediaPipe's
-portrait mask onto white. A dataset clip was framed, tracked and segmented by
+A video is tracked by the pipeline as it is decoded, every frame cropped with the box that
+framed its portrait (so targets and the avatar share one camera: the framing is computed
+once, by the photo path, and never again by the tracker), and its targets are segmented
+with MediaPipe's portrait mask onto white. A dataset clip was framed, tracked and segmented by
 ``omg-avatar preprocess``: its stored frames (on black) are the targets and its stored
 landmarks drive.
 """
@@ -105,8 +107,6 @@ class VideoSequence(Sequence):
             yield frame
 
     def target(self, tracked: TrackedFrame) -> np.ndarray:
-        if tracked.box != self._portrait.crop.box:
-            raise RuntimeError(f"the tracker framed {tracked.box}, the source crop is {self._portrait.crop.box}")
         mask = self._segmenter.mask(tracked.crop)[..., None]
         return np.rint(tracked.crop * mask + 255.0 * (1.0 - mask)).astype(np.uint8)
 

@@ -28,12 +28,17 @@ from core.driving import (
     LiveCamera,
     VideoPlayback,
 )
+from core.tracking.crop import landmark_box
 from core.tracking.tracker import TrackedFrame
 
 #: Side of the driving preview image, pixels.
 PREVIEW_SIZE = 256
 #: Colour of the landmarks drawn on the preview (RGB).
 LANDMARK_COLOUR = (120, 220, 255)
+#: Colour of the box around the followed face, the one that drives (RGB).
+FOLLOWED_COLOUR = (90, 230, 120)
+#: Colour of the boxes around the other faces found, which do not drive (RGB).
+OTHER_FACE_COLOUR = (255, 170, 40)
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,8 @@ class DrivingUpdate:
     Attributes:
         state: the avatar's driving state, None until a face has been seen.
         tracker_ms: milliseconds the tracker spent on the frame (FLAME fit included).
-        preview: [P, P, 4] float32 RGBA crop with the landmarks drawn, None before a face.
+        preview: [P, P, 4] float32 RGBA crop with the followed face's box and landmarks and
+            the other faces' boxes drawn, None before a face.
         position: the frame's index in its source.
     """
 
@@ -145,12 +151,17 @@ def _shown(driven: DrivenFrame) -> DrivingUpdate:
 
 
 def _preview(tracked: TrackedFrame) -> np.ndarray | None:
-    """The tracked crop at :data:`PREVIEW_SIZE` with its landmarks as dots, float32 RGBA."""
+    """The tracked crop at :data:`PREVIEW_SIZE`, float32 RGBA: the followed face's landmarks as
+    dots in a :data:`FOLLOWED_COLOUR` box, the other faces' boxes in :data:`OTHER_FACE_COLOUR`
+    (a face outside the crop as a bar on the edge it lies beyond)."""
     if tracked.crop is None:
         return None
     image = cv2.resize(tracked.crop, (PREVIEW_SIZE, PREVIEW_SIZE), interpolation=cv2.INTER_AREA)
+    scale = PREVIEW_SIZE / tracked.crop.shape[0]
+    for box in tracked.other_faces if tracked.other_faces is not None else ():
+        _draw_box(image, box * scale, OTHER_FACE_COLOUR)
     if tracked.landmarks is not None:
-        scale = PREVIEW_SIZE / tracked.crop.shape[0]
+        _draw_box(image, landmark_box(tracked.landmarks) * scale, FOLLOWED_COLOUR)
         x, y = np.clip((tracked.landmarks[:, :2] * scale).astype(np.int64), 0, PREVIEW_SIZE - 2).T
         for dx in (0, 1):  # 2x2 dots
             for dy in (0, 1):
@@ -159,3 +170,10 @@ def _preview(tracked: TrackedFrame) -> np.ndarray | None:
     rgba[..., :3] = image * (1.0 / 255.0)
     rgba[..., 3] = 1.0
     return rgba
+
+
+def _draw_box(image: np.ndarray, box: np.ndarray, colour: tuple[int, int, int]) -> None:
+    """Outline ``box`` (x0, y0, x1, y1 in pixels of ``image`` [P, P, 3]) in ``colour``, clamped
+    to the image: a box beyond an edge shows as a bar on that edge."""
+    x0, y0, x1, y1 = np.clip(np.rint(box), 0, image.shape[0] - 1).astype(int).tolist()
+    cv2.rectangle(image, (x0, y0), (x1, y1), colour, thickness=3)

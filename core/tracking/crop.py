@@ -83,6 +83,11 @@ class PortraitCrop:
     landmarks: np.ndarray
 
 
+def landmark_box(landmarks: np.ndarray) -> np.ndarray:
+    """[4] box (x0, y0, x1, y1) of ``landmarks`` [N, 2 or 3] in their own pixels."""
+    return np.concatenate([landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)])
+
+
 def crop_box_from_landmarks(landmarks: np.ndarray, config: CropConfig) -> CropBox:
     """The framing box of a face.
 
@@ -90,7 +95,7 @@ def crop_box_from_landmarks(landmarks: np.ndarray, config: CropConfig) -> CropBo
         landmarks: [N, 2 or 3] face landmarks in source pixels.
         config: framing and output size.
     """
-    low, high = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
+    low, high = np.split(landmark_box(landmarks), 2)
     face_size = float((high - low).max())
     centre_x, centre_y = (low + high) / 2.0
     centre_y += config.vertical_offset * face_size

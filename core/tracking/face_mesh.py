@@ -19,6 +19,7 @@ from mediapipe.python.solutions import face_mesh as mp_face_mesh
 from mediapipe.python.solutions import selfie_segmentation as mp_selfie_segmentation
 
 from core.config import TrackingConfig
+from core.tracking.crop import landmark_box
 
 #: MediaPipe's full-range face detector (faces up to about 5 m); the short-range one
 #: inside the face mesh also fires on some animal faces.
@@ -128,5 +129,5 @@ class PortraitSegmenter(_Graph):
 
 
 def _box_area(landmarks: np.ndarray) -> float:
-    extent = landmarks[:, :2].max(axis=0) - landmarks[:, :2].min(axis=0)
-    return float(extent[0] * extent[1])
+    x0, y0, x1, y1 = landmark_box(landmarks)
+    return float((x1 - x0) * (y1 - y0))

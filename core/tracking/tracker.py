@@ -1,12 +1,16 @@
-"""Per-frame face tracking: frame -> face mesh -> crop -> smoothing -> head pose.
+"""Per-frame face tracking: frame -> face mesh -> followed face -> crop -> smoothing -> head pose.
 
-The face mesh runs on the whole frame (MediaPipe's video mode crops its own face region
-and tracks it between frames); the landmarks then move into the frame's portrait crop,
-the same framing as photos (:mod:`core.tracking.crop`), at ``CropConfig.output_size``.
+The face mesh runs on the whole frame (MediaPipe's video mode crops its own face regions
+and tracks them between frames) and finds up to ``TrackingConfig.max_faces`` faces; the
+tracker follows one person among them (:mod:`core.tracking.follow`: the face nearest the
+one followed so far, another only after that one has been lost for a while). The followed
+face's landmarks then move into the frame's portrait crop, the same framing as photos
+(:mod:`core.tracking.crop`), at ``CropConfig.output_size``.
 
-Framing stays fixed: the crop box is computed from the first frame with a face and kept
-until :meth:`Tracker.reset`, so head motion shows up as motion in the crop (as it must
-to drive an avatar) instead of being cancelled by a moving box.
+Framing stays fixed: the crop box is computed from the first frame with a face (or given
+to the tracker, as ``omg-avatar eval`` gives it its source photo's box) and kept until
+:meth:`Tracker.reset` or a switch to another person, so head motion shows up as motion in
+the crop (as it must to drive an avatar) instead of being cancelled by a moving box.
 
 Smoothing acts on the landmarks in crop pixels, and the head pose is computed from the
 smoothed landmarks: one filter in one unit, and a pose that agrees with the landmarks.
@@ -32,6 +36,7 @@ from core.config import CameraConfig, Config, TrackingConfig
 from core.geometry.camera import Camera
 from core.tracking.crop import CropBox, crop_box_from_landmarks, crop_image
 from core.tracking.face_mesh import FaceMesh
+from core.tracking.follow import FaceFollower
 from core.tracking.head_pose import HeadPose, estimate_head_pose
 from core.tracking.smoothing import OneEuroFilter
 from core.tracking.sources import Frame
@@ -58,6 +63,10 @@ class TrackedFrame:
             ``flame_fit`` after the FLAME fitting step).
         flame: the FLAME fitting step's newest fit (shape, expression, jaw, eyes, eyelids,
             head pose), None before that step, without a face, or while it calibrates.
+        other_faces: [F, 4] boxes (x0, y0, x1, y1) in crop pixels of the faces found and
+            not followed (they may lie outside the crop); None before the framing.
+        switched: the tracker followed another person from this frame on (reframed, smoothing
+            restarted): what was learnt of the previous face no longer applies.
     """
 
     index: int
@@ -69,6 +78,8 @@ class TrackedFrame:
     camera: Camera | None
     stage_ms: dict[str, float] = field(default_factory=dict)
     flame: FlameParams | None = None
+    other_faces: np.ndarray | None = None
+    switched: bool = False
 
     @property
     def tracked(self) -> bool:
@@ -80,20 +91,28 @@ class TrackedFrame:
 
 
 class Tracker:
-    """Tracks one face through consecutive frames of one source; close it to free MediaPipe."""
+    """Tracks one person through consecutive frames of one source; close it to free MediaPipe.
 
-    def __init__(self, tracking: TrackingConfig, camera: CameraConfig, units_per_metre: float):
+    ``framing``: the crop box of every frame, given (its ``size`` the config's output size);
+    None: computed from the first face followed.
+    """
+
+    def __init__(
+        self, tracking: TrackingConfig, camera: CameraConfig, units_per_metre: float, framing: CropBox | None = None
+    ):
         self._crop_config = tracking.crop
         self._units_per_metre = units_per_metre
         size = tracking.crop.output_size
         self._intrinsics = Camera.intrinsics(size, size, camera.focal_normalized)
         self._mesh = FaceMesh(tracking, static=False)
+        self._follower = FaceFollower()
         self._smoother = OneEuroFilter.from_config(tracking.smoothing)
-        self._box: CropBox | None = None
+        self._framing = framing
+        self._box = framing
 
     @classmethod
-    def from_config(cls, config: Config) -> Tracker:
-        return cls(config.tracking, config.camera, config.flame.scale)
+    def from_config(cls, config: Config, framing: CropBox | None = None) -> Tracker:
+        return cls(config.tracking, config.camera, config.flame.scale, framing)
 
     @property
     def intrinsics(self) -> np.ndarray:
@@ -101,9 +120,10 @@ class Tracker:
         return self._intrinsics.copy()
 
     def reset(self) -> None:
-        """Reframe on the next face and forget the smoothing state."""
-        self._box = None
-        self._smoother.reset()
+        """Follow the next frame's largest face, reframe on it (unless the framing was given)
+        and forget the smoothing state."""
+        self._follower.reset()
+        self._restart()
 
     def set_smoothing(self, min_cutoff_hz: float) -> None:
         """The One-Euro filter's minimum cutoff from the next frame on (lower: smoother, slower)."""
@@ -120,24 +140,29 @@ class Tracker:
             stage_ms[stage] = (now - clock) * 1000.0
             clock = now
 
-        landmarks = self._mesh.detect(frame.rgb)
+        index, timestamp = frame.index, frame.timestamp_s
+        following = self._follower.follow(self._mesh.detect_all(frame.rgb), timestamp)
+        landmarks, switched = following.landmarks, following.switched
         lap("face_mesh")
+        if switched:
+            self._restart()
         if landmarks is not None and self._box is None:
             self._box = crop_box_from_landmarks(landmarks, self._crop_config)
-        index, timestamp = frame.index, frame.timestamp_s
         if self._box is None:
             return TrackedFrame(index, timestamp, None, None, None, None, None, stage_ms)
         crop = crop_image(frame.rgb, self._box)
+        others = self._box.to_crop(following.others.reshape(-1, 2, 2)).reshape(-1, 4)
         lap("crop")
         if landmarks is None:
             self._smoother.reset()
-            return TrackedFrame(index, timestamp, crop, self._box, None, None, None, stage_ms)
+            return TrackedFrame(index, timestamp, crop, self._box, None, None, None, stage_ms, other_faces=others)
         smoothed = self._smoother(self._box.to_crop(landmarks), timestamp).astype(np.float32)
         lap("smoothing")
         pose = estimate_head_pose(smoothed, self._intrinsics, self._units_per_metre)
         camera = pose.camera(self._intrinsics, self._box.size, self._box.size)
         lap("head_pose")
-        return TrackedFrame(index, timestamp, crop, self._box, smoothed, pose, camera, stage_ms)
+        return TrackedFrame(index, timestamp, crop, self._box, smoothed, pose, camera, stage_ms,
+                            other_faces=others, switched=switched)  # fmt: skip
 
     def track_frames(self, frames: Iterable[Frame]) -> Iterator[TrackedFrame]:
         """Track every frame of ``frames`` in order."""
@@ -146,6 +171,11 @@ class Tracker:
 
     def close(self) -> None:
         self._mesh.close()
+
+    def _restart(self) -> None:
+        """Start over on the next face followed: its own framing (unless given), no smoothing state."""
+        self._box = self._framing
+        self._smoother.reset()
 
     def __enter__(self) -> Tracker:
         return self
