@@ -268,7 +268,7 @@ class App:
                 self.set_status(event.message)
             else:
                 self.dialogs.error("Driving stopped", event.message)
-                self.driving_panel.driving_stopped()
+                self.driving_panel.driving_stopped(event.message)
 
     @property
     def video(self) -> VideoDriver | None:

@@ -1,5 +1,6 @@
 """The driving panel: idle animation, a video file (play, pause, loop, scrub), a webcam
-(device picker, preview with landmarks), manual sliders, recenter and smoothing.
+(device picker, preview with the followed face's box and landmarks), manual sliders,
+recenter and smoothing.
 
 Exactly one mode drives the avatar. Moving a manual slider switches to manual control;
 the video pauses (and resumes when the video mode is chosen again), a webcam stops.
@@ -52,9 +53,12 @@ class DrivingPanel:
                     self.device = dpg.add_combo([], width=170)
                     dpg.add_button(label="Start", width=70, callback=self._start_webcam)
                     dpg.add_button(label="Refresh", width=-1, callback=self._refresh_webcams)
+                self.webcam_status = dpg.add_text("", color=theme.TEXT_DIM, wrap=260, show=False)
             with dpg.group(show=False) as self.tracking_group:
                 with dpg.group(horizontal=True):
                     self.preview = dpg.add_image(self._preview_texture, width=PREVIEW_WIDTH, height=PREVIEW_WIDTH)
+                    tooltip(self.preview, "The green box is the face that drives the avatar; orange boxes are other "
+                            "faces, ignored until the green one has been gone for a while.")
                     with dpg.group():
                         self.source_text = dpg.add_text("", color=theme.TEXT_DIM, wrap=120)
                         self.recenter_button = dpg.add_button(label="Recenter", width=-1, callback=self._recenter)
@@ -120,8 +124,10 @@ class DrivingPanel:
         self.set_mode("video")
 
     def start_webcam(self, index: int) -> None:
-        """Drive from webcam ``index`` (also the command line's ``--webcam``)."""
+        """Drive from webcam ``index`` (also the command line's ``--webcam``). It opens on the
+        driving thread: if it cannot, :meth:`driving_stopped` shows why."""
         self.app.session.drive_webcam(index)
+        self._show_webcam_status("")
         dpg.set_value(self.source_text, f"webcam {index}")
         self.set_mode("webcam")
 
@@ -138,10 +144,15 @@ class DrivingPanel:
         if not self._webcams:
             self._refresh_webcams()
         if not self._webcams:
+            self._show_webcam_status("No camera found: none is connected to this computer.")
             raise FrameSourceError("no webcam found: no camera is connected to this computer")
         labels = [f"Camera {index}" for index in self._webcams]
         label = dpg.get_value(self.device)
         self.start_webcam(self._webcams[labels.index(label)] if label in labels else self._webcams[0])
+
+    def _show_webcam_status(self, text: str) -> None:
+        dpg.set_value(self.webcam_status, text)
+        dpg.configure_item(self.webcam_status, show=bool(text), color=theme.ERROR if text else theme.TEXT_DIM)
 
     def _refresh_webcams(self) -> None:
         self._webcams = list_webcams()
@@ -199,9 +210,15 @@ class DrivingPanel:
             set_value_if_changed(self.scrub, frame.position)
             dpg.set_value(self.time_text, f"{frame.position / video.fps:5.1f} s / {video.frame_count / video.fps:.1f} s")
 
-    def driving_stopped(self) -> None:
+    def driving_stopped(self, reason: str) -> None:
+        """The driving source failed (the app has shown ``reason`` in a dialog and the log). A
+        webcam's group stays open and says why, to pick another camera or try again; other
+        sources give way to the idle animation."""
         self.app.session.stop_driving()
-        self.set_mode("idle")
+        if self.mode == "webcam":
+            self._show_webcam_status(reason)
+        else:
+            self.set_mode("idle")
 
     def refresh(self) -> None:
         video = self.app.video
