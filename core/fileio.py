@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from core.errors import OutputPathError
+
+#: Temporary files of :class:`AtomicFile` not yet committed or discarded.
+_live_temporaries: set[Path] = set()
 
 
 class AtomicFile:
@@ -37,11 +41,9 @@ class AtomicFile:
         self.path = check_output_path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=suffix)
+            self.temporary = _new_temporary(self.path.parent, f".{self.path.name}.", suffix)
         except OSError as exc:
             raise OutputPathError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        os.close(handle)
-        self.temporary = Path(temporary)
 
     def commit(self) -> None:
         """Flush :attr:`temporary` to disk, give it a normal file's mode and rename it over ``path``."""
@@ -53,6 +55,7 @@ class AtomicFile:
                 os.close(descriptor)
             os.chmod(self.temporary, 0o666 & ~_umask())  # mkstemp made it 0600
             os.replace(self.temporary, self.path)
+            _live_temporaries.discard(self.temporary)
         except OSError as exc:
             self.discard()
             raise OutputPathError(f"cannot write {self.path}: {exc.strerror or exc}") from None
@@ -63,6 +66,7 @@ class AtomicFile:
     def discard(self) -> None:
         """Remove :attr:`temporary`; ``path`` stays as it was."""
         self.temporary.unlink(missing_ok=True)
+        _live_temporaries.discard(self.temporary)
 
     def __enter__(self) -> Path:
         return self.temporary
@@ -74,6 +78,31 @@ class AtomicFile:
         self.discard()
         if isinstance(exc, OSError):  # a full disk, a vanished folder: the user's to fix
             raise OutputPathError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+
+
+def remove_stranded_temporaries() -> None:
+    """Remove every temporary file of this process not yet committed or discarded: a signal
+    or Ctrl-C can end a run between a temporary's creation and the block that would clean it
+    up (the command line calls this when a run ends)."""
+    for temporary in list(_live_temporaries):
+        temporary.unlink(missing_ok=True)
+        _live_temporaries.discard(temporary)
+
+
+def _new_temporary(folder: Path, prefix: str, suffix: str) -> Path:
+    """An empty file in ``folder``, registered as live before any signal handler can run:
+    the signals that end a run are held back while it is created."""
+    ending = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
+    hold = hasattr(signal, "pthread_sigmask")
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ending) if hold else None
+    try:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
+        os.close(handle)
+        _live_temporaries.add(Path(name))
+        return Path(name)
+    finally:
+        if hold:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def check_output_path(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:

@@ -45,10 +45,14 @@ class AtomicMp4Writer:
         self._size = (width, height)
         # OpenCV chooses the container by the suffix, so the temporary name keeps ".mp4".
         self._file = AtomicFile(self.path, suffix=".mp4")
-        self._writer = cv2.VideoWriter(str(self._file.temporary), cv2.VideoWriter_fourcc(*MP4_FOURCC), fps, self._size)
-        if not self._writer.isOpened():
+        try:
+            fourcc = cv2.VideoWriter_fourcc(*MP4_FOURCC)
+            self._writer = cv2.VideoWriter(str(self._file.temporary), fourcc, fps, self._size)
+            if not self._writer.isOpened():
+                raise MediaWriteError(f"cannot write an MP4 video at {self.path}")
+        except BaseException:  # a failure, or a signal while the encoder opens: no temporary left
             self._file.discard()
-            raise MediaWriteError(f"cannot write an MP4 video at {self.path}")
+            raise
 
     def write(self, rgb: np.ndarray) -> None:
         """Append one [H, W, 3] uint8 RGB frame of the writer's size."""

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import stat
+import tempfile
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from plyfile import PlyData
 
 from core.errors import OutputPathError
-from core.fileio import AtomicFile, write_bytes_atomic, write_json_atomic
+from core.fileio import AtomicFile, remove_stranded_temporaries, write_bytes_atomic, write_json_atomic
 from core.media import AtomicMp4Writer, write_png_atomic
 from core.render import save_ply
 from core.render.scenes import head_scene
@@ -83,4 +86,50 @@ def test_a_failing_ply_export_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(PlyData, "write", fail)
     with pytest.raises(OutputPathError, match="no space"):
         WRITERS["ply"](tmp_path / "avatar.ply")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temporary_stranded_before_its_block_is_removed_when_the_run_ends(tmp_path):
+    stranded = AtomicFile(tmp_path / "out.bin")  # as when a signal arrives before its `with` begins
+    assert stranded.temporary.exists()
+    remove_stranded_temporaries()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_while_a_temporary_is_created_cannot_strand_it(tmp_path, monkeypatch):
+    """The signal arrives inside mkstemp, after the file exists: its handler runs only once the
+    file is registered, so the end of the run still removes it."""
+
+    class Ended(Exception):
+        pass
+
+    def ended(number, frame):
+        raise Ended
+
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_signal(*args, **kwargs):
+        created = real_mkstemp(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return created
+
+    previous = signal.signal(signal.SIGTERM, ended)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+    try:
+        with pytest.raises(Ended):
+            AtomicFile(tmp_path / "out.bin")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert len(list(tmp_path.iterdir())) == 1
+    remove_stranded_temporaries()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_interrupt_while_the_encoder_opens_leaves_no_temporary_video(tmp_path, monkeypatch):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cv2, "VideoWriter", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        AtomicMp4Writer(tmp_path / "out.mp4", 25.0, 64, 48)
     assert list(tmp_path.iterdir()) == []

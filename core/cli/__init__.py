@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from core import __version__
 from core.cli import app, bench, drive, eval, export, info, preprocess, reconstruct, track, train, warmup
 from core.errors import Terminated, exit_status
+from core.fileio import remove_stranded_temporaries
 from core.tracking.native_log import filter_native_logs
 
 SUBCOMMANDS = (app, reconstruct, drive, export, eval, track, preprocess, train, bench, info, warmup)
@@ -43,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     filter_native_logs()  # MediaPipe's native log lines would bury our one-line errors
     with signals_end_the_run():
-        return exit_status("omg-avatar", lambda: args.run(args))
+        try:
+            return exit_status("omg-avatar", lambda: args.run(args))
+        finally:
+            remove_stranded_temporaries()
 
 
 @contextlib.contextmanager
