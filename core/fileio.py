@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from core.errors import OutputPathError
 
 #: Temporary files of :class:`AtomicFile` not yet committed or discarded.
 _live_temporaries: set[Path] = set()
+_NAME_ATTEMPTS = 100
 
 
 class AtomicFile:
@@ -53,7 +53,7 @@ class AtomicFile:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-            os.chmod(self.temporary, 0o666 & ~_umask())  # mkstemp made it 0600
+            os.chmod(self.temporary, 0o666 & ~_umask())  # created 0600, as mkstemp does
             os.replace(self.temporary, self.path)
             _live_temporaries.discard(self.temporary)
         except OSError as exc:
@@ -90,19 +90,23 @@ def remove_stranded_temporaries() -> None:
 
 
 def _new_temporary(folder: Path, prefix: str, suffix: str) -> Path:
-    """An empty file in ``folder``, registered as live before any signal handler can run:
-    the signals that end a run are held back while it is created."""
-    ending = {getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)}
-    hold = hasattr(signal, "pthread_sigmask")
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, ending) if hold else None
-    try:
-        handle, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
-        os.close(handle)
-        _live_temporaries.add(Path(name))
-        return Path(name)
-    finally:
-        if hold:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    """A new empty file in ``folder`` (mode 0600), registered as live *before* it is created:
+    a signal handler can run at any point of this (Python runs it in the main thread whichever
+    thread took the signal), and whenever it does, the file is either not there yet or known
+    to :func:`remove_stranded_temporaries`."""
+    for _ in range(_NAME_ATTEMPTS):
+        candidate = folder / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        _live_temporaries.add(candidate)
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            return candidate
+        except FileExistsError:
+            _live_temporaries.discard(candidate)
+        except BaseException:  # a signal's exception, before or after the file came to be
+            candidate.unlink(missing_ok=True)
+            _live_temporaries.discard(candidate)
+            raise
+    raise FileExistsError(f"no free temporary name in {folder} after {_NAME_ATTEMPTS} attempts")
 
 
 def check_output_path(path: str | Path, inputs: tuple[str | Path | None, ...] = ()) -> Path:
