@@ -6,7 +6,11 @@ Formats (all hold the same keys: ``v_template``, ``f``, ``shapedirs``, ``posedir
 * FLAME 2020 ``generic_model.pkl``: a Python 2 pickle in which some arrays are chumpy
   ``Ch`` objects and ``J_regressor`` is a scipy sparse matrix;
 * FLAME 2023 ``flame2023.pkl`` / ``flame2023_no_jaw.pkl``: the same keys, plain arrays;
-* ``.npz`` repacks with the same key names (``J_regressor`` dense).
+* ``.npz`` repacks with the same key names (``J_regressor`` dense);
+* the OMG-Avatar release's ``FLAME_with_eye.pt``: a weights-only torch file holding
+  ``{"flame_model": {the keys above, as tensors}, "lmk_embeddings": {...}}`` (the release's
+  landmark embeddings; its other files, ``FLAME_masks.pkl`` and ``head_template_mesh.obj``,
+  are read by :mod:`core.flame.bundle`).
 
 ``shapedirs`` holds the 300 shape components followed by the expression components (100
 in the official releases). Optional extras: eyelid blendshapes ``l_eyelid.npy`` and
@@ -15,7 +19,8 @@ and the FLAME site's ``mediapipe_landmark_embedding.npz``.
 
 A pickle can run code when loaded, so pickles are read by an unpickler that resolves only
 the classes a FLAME file needs (numpy arrays and dtypes, scipy sparse matrices, chumpy
-``Ch``) and maps the last two to inert stand-ins. Every problem with a file is a
+``Ch``) and maps the last two to inert stand-ins; torch files are read ``weights_only``
+(tensors and plain containers, nothing else). Every problem with a file is a
 :class:`~core.errors.ModelFileError` naming the file, the key and what was expected.
 """
 
@@ -25,12 +30,15 @@ import builtins
 import codecs
 import dataclasses
 import pickle
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse
+import torch
 
 from core.config import FlameConfig
 from core.errors import ModelFileError, first_line
@@ -41,6 +49,9 @@ FLAME_SITE = "https://flame.is.tue.mpg.de"
 MEDIAPIPE_POINTS = 478  # MediaPipe face mesh with refined irises
 MODEL_KEYS = ("v_template", "f", "shapedirs", "posedirs", "J_regressor", "kintree_table", "weights")
 EYELID_FILES = ("l_eyelid.npy", "r_eyelid.npy")
+#: The OMG-Avatar release's FLAME file (FLAME 2020 with eyes, repackaged), in the models folder.
+RELEASE_FLAME_FILE = f"{FLAME_DIR}/FLAME_with_eye.pt"
+RELEASE_BUNDLE_KEYS = ("flame_model", "lmk_embeddings")
 
 
 @dataclass(frozen=True)
@@ -89,32 +100,40 @@ class LandmarkEmbedding:
 
 def find_flame_file(given: str | Path | None, config: FlameConfig) -> Path | None:
     """The FLAME file to use: the one ``given`` (which must exist), else the config's
-    ``model_file`` if it is there, else None."""
+    ``model_file`` if it is there, else the release's ``flame/FLAME_with_eye.pt`` if it is
+    there, else None."""
     if given:
         path = Path(given).expanduser()
         if not path.is_file():
             raise ModelFileError(f"FLAME model not found: {path}")
         return path
-    path = resolve_model_file(config.model_file)
-    return path if path.is_file() else None
+    for candidate in (config.model_file, RELEASE_FLAME_FILE):
+        path = resolve_model_file(candidate)
+        if path.is_file():
+            return path
+    return None
 
 
 def load_flame_model(path: str | Path) -> FlameModelData:
-    """Read a FLAME ``.pkl`` (2020 or 2023) or ``.npz``, plus eyelid blendshapes beside it."""
+    """Read a FLAME ``.pkl`` (2020 or 2023), ``.npz`` or the release's ``.pt`` bundle, plus
+    eyelid blendshapes beside it."""
     path = Path(path)
     if not path.is_file():
         folder = resolve_model_file(FLAME_DIR)
         raise ModelFileError(
             f"FLAME model not found at {path}: download FLAME 2020 from {FLAME_SITE} (free licence "
             f"required) and put generic_model.pkl at {folder / 'generic_model.pkl'}, or FLAME 2023 "
-            f"as {folder / 'flame2023.pkl'}"
+            f"as {folder / 'flame2023.pkl'}, or the OMG-Avatar release's FLAME_with_eye.pt at "
+            f"{folder / 'FLAME_with_eye.pt'}"
         )
     if path.suffix in (".pkl", ".pickle"):
-        arrays = _read_flame_pickle(path)
+        arrays = read_flame_pickle(path)
     elif path.suffix == ".npz":
         arrays = _read_npz(path)
+    elif path.suffix in (".pt", ".pth"):
+        arrays = _read_flame_bundle(path)
     else:
-        raise ModelFileError(f"{path.name}: unsupported FLAME file type, expected .pkl or .npz")
+        raise ModelFileError(f"{path.name}: unsupported FLAME file type, expected .pkl, .npz or .pt")
     model = _model_from_arrays(arrays, path.name)
     eyelids = _read_eyelids(path.parent, model.v_template.shape[0])
     return dataclasses.replace(model, eyelids=eyelids)
@@ -243,8 +262,10 @@ class _FlameUnpickler(pickle.Unpickler):
         raise _RefusedClass(f"refers to '{module}.{name}', which a FLAME file never holds (refused)")
 
 
-def _read_flame_pickle(path: Path) -> dict[str, Any]:
-    """The pickle's dict with chumpy arrays and sparse matrices turned into numpy arrays."""
+def read_flame_pickle(path: Path) -> dict[str, Any]:
+    """The dict a FLAME-style pickle holds (a model, or the release's ``FLAME_masks.pkl``),
+    chumpy arrays and sparse matrices turned into numpy arrays; read with the restricted
+    unpickler (``latin1`` for Python 2 files). Any problem is a one-line ModelFileError."""
     try:
         with path.open("rb") as file:
             data = _FlameUnpickler(file, encoding="latin1").load()
@@ -267,6 +288,54 @@ def _plain(value: Any) -> Any:
     if isinstance(value, _SparseMatrix):
         return value.to_dense()
     return value
+
+
+# --------------------------------------------------------------------------- torch files
+def _read_flame_bundle(path: Path) -> dict[str, Any]:
+    """The ``flame_model`` arrays of the release's ``FLAME_with_eye.pt`` (read weights-only)."""
+    bundle = read_weights_only(path)
+    if not isinstance(bundle, dict):
+        raise ModelFileError(f"{path.name}: holds a {type(bundle).__name__}, expected the dict of the "
+                             f"release's FLAME file ({', '.join(RELEASE_BUNDLE_KEYS)})")  # fmt: skip
+    for key in RELEASE_BUNDLE_KEYS:
+        if not isinstance(bundle.get(key), dict):
+            found = "is missing" if key not in bundle else f"holds a {type(bundle[key]).__name__}"
+            keys = ", ".join(repr(k) for k in bundle) or "none"
+            raise ModelFileError(f"{path.name}: key '{key}' {found}, expected a dict (the file has {keys})")
+    return {str(key): _tensor_to_array(value) for key, value in bundle["flame_model"].items()}
+
+
+def read_weights_only(path: Path) -> Any:
+    """What a torch file holds, loaded with ``weights_only`` (tensors and plain containers;
+    pickled code is refused before it runs). Any problem is a one-line ModelFileError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. torch's note on the pickle protocol
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        refused = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if refused:
+            raise ModelFileError(f"{path.name}: refers to '{refused.group(1)}', which a weights file never "
+                                 f"holds (refused)") from None  # fmt: skip
+        raise ModelFileError(f"{path.name}: not a readable torch file ({first_line(exc)})") from None
+    except Exception as exc:  # untrusted bytes can fail in any way; all of them mean "corrupt"
+        raise ModelFileError(
+            f"{path.name}: not a readable torch file (truncated or corrupt: {first_line(exc)})"
+        ) from None
+
+
+def _tensor_to_array(value: Any) -> Any:
+    """A tensor as a numpy array (floats as float64) with the tensor's memory layout (strides:
+    :mod:`core.flame.release` multiplies them laid out as the file has them); anything else
+    unchanged, for the checks."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    value = value.detach().cpu()
+    if value.is_floating_point():
+        value = value.to(torch.float64)
+    elif value.dtype == torch.bool:
+        value = value.to(torch.uint8)
+    return value.numpy()
 
 
 def _read_npz(path: Path) -> dict[str, Any]:
