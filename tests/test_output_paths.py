@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -64,10 +63,14 @@ def test_an_output_that_is_a_folder_or_under_a_file_is_refused_before_any_work(a
 
 
 def test_a_write_that_fails_later_is_one_error_line_and_leaves_nothing(avatar_file, tmp_path, capsys, monkeypatch):
-    def read_only(*args, **kwargs):
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    real_open = os.open
 
-    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    def read_only(path, flags, *args, **kwargs):  # creating a file fails as on a read-only disk
+        if flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only)
     assert main(["export", str(avatar_file), "-o", str(tmp_path / "a.ply")]) == 2
     assert "Read-only file system" in _one_error(capsys)
     assert list(tmp_path.iterdir()) == []
