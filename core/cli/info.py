@@ -1,10 +1,12 @@
 """``omg-avatar info``: the OMG-Avatar network's size for a config: parameters per module
 (trainable and frozen), Gaussians per level of detail with a FLAME file, and which of the
-network's files are in place."""
+network's files are in place. With ``--checkpoint``: how the release's checkpoint fits the
+release network (:mod:`core.model.release_checkpoint`)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from torch import nn
@@ -14,7 +16,15 @@ from core.fileio import check_output_path, write_json_atomic
 from core.flame import find_flame_file, load_flame_model
 from core.geometry.subdivision import build_lod
 from core.model.backbone import DinoBackbone
+from core.model.checkpoint import CheckpointError
 from core.model.network import learned_modules, parameter_counts
+from core.model.release_checkpoint import (
+    FlameSizes,
+    classify_keys,
+    expected_release_shapes,
+    module_counts,
+    read_release_checkpoint,
+)
 from core.paths import DINOV2_FILE, resolve_model_file
 
 #: FLAME's vertex count (FLAME 2020 and 2023), which sizes the global branch's queries when
@@ -35,6 +45,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     parser.add_argument("--flame", metavar="FILE", help="FLAME model file (default: the config's, used when present)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument(
+        "--checkpoint", type=Path, metavar="FILE",
+        help="instead, report on the OMG-Avatar release's checkpoint (omg_ckpt.pt): its meta_cfg, tensors per "
+        "module and missing / unexpected / mis-shaped keys (exit status 2 when it does not fit)",
+    )  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -44,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     flame_file = find_flame_file(args.flame, config.flame)
     flame = load_flame_model(flame_file) if flame_file else None
+    if args.checkpoint is not None:
+        return _run_checkpoint(args.checkpoint, flame, flame_file, args.json)
     num_vertices = flame.v_template.shape[0] if flame else FLAME_VERTICES
     backbone = DinoBackbone(config.model, None, random_init=True)  # counted, never run
     modules = nn.ModuleDict({"backbone": backbone, **learned_modules(config, num_vertices, backbone.embed_dim)})
@@ -82,3 +99,44 @@ def _print_summary(summary: dict) -> None:
               "Gaussians per LOD need the file (see the README's model files)")
     state = "present" if summary["dinov2_file_present"] else "missing"
     print(f"DINOv2 weights: {summary['dinov2_file']} ({state})")
+
+
+def _run_checkpoint(path: Path, flame, flame_file: Path | None, json_file: Path | None) -> int:
+    """``info --checkpoint``: the release checkpoint against the release network for its
+    ``meta_cfg`` and the FLAME file (FLAME's standard sizes without one). The JSON is written
+    even when the file does not fit; then a one-line error (exit status 2)."""
+    checkpoint = read_release_checkpoint(path)
+    flame_sizes = FlameSizes.of(flame) if flame is not None else FlameSizes()
+    report = classify_keys(checkpoint.model, expected_release_shapes(checkpoint.sizes, flame_sizes))
+    dinov2 = resolve_model_file(DINOV2_FILE)
+    summary = {
+        "checkpoint": str(path),
+        "meta_cfg": checkpoint.meta_cfg,
+        "sizes": dataclasses.asdict(checkpoint.sizes),
+        "modules": module_counts(checkpoint.model),
+        "missing": report.missing,
+        "unexpected": report.unexpected,
+        "mismatched": report.mismatched,
+        "ignored": len(report.ignored),
+        "dinov2_in_checkpoint": report.has_dinov2,
+        "dinov2_file": None if report.has_dinov2 else str(dinov2),
+        "dinov2_file_present": None if report.has_dinov2 else dinov2.is_file(),
+        "flame_file": str(flame_file) if flame_file else None,
+        "flame_vertices": flame_sizes.vertices,
+    }
+    print(f"{path.name}: release checkpoint, sizes {summary['sizes']}")
+    print(f"{'module':<24}{'tensors':>10}{'elements':>16}")
+    for name, count in summary["modules"].items():
+        print(f"{name:<24}{count['tensors']:>10,}{count['elements']:>16,}")
+    print(f"missing {len(report.missing)}, unexpected {len(report.unexpected)}, mis-shaped "
+          f"{len(report.mismatched)}, ignored (training only) {len(report.ignored)}; FLAME sizes from "
+          f"{Path(flame_file).name if flame_file else f'FLAME standard ({flame_sizes.vertices:,} vertices)'}")  # fmt: skip
+    if not report.has_dinov2:
+        state = "present" if summary["dinov2_file_present"] else "missing"
+        print(f"no DINOv2 weights in the checkpoint: the DINOv2 file is needed at {dinov2} ({state})")
+    if json_file is not None:
+        write_json_atomic(json_file, summary)
+    problem = report.problem(path.name)
+    if problem:
+        raise CheckpointError(problem)
+    return 0

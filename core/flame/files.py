@@ -27,7 +27,6 @@ the classes a FLAME file needs (numpy arrays and dtypes, scipy sparse matrices, 
 from __future__ import annotations
 
 import builtins
-import codecs
 import dataclasses
 import pickle
 import re
@@ -42,6 +41,7 @@ import torch
 
 from core.config import FlameConfig
 from core.errors import ModelFileError, first_line
+from core.numpy_pickle import NUMPY_GLOBALS, NumpyUnpickler, RefusedGlobal
 from core.paths import FLAME_DIR, resolve_model_file
 
 FLAME_SHAPE_COMPONENTS = 300  # shapedirs[..., :300] is shape, the rest is expression
@@ -214,8 +214,7 @@ _SPARSE_CLASSES = {
 _STAND_INS = (_ChumpyArray, *_SPARSE_CLASSES.values())
 
 
-class _RefusedClass(pickle.UnpicklingError):
-    """The pickle refers to a class or function outside the allow-list."""
+_RefusedClass = RefusedGlobal  # the pickle refers to a class or function outside the allow-list
 
 
 def _reconstruct_stand_in(cls: type, base: type, state: Any) -> object:
@@ -225,21 +224,8 @@ def _reconstruct_stand_in(cls: type, base: type, state: Any) -> object:
     return object.__new__(cls)
 
 
-def _latin1_bytes(text: str, encoding: str) -> bytes:
-    """``_codecs.encode`` as Python 3 writes bytes into protocol-2 pickles (latin-1 only)."""
-    if encoding not in ("latin1", "latin-1"):
-        raise _RefusedClass(f"_codecs.encode with encoding {encoding!r} is not allowed")
-    return codecs.encode(text, "latin1")
-
-
-_NUMPY_MULTIARRAY = ("numpy.core.multiarray", "numpy._core.multiarray")
 _ALLOWED: dict[tuple[str, str], Callable[..., Any]] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): _latin1_bytes,
-    # numpy's array and scalar rebuilders, under numpy 1 and numpy 2 module names
-    **{(module, "_reconstruct"): np.empty(0).__reduce__()[0] for module in _NUMPY_MULTIARRAY},
-    **{(module, "scalar"): np.float64(0).__reduce__()[0] for module in _NUMPY_MULTIARRAY},
+    **NUMPY_GLOBALS,  # numpy arrays, dtypes and scalars, latin-1 bytes
     # Python 2 and 3 names
     **{(module, "_reconstructor"): _reconstruct_stand_in for module in ("copy_reg", "copyreg")},
     **{(module, name): getattr(builtins, name) for module in ("__builtin__", "builtins")
@@ -247,8 +233,11 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any]] = {
 }
 
 
-class _FlameUnpickler(pickle.Unpickler):
+class _FlameUnpickler(NumpyUnpickler):
     """Resolves only what a FLAME pickle holds; anything else is refused before it runs."""
+
+    allowed = _ALLOWED
+    what = "a FLAME file"
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED:
@@ -259,7 +248,7 @@ class _FlameUnpickler(pickle.Unpickler):
             raise _RefusedClass(f"chumpy class '{module}.{name}' is not supported, only plain Ch arrays")
         if module.startswith("scipy.sparse") and name in _SPARSE_CLASSES:
             return _SPARSE_CLASSES[name]
-        raise _RefusedClass(f"refers to '{module}.{name}', which a FLAME file never holds (refused)")
+        return super().find_class(module, name)  # refused, named
 
 
 def read_flame_pickle(path: Path) -> dict[str, Any]:

@@ -3,8 +3,9 @@ from a model: shared by the DINOv2 backbone, network checkpoints and the LPIPS m
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import safetensors.torch
 import torch
@@ -29,18 +30,50 @@ def read_state_dict(path: Path) -> dict[str, Tensor]:
     return state
 
 
+@dataclass(frozen=True)
+class KeyDifferences:
+    """How a state dict differs from an expected one, key by key.
+
+    Attributes:
+        missing: expected keys the given dict lacks, in expected order.
+        unexpected: given keys not expected, in given order.
+        mismatched: (key, given shape, expected shape) of keys in both with other shapes.
+    """
+
+    missing: list[str]
+    unexpected: list[str]
+    mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]]
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.mismatched)
+
+
+def _shape(value: Tensor | Sequence[int]) -> tuple[int, ...]:
+    return tuple(value.shape) if isinstance(value, Tensor) else tuple(value)
+
+
+def key_differences(expected: Mapping[str, Tensor | Sequence[int]], given: Mapping[str, Tensor]) -> KeyDifferences:
+    """The missing, unexpected and mis-shaped keys of ``given`` against ``expected`` (whose
+    values are tensors or shapes)."""
+    return KeyDifferences(
+        missing=[key for key in expected if key not in given],
+        unexpected=[key for key in given if key not in expected],
+        mismatched=[
+            (key, tuple(given[key].shape), _shape(expected[key]))
+            for key in expected
+            if key in given and tuple(given[key].shape) != _shape(expected[key])
+        ],
+    )
+
+
 def mismatch_report(expected: Mapping[str, Tensor], given: Mapping[str, Tensor]) -> list[str]:
     """Readable lines on how ``given`` differs from ``expected``: missing, unexpected and
     mis-shaped keys, each kind counted and its first names listed; empty when all match."""
-    missing = [key for key in expected if key not in given]
-    unexpected = [key for key in given if key not in expected]
-    mis_shaped = [
-        f"{key}: file {list(given[key].shape)}, model {list(expected[key].shape)}"
-        for key in expected
-        if key in given and given[key].shape != expected[key].shape
-    ]
+    differences = key_differences(expected, given)
+    mis_shaped = [f"{key}: file {list(shape)}, model {list(wanted)}" for key, shape, wanted in differences.mismatched]
     lines = []
-    for kind, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", mis_shaped)):
+    for kind, items in (("missing", differences.missing), ("unexpected", differences.unexpected),
+                        ("mis-shaped", mis_shaped)):  # fmt: skip
         if items:
             lines.append(f"  {len(items)} {kind} key(s):")
             lines += [f"    {item}" for item in items[:REPORTED_KEYS]]
