@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.model.encoder import ResidualConvUnit
+
 SCALES = (4, 2, 1, 0.5)  # resampling of the four grids, shallow to deep
 WIDTH_FACTORS = (1, 2, 4, 4)  # reassembled channels per grid, times feature_dim (256: 256, 512, 1024, 1024)
 
@@ -39,18 +41,6 @@ class DptDecoder(nn.Module):
         for block, skip, size in zip(self.fusion, coarse_to_fine, targets):
             fused = block(skip, fused, size)
         return self.head(fused)
-
-
-class ResidualConvUnit(nn.Module):
-    """x + conv(relu(conv(relu(x)))), 3x3 convs keeping the channels."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-        self.conv2 = nn.Conv2d(channels, channels, kernel_size=3, padding=1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
 
 
 class FusionBlock(nn.Module):
