@@ -13,6 +13,7 @@ from core.flame.files import FlameModelData, load_flame_model
 from core.flame.release_state import ReleaseFlameModel
 from core.model.gaussian_generators import ATTRIBUTES
 from core.model.release_geometry import FlamePose
+from core.model.release_checkpoint import release_sizes
 from core.model.release_network import Reconstruction, ReleaseConfig, ReleaseNetwork, Source
 from official_parity import ParityFixture, assert_close_to_scale, fill_by_recipe, recipe_rule
 
@@ -50,7 +51,7 @@ def release_network(fixture: ParityFixture) -> ReleaseNetwork:
     faces = load_template_faces(fixture.flame_folder / "head_template_mesh.obj", flame.num_vertices)
     masks = load_flame_masks(fixture.flame_folder / "FLAME_masks.pkl", n_vertices=flame.num_vertices)
     neck = np.concatenate([masks[name] for name in NECK_MASKS])
-    return ReleaseNetwork(ReleaseConfig.from_meta_cfg(fixture.meta_cfg), flame, faces, neck)
+    return ReleaseNetwork(release_sizes(fixture.meta_cfg, "the fixture"), flame, faces, neck)
 
 
 def _manifest_entries(fixture: ParityFixture, which: str) -> list[tuple[str, list[int], str]]:

@@ -18,10 +18,10 @@ from core.cli import main
 from core.errors import ModelFileError
 from core.model import release_checkpoint
 from core.model.checkpoint import CheckpointError
+from core.model.release_network import ReleaseConfig
 from core.model.release_checkpoint import (
     DINO_PREFIX,
     FlameSizes,
-    ReleaseSizes,
     classify_keys,
     expected_release_shapes,
     read_release_checkpoint,
@@ -80,13 +80,13 @@ class _MarkerMaker:
 # --------------------------------------------------------------------------- the expected keys
 @pytest.mark.parametrize("which, flame", [("synthetic", FlameSizes(645, 1252)), ("real", FlameSizes())])
 def test_expected_shapes_are_the_release_manifests(which, flame):
-    expected = expected_release_shapes(ReleaseSizes(256, 2, 2, 296), flame)
+    expected = expected_release_shapes(ReleaseConfig(256, 2, 2), flame)
     assert expected == _shapes(_manifest(parity_folder(), which))
 
 
 def test_more_transformer_layers_and_fewer_levels_change_the_keys():
-    base = expected_release_shapes(ReleaseSizes(256, 2, 2, 296))
-    other = expected_release_shapes(ReleaseSizes(256, 3, 1, 296))
+    base = expected_release_shapes(ReleaseConfig(256, 2, 2))
+    other = expected_release_shapes(ReleaseConfig(256, 3, 1))
     assert len(other) - len(base) == 18 - 20  # a decoder layer has 18 keys, a head generator 20
 
 
@@ -94,7 +94,7 @@ def test_more_transformer_layers_and_fewer_levels_change_the_keys():
 def test_the_release_layout_loads_with_nothing_missing_unexpected_or_mismatched(release, loaded):
     _, meta_cfg, expected, path = release
     assert loaded.file == path and loaded.meta_cfg == meta_cfg
-    assert loaded.sizes == ReleaseSizes(dim=256, transformer_layers=2, subdivision=2, plane_size=296)
+    assert loaded.sizes == ReleaseConfig(dim=256, transformer_layers=2, subdivision=2) and loaded.sizes.plane_size == 296
     report = classify_keys(loaded.model, expected)
     assert (report.missing, report.unexpected, report.mismatched) == ([], [], [])
     assert report.ignored == [PERCEPTUAL_KEY] and report.has_dinov2 and report.problem(path.name) is None

@@ -112,7 +112,7 @@ def _run_checkpoint(path: Path, flame, flame_file: Path | None, json_file: Path 
     summary = {
         "checkpoint": str(path),
         "meta_cfg": checkpoint.meta_cfg,
-        "sizes": dataclasses.asdict(checkpoint.sizes),
+        "sizes": dataclasses.asdict(checkpoint.sizes) | {"plane_size": checkpoint.sizes.plane_size},
         "modules": module_counts(checkpoint.model),
         "missing": report.missing,
         "unexpected": report.unexpected,

@@ -37,6 +37,8 @@ from core.errors import ModelFileError
 from core.flame.files import FlameModelData, read_weights_only
 from core.model.checkpoint import CheckpointError
 from core.model.state_files import KeyDifferences, key_differences
+from core.model.encoder import PATCH_SIZE, PLANE_PER_PATCH
+from core.model.release_network import ReleaseConfig, ReleaseNetwork
 from core.paths import DINOV2_FILE, resolve_model_file
 
 RELEASE_CHECKPOINT_FILE = "omg_ckpt.pt"
@@ -51,30 +53,13 @@ SUBDIVIDED_FACES = "subdivider._subdivided_faces"
 #: What the release's maths fixes (its encoder and generators hard-code these).
 RELEASE_DIM = 256
 RELEASE_PLANE_SIZE = 296
-RELEASE_IMAGE_SIZE = 518  # DINOv2 input: 37 x 37 patches, plane 8 x 37
 MAX_SUBDIVISION = 2  # the release's head splits exist for Sub#0..2
-DIRECTION_CODE = 27
-GENERATOR_HIDDEN = 128
-#: Outputs of a head generator's branches (the offset branch is never evaluated, but stored).
-HEAD_BRANCHES = {"color_layers": 32, "opacity_layers": 1, "scale_layers": 3, "rotation_layers": 4, "offset_layers": 3}
-#: Shoulder conv outputs: 32 colours, opacity, 3 scales, 4 rotation, position.
-SHOULDER_OUTPUTS = 41
 #: FLAME landmark embedding sizes the release's FLAME layer stores as buffers.
 LANDMARK_BUFFERS = {
     "lmk_faces_idx": (51,), "lmk_bary_coords": (51, 3),
     "dynamic_lmk_faces_idx": (79, 17), "dynamic_lmk_bary_coords": (79, 17, 3),
     "full_lmk_faces_idx": (1, 70), "full_lmk_bary_coords": (1, 70, 3),
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ReleaseSizes:
-    """The network sizes a release checkpoint's ``meta_cfg`` gives."""
-
-    dim: int  # MODEL.DIM: width of the queries and features (256)
-    transformer_layers: int  # MODEL.N_TRANSFORMER_LAYERS
-    subdivision: int  # MODEL.SUBDIVISION: head generators = subdivision + 1
-    plane_size: int  # DATASET.POINT_PLANE_SIZE: side of the feature plane (296)
 
 
 @dataclass(frozen=True)
@@ -101,7 +86,7 @@ class ReleaseCheckpoint:
     file: Path
     model: dict[str, Tensor]
     meta_cfg: dict
-    sizes: ReleaseSizes
+    sizes: ReleaseConfig
 
 
 @dataclass(frozen=True)
@@ -181,14 +166,15 @@ def read_release_checkpoint(path: str | Path) -> ReleaseCheckpoint:
     return ReleaseCheckpoint(path, model, meta_cfg, release_sizes(meta_cfg, path.name, model))
 
 
-def release_sizes(meta_cfg: Mapping, source: str, model: Mapping[str, Tensor] | None = None) -> ReleaseSizes:
-    """The network sizes of ``meta_cfg``; with ``model`` (the state dict), the transformer's
-    layers and the head generators are cross-checked against its keys."""
-    sizes = ReleaseSizes(
+def release_sizes(meta_cfg: Mapping, source: str, model: Mapping[str, Tensor] | None = None) -> ReleaseConfig:
+    """The network configuration of ``meta_cfg``; with ``model`` (the state dict), the
+    transformer's layers and the head generators are cross-checked against its keys."""
+    plane_size = _meta_int(meta_cfg, "DATASET", "POINT_PLANE_SIZE", source, allowed=(RELEASE_PLANE_SIZE,))
+    sizes = ReleaseConfig(
         dim=_meta_int(meta_cfg, "MODEL", "DIM", source, allowed=(RELEASE_DIM,)),
         transformer_layers=_meta_int(meta_cfg, "MODEL", "N_TRANSFORMER_LAYERS", source, minimum=1),
         subdivision=_meta_int(meta_cfg, "MODEL", "SUBDIVISION", source, allowed=tuple(range(MAX_SUBDIVISION + 1))),
-        plane_size=_meta_int(meta_cfg, "DATASET", "POINT_PLANE_SIZE", source, allowed=(RELEASE_PLANE_SIZE,)),
+        image_size=plane_size * PATCH_SIZE // PLANE_PER_PATCH,
     )
     if model is not None:
         for field, prefix, count, what in (
@@ -202,42 +188,16 @@ def release_sizes(meta_cfg: Mapping, source: str, model: Mapping[str, Tensor] | 
     return sizes
 
 
-def expected_release_shapes(sizes: ReleaseSizes, flame: FlameSizes = FlameSizes()) -> dict[str, tuple[int, ...]]:
+def expected_release_shapes(sizes: ReleaseConfig, flame: FlameSizes = FlameSizes()) -> dict[str, tuple[int, ...]]:
     """Key -> shape of the release network's state dict (without ``percep_loss.*``) for ``sizes``
-    and a FLAME of ``flame``'s sizes.
-
-    To be replaced by the release network's own ``state_dict()`` (``core/model/release_network``)
-    once it exists: until then, the committed release modules are built on the meta device (no
-    memory, no weights) for the encoder, transformer, offset generator and refiner, and the
-    per-level head generators, the shoulder generator and FLAME's buffers come from the
-    release's layout (the parity fixture's manifests).
-    """
-    from core.model.encoder import DinoEncoder
-    from core.model.offset_generator import OffsetGenerator
-    from core.model.query_decoder import QueryDecoder
-    from core.model.style_refiner import StyleRefiner
-
+    and a FLAME of ``flame``'s sizes: the network's learned modules built on the meta device (no
+    memory, no weights), and FLAME's buffers as the release stores them (they depend only on
+    FLAME's sizes, which the network would need a FLAME file for)."""
     with torch.device("meta"):
-        modules = {
-            "base_dino_model.": DinoEncoder(RELEASE_IMAGE_SIZE, sizes.dim),
-            "transformer.": QueryDecoder(sizes.dim, layers=sizes.transformer_layers),
-            "gs_generator_offset.": OffsetGenerator(sizes.dim, GENERATOR_HIDDEN),
-            "upsampler.": StyleRefiner(),
-        }
+        learned = ReleaseNetwork.learned_modules(sizes)
     shapes = {"head_base": (flame.vertices, sizes.dim)}
-    shapes |= {prefix + key: tuple(value.shape) for prefix, module in modules.items()
+    shapes |= {f"{name}.{key}": tuple(value.shape) for name, module in learned.items()
                for key, value in module.state_dict().items()}  # fmt: skip
-    inputs = sizes.dim + DIRECTION_CODE
-    for level in range(sizes.subdivision + 1):
-        for branch, outputs in HEAD_BRANCHES.items():
-            base = f"gs_head_generators.{level}.{branch}"
-            shapes |= {f"{base}.0.weight": (GENERATOR_HIDDEN, inputs), f"{base}.0.bias": (GENERATOR_HIDDEN,),
-                       f"{base}.2.weight": (outputs, GENERATOR_HIDDEN), f"{base}.2.bias": (outputs,)}  # fmt: skip
-    widths = [(GENERATOR_HIDDEN, inputs, 3), (GENERATOR_HIDDEN, GENERATOR_HIDDEN, 3),
-              (GENERATOR_HIDDEN, GENERATOR_HIDDEN, 3), (SHOULDER_OUTPUTS, GENERATOR_HIDDEN, 1)]  # fmt: skip
-    for index, (out, into, kernel) in zip((0, 2, 4, 6), widths):
-        shapes |= {f"gs_shoulder_generator.gaussian_conv.{index}.weight": (out, into, kernel, kernel),
-                   f"gs_shoulder_generator.gaussian_conv.{index}.bias": (out,)}  # fmt: skip
     v, j = flame.vertices, flame.joints
     flame_buffers = {
         "faces_tensor": (flame.faces, 3), "v_template": (v, 3), "shapedirs": (v, 3, flame.shape + flame.expressions),

@@ -74,17 +74,6 @@ class ReleaseConfig:
         """The feature plane's side (296 at 518, ``DATASET.POINT_PLANE_SIZE``)."""
         return PLANE_PER_PATCH * self.image_size // PATCH_SIZE
 
-    @classmethod
-    def from_meta_cfg(cls, meta_cfg: dict) -> ReleaseConfig:
-        """The configuration of a release ``meta_cfg`` (``MODEL`` and ``DATASET`` sections)."""
-        model, plane = meta_cfg["MODEL"], meta_cfg.get("DATASET", {}).get("POINT_PLANE_SIZE", 296)
-        return cls(
-            dim=int(model["DIM"]),
-            transformer_layers=int(model["N_TRANSFORMER_LAYERS"]),
-            subdivision=int(model["SUBDIVISION"]),
-            image_size=int(plane) * PATCH_SIZE // PLANE_PER_PATCH,
-        )
-
 
 @dataclass(frozen=True)
 class Source:
@@ -184,15 +173,25 @@ class ReleaseNetwork(nn.Module):
         c = config
         self.config = config
         self.head_base = nn.Parameter(torch.randn(flame.num_vertices, c.dim))
-        self.base_dino_model = DinoEncoder(c.image_size, c.dim, c.vit_dim, c.vit_depth, c.vit_heads)
-        self.transformer = QueryDecoder(c.dim, c.vit_dim, c.transformer_layers)
-        self.gs_head_generators = nn.ModuleList(HeadGaussianGenerator(c.dim) for _ in range(c.subdivision + 1))
-        self.gs_generator_offset = OffsetGenerator(c.dim)
-        self.gs_shoulder_generator = ShoulderGaussianGenerator(c.dim)
-        self.upsampler = StyleRefiner(COLOR_CHANNELS, c.refiner_size)
+        for name, module in self.learned_modules(config).items():
+            self.add_module(name, module)
         self.flame_model = flame
         self.geometry = ReleaseGeometry(flame, template_faces, neck_vertices, c.subdivision)
         self.subdivider = SubdividedFaces(blocked_midpoint_faces(template_faces, flame.num_vertices))
+
+    @staticmethod
+    def learned_modules(config: ReleaseConfig) -> dict[str, nn.Module]:
+        """The modules with learned weights besides ``head_base``, by the release's names (also
+        what a checkpoint must hold, :func:`core.model.release_checkpoint.expected_release_shapes`)."""
+        c = config
+        return {
+            "base_dino_model": DinoEncoder(c.image_size, c.dim, c.vit_dim, c.vit_depth, c.vit_heads),
+            "transformer": QueryDecoder(c.dim, c.vit_dim, c.transformer_layers),
+            "gs_head_generators": nn.ModuleList(HeadGaussianGenerator(c.dim) for _ in range(c.subdivision + 1)),
+            "gs_generator_offset": OffsetGenerator(c.dim),
+            "gs_shoulder_generator": ShoulderGaussianGenerator(c.dim),
+            "upsampler": StyleRefiner(COLOR_CHANNELS, c.refiner_size),
+        }
 
     def splits(self, level: int) -> list[tuple[int, int]]:
         """Vertex ranges of generators 0..level: level k's new vertices [V_{k-1}, V_k)."""
