@@ -12,12 +12,15 @@ import shutil
 
 import pytest
 import torch
-from official_parity import parity_folder, recipe_tensor
+import numpy as np
+from official_parity import ParityFixture, assert_close_to_scale, parity_folder, recipe_tensor
 
 from core.cli import main
 from core.errors import ModelFileError
 from core.model import release_checkpoint
 from core.model.checkpoint import CheckpointError
+from core.flame.files import load_flame_model
+from core.model.release_loading import load_release_network
 from core.model.release_network import ReleaseConfig
 from core.model.release_checkpoint import (
     DINO_PREFIX,
@@ -295,3 +298,33 @@ def test_info_on_a_bad_checkpoint_is_one_line_and_exit_2(kind, release, loaded, 
         assert len(json.loads(out.read_text())["mismatched"]) == 3
     if marker is not None:
         assert not marker.exists()
+
+
+def test_a_release_checkpoint_loads_into_the_network_and_reproduces_the_fixture(release):
+    folder, _, _, path = release
+    fixture = ParityFixture.load(folder)
+    network = load_release_network(path, fixture.flame_folder)
+    assert torch.equal(network.head_base, recipe_tensor("head_base", tuple(network.head_base.shape)))
+    with torch.no_grad():
+        features = network.transformer(network.head_base, fixture.tensors["dino.multiscale"])
+    assert_close_to_scale(features, fixture.tensors["tf.out"], "tf.out")
+    template = load_flame_model(fixture.flame_folder / "FLAME_with_eye.pt").v_template
+    assert np.allclose(network.flame_model.v_template.numpy(), template)  # FLAME from the bundle, not the zeros
+
+
+def test_without_dinov2_in_the_checkpoint_the_dinov2_file_is_loaded(release, tmp_path):
+    _, meta_cfg, _, path = release
+    state = torch.load(path, weights_only=True)["model"]
+    vit = {key[len(DINO_PREFIX):]: state.pop(key) for key in [k for k in state if k.startswith(DINO_PREFIX)]}
+    lean = tmp_path / "omg_ckpt.pt"
+    torch.save({"model": state, "meta_cfg": meta_cfg}, lean)
+    bundle = ParityFixture.load(release[0]).flame_folder
+    with pytest.raises(ModelFileError, match="dinov2_vitb14_pretrain.pth"):
+        load_release_network(lean, bundle, tmp_path / "absent.pth")
+    torch.save(vit, tmp_path / "dinov2_vitb14_pretrain.pth")
+    network = load_release_network(lean, bundle, tmp_path / "dinov2_vitb14_pretrain.pth")
+    assert torch.equal(network.base_dino_model.dino_model.pos_embed, vit["pos_embed"])
+    torch.save({key: value for key, value in vit.items() if key != "pos_embed"}, tmp_path / "short.pth")
+    with pytest.raises(CheckpointError, match=r"short.pth: does not fit .*missing") as error:
+        load_release_network(lean, bundle, tmp_path / "short.pth")
+    assert "\n" not in str(error.value)

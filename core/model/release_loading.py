@@ -1,0 +1,74 @@
+"""The released network with a release checkpoint's weights and a FLAME bundle's model.
+
+The bundle folder holds what the release reads beside its checkpoint: ``FLAME_with_eye.pt``
+(FLAME), ``head_template_mesh.obj`` (the topology) and ``FLAME_masks.pkl`` (its ``neck`` and
+``boundary`` vertices). The checkpoint (:mod:`core.model.release_checkpoint`) gives the sizes and
+the learned weights, and, when it carries them, DINOv2's; else Meta's DINOv2 file does. FLAME's
+buffers always come from the bundle (a checkpoint's are only shape-checked).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.flame.bundle import NECK_MASKS, load_flame_masks, load_template_faces
+from core.flame.files import load_flame_model
+from core.flame.release_state import ReleaseFlameModel
+from core.model.checkpoint import CheckpointError
+from core.model.release_checkpoint import (
+    DINO_PREFIX,
+    classify_keys,
+    read_release_checkpoint,
+    require_dinov2_file,
+)
+from core.model.release_network import ReleaseConfig, ReleaseNetwork
+from core.model.state_files import mismatch_report, read_state_dict
+
+BUNDLE_FILES = {"flame": "FLAME_with_eye.pt", "topology": "head_template_mesh.obj", "masks": "FLAME_masks.pkl"}
+
+
+def build_release_network(config: ReleaseConfig, bundle: str | Path) -> ReleaseNetwork:
+    """The network of ``config`` on the FLAME of the ``bundle`` folder (weights as constructed)."""
+    bundle = Path(bundle)
+    flame = ReleaseFlameModel(load_flame_model(bundle / BUNDLE_FILES["flame"]))
+    faces = load_template_faces(bundle / BUNDLE_FILES["topology"], flame.num_vertices)
+    masks = load_flame_masks(bundle / BUNDLE_FILES["masks"], n_vertices=flame.num_vertices)
+    neck = np.concatenate([masks[name] for name in NECK_MASKS])
+    return ReleaseNetwork(config, flame, faces, neck)
+
+
+def load_release_network(checkpoint: str | Path, bundle: str | Path, dinov2: str | Path | None = None) -> ReleaseNetwork:
+    """The released network with the weights of ``checkpoint`` (``omg_ckpt.pt``) on the FLAME of
+    ``bundle``, in eval mode. ``dinov2``: Meta's DINOv2 file, used only when the checkpoint lacks
+    DINOv2's weights (default: its place in the models folder).
+
+    Raises:
+        CheckpointError / ModelFileError: one line, for a file that is unreadable or does not fit.
+    """
+    release = read_release_checkpoint(checkpoint)
+    network = build_release_network(release.sizes, bundle)
+    report = classify_keys(release.model, network.state_dict())
+    problem = report.problem(release.file.name)
+    if problem:
+        raise CheckpointError(problem)
+    dinov2_file = require_dinov2_file(report, dinov2)
+    learned = {key: value for key, value in release.model.items() if key not in report.ignored
+               and not key.startswith(("flame_model.", "subdivider."))}  # fmt: skip
+    with torch.no_grad():
+        network.load_state_dict(learned, strict=False)  # classify_keys checked every key and shape
+    if dinov2_file is not None:
+        _load_dinov2(network, dinov2_file)
+    return network.eval()
+
+
+def _load_dinov2(network: ReleaseNetwork, path: Path) -> None:
+    """Meta's DINOv2 state dict into the encoder's ViT, whose keys are Meta's (strict)."""
+    vit = network.base_dino_model.dino_model
+    state = read_state_dict(path)
+    problems = [line.strip() for line in mismatch_report(vit.state_dict(), state)]
+    if problems:
+        raise CheckpointError(f"{path.name}: does not fit {DINO_PREFIX}* (DINOv2 ViT-B/14): {' '.join(problems[:2])}")
+    vit.load_state_dict(state)
