@@ -31,7 +31,7 @@ LANDMARK_SHAPES = {
 }
 #: Entries that are :class:`ReleaseFlame`'s own buffers (under another name or layout for two).
 SHARED = ("faces_tensor", "v_template", "shapedirs", "posedirs", "J_regressor", "parents", "lbs_weights")
-ORDER = SHARED[:7] + ("eye_pose", "neck_pose", *LANDMARK_SHAPES, "neck_kin_chain")
+ORDER = (*SHARED, "eye_pose", "neck_pose", *LANDMARK_SHAPES, "neck_kin_chain")
 
 
 class ReleaseFlameModel(ReleaseFlame):

@@ -35,6 +35,7 @@ from torch import Tensor
 
 from core.errors import ModelFileError
 from core.flame.files import FlameModelData, read_weights_only
+from core.flame.release_state import LANDMARK_SHAPES
 from core.model.checkpoint import CheckpointError
 from core.model.state_files import KeyDifferences, key_differences
 from core.model.encoder import PATCH_SIZE, PLANE_PER_PATCH
@@ -54,12 +55,6 @@ SUBDIVIDED_FACES = "subdivider._subdivided_faces"
 RELEASE_DIM = 256
 RELEASE_PLANE_SIZE = 296
 MAX_SUBDIVISION = 2  # the release's head splits exist for Sub#0..2
-#: FLAME landmark embedding sizes the release's FLAME layer stores as buffers.
-LANDMARK_BUFFERS = {
-    "lmk_faces_idx": (51,), "lmk_bary_coords": (51, 3),
-    "dynamic_lmk_faces_idx": (79, 17), "dynamic_lmk_bary_coords": (79, 17, 3),
-    "full_lmk_faces_idx": (1, 70), "full_lmk_bary_coords": (1, 70, 3),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -202,7 +197,8 @@ def expected_release_shapes(sizes: ReleaseConfig, flame: FlameSizes = FlameSizes
     flame_buffers = {
         "faces_tensor": (flame.faces, 3), "v_template": (v, 3), "shapedirs": (v, 3, flame.shape + flame.expressions),
         "posedirs": (9 * (j - 1), 3 * v), "J_regressor": (j, v), "parents": (j,), "lbs_weights": (v, j),
-        "eye_pose": (1, 6), "neck_pose": (1, 3), **LANDMARK_BUFFERS, "neck_kin_chain": (2,),
+        "eye_pose": (1, 6), "neck_pose": (1, 3), **{name: shape for name, (shape, _) in LANDMARK_SHAPES.items()},
+        "neck_kin_chain": (2,),
     }  # fmt: skip
     shapes |= {FLAME_PREFIX + key: shape for key, shape in flame_buffers.items()}
     shapes[SUBDIVIDED_FACES] = (4 * flame.faces, 3)  # level-1 faces (the release reuses them at level 2)
