@@ -10,6 +10,8 @@ The default embedding pairs random MediaPipe points with random face points: eno
 test file handling and fitting against the model's own projections. To fit real faces (in
 videos), pass ``face_landmarks`` (MediaPipe's points of a frontal face): each embedded
 MediaPipe point then sits on the head where that face's point falls, its eyes on the eyes.
+The release's ``FLAME_with_eye.pt`` layout (:func:`write_release_bundle`) carries iBUG-68
+landmarks instead (:func:`release_landmark_embedding`), placed the same way.
 
 FLAME space: metres, +x the subject's left, +y up, +z out of the face.
 """
@@ -28,6 +30,7 @@ from typing import Iterator
 
 import numpy as np
 import scipy.sparse
+import torch
 
 HEAD_RADII = np.array([0.078, 0.105, 0.095])  # x, y, z semi-axes in metres
 EYE_RADIUS = 0.0125
@@ -135,6 +138,49 @@ def write_eyelids(model: SyntheticFlame, folder: Path) -> None:
 
 def write_landmark_embedding(model: SyntheticFlame, path: Path) -> Path:
     np.savez(path, **model.embedding)
+    return path
+
+
+def release_landmark_embedding(
+    model: SyntheticFlame, face_landmarks: np.ndarray, ibug_mediapipe: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """The release's ``lmk_embeddings`` for ``model``: ``full_lmk_faces_idx_with_eye`` [1, 70] and
+    ``full_lmk_bary_coords_with_eye`` [1, 70, 3] hold the 68 iBUG points, each on the head where
+    the frontal face ``face_landmarks`` ([478, 3] MediaPipe pixels) puts its MediaPipe point
+    ``ibug_mediapipe[i]`` (as the face-aligned embedding of :func:`make_synthetic_flame` does),
+    then the right and left pupils (the eyeballs' front vertices); the static and dynamic keys
+    have the real shapes (static = points 17..67, dynamic unused)."""
+    vertices, faces = model.arrays["v_template"], model.arrays["f"].astype(np.int64)
+    head_faces = np.flatnonzero((faces < model.head_vertices).all(axis=1))
+    aligned = _onto_eyes(np.asarray(face_landmarks, np.float64))
+    rows, barycentric = _surface_behind(vertices, faces[head_faces], aligned[list(ibug_mediapipe), :2])
+    pupils = model.eye_front_vertices[::-1]  # right, left
+    pupil_faces = [int(np.flatnonzero((faces == vertex).any(axis=1))[0]) for vertex in pupils]
+    pupil_weights = [(faces[face] == vertex).astype(np.float64) for face, vertex in zip(pupil_faces, pupils)]
+    full_faces = np.concatenate([head_faces[rows], pupil_faces])[None]
+    full_weights = np.concatenate([barycentric, pupil_weights])[None]
+    return {
+        "static_lmk_faces_idx": full_faces[0, 17:68],
+        "static_lmk_bary_coords": full_weights[0, 17:68],
+        "dynamic_lmk_faces_idx": np.zeros((79, 17), dtype=np.int64),
+        "dynamic_lmk_bary_coords": np.tile([1.0, 0.0, 0.0], (79, 17, 1)),
+        "full_lmk_faces_idx_with_eye": full_faces,
+        "full_lmk_bary_coords_with_eye": full_weights,
+    }
+
+
+def write_release_bundle(model: SyntheticFlame, path: Path, lmk_embeddings: dict[str, np.ndarray]) -> Path:
+    """Like the release's ``FLAME_with_eye.pt``: ``{"flame_model": ..., "lmk_embeddings": ...}``
+    of tensors (indices int64, the rest float32; the root's parent stored as 2**32 - 1)."""
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        array = np.asarray(array)
+        return torch.tensor(array.astype(np.int64 if array.dtype.kind in "iu" else np.float32))
+
+    torch.save({
+        "flame_model": {key: tensor(value) for key, value in model.arrays.items()},
+        "lmk_embeddings": {key: tensor(value) for key, value in lmk_embeddings.items()},
+    }, path)  # fmt: skip
     return path
 
 

@@ -210,15 +210,15 @@ def test_the_network_method_shows_its_file_pickers_and_its_avatars_toggle_the_re
     app, samples_dir, tmp_path, monkeypatch
 ):
     import dearpygui.dearpygui as dpg
-    from network_files import write_network_files
+    from network_files import frontal_face_landmarks, write_network_files
 
     source, view = app.source_panel, app.view_panel
     assert not dpg.is_item_shown(source.network_group) and not app.session.has_refiner
     assert not dpg.is_item_enabled(view.refiner_box)
     source._method_chosen(source.method, "network")
     assert app.method == "network" and dpg.is_item_shown(source.network_group)
-    files = write_network_files(tmp_path)
-    monkeypatch.setenv("OMG_AVATAR_MODELS", str(files.models))  # the landmark embedding's folder
+    files = write_network_files(tmp_path, frontal_face_landmarks(samples_dir, app.session.config))
+    monkeypatch.setenv("OMG_AVATAR_MODELS", str(files.models))
     for kind in ("checkpoint", "flame", "dinov2"):
         source.set_network_file(kind, getattr(files, kind))
         assert dpg.get_value(source.file_labels[kind]) == getattr(files, kind).name
@@ -228,7 +228,6 @@ def test_the_network_method_shows_its_file_pickers_and_its_avatars_toggle_the_re
     step_until(app, lambda: app.job is None, "the network reconstruction")
     assert app.session.avatar.method == "network", app.dialogs.shown
     assert dpg.is_item_enabled(view.refiner_box) and dpg.get_value(view.refiner_box)
-    app.session.avatar.refiner.to_rgb.bias.data.fill_(2.0)  # an untrained refiner passes the coarse image through
     refined = new_image(app)
     view._refiner_changed(view.refiner_box, False)
     assert not app.session.use_refiner

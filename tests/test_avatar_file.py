@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from core.avatar import AvatarFileError, load_avatar, reconstruct, save_avatar
-from core.avatar.avatar_file import VERSION
+from core.avatar.avatar_file import MAX_MEMBERS, VERSION
 from core.config import load_config
 from core.errors import OmgError, OutputPathError
 from core.tracking.photo import prepare_portrait
@@ -190,9 +190,10 @@ def _load_refused(path, message):
         ({"num_lods": 9}, r"header: num_lods 9, expected an integer in \[1, 4\]"),
         ({"camera_size": [200000, 200000]}, r"header: camera_size \[200000, 200000\]"),
         ({"camera_size": [512]}, r"header: camera_size \[512\]"),
-        ({"refiner": {"in_channels": 3, "widths": [-1]}}, r"header: refiner.widths \[-1\]"),
-        ({"refiner": {"in_channels": 3, "widths": [32, 100000]}}, r"header: refiner.widths \[32, 100000\]"),
-        ({"refiner": {"in_channels": -2, "widths": [32]}}, r"header: refiner.in_channels -2"),
+        ({"refiner": {"in_channels": 3, "image_size": -1}}, r"header: refiner.image_size -1"),
+        ({"refiner": {"in_channels": 3, "image_size": 100000}}, r"header: refiner.image_size 100000"),
+        ({"refiner": {"in_channels": 3, "image_size": 96}}, r"header: refiner.image_size 96, expected a power of two"),
+        ({"refiner": {"in_channels": -2, "image_size": 64}}, r"header: refiner.in_channels -2"),
         ({"flame": {"scale": float("nan")}}, r"header: flame"),
         ({"scheme": "catmull-clark"}, r"header: scheme 'catmull-clark'"),
         ({"method": None}, r"header: method None"),
@@ -265,8 +266,8 @@ def test_values_out_of_range_are_refused(saved, tmp_path, member, change, messag
 @pytest.mark.samples
 def test_too_many_or_repeated_members_are_refused(saved, tmp_path):
     members = _members(saved)
-    many = members | {f"padding{index}.npy": members["rig.pivot.npy"] for index in range(300)}
-    _load_refused(_write_members(tmp_path / "many.omg", many), "300|members, more than")
+    many = members | {f"padding{index}.npy": members["rig.pivot.npy"] for index in range(MAX_MEMBERS)}
+    _load_refused(_write_members(tmp_path / "many.omg", many), f"{len(many)} members, more than")
     with zipfile.ZipFile(tmp_path / "twice.omg", "w") as archive, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
         for name, data in [*members.items(), ("rig.pivot.npy", members["rig.pivot.npy"])]:

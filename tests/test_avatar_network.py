@@ -1,7 +1,8 @@
-"""Network avatars: the ``network`` reconstruction method on a sample photo (tiny random-weight
-checkpoint, synthetic FLAME, official-format DINOv2 file), C-channel features, the FLAME rig,
-the refiner, the ``.omg`` round trip (and version-1 files), and ``reconstruct --method network``
-with its one-line missing-file error."""
+"""Network avatars: the ``network`` reconstruction method (the released network) on a sample
+photo (a tiny random-weight checkpoint in our format, the synthetic FLAME as the release's bundle,
+Meta-format DINOv2 weights), 32-channel features, the FLAME rig in the release's convention, the
+refiner, the ``.omg`` round trip (and version-1 and version-2 files), ``reconstruct --method
+network`` with its one-line missing-file error, driving, eval and the app's session."""
 
 from __future__ import annotations
 
@@ -18,32 +19,33 @@ import torch
 
 from core.avatar import DrivingState, available_methods, load_avatar, reconstruct, save_avatar
 from core.avatar.animation import attach_flame
-from core.avatar.flame_rig import FlamePose
+from core.avatar.avatar_file import AvatarFileError
+from core.avatar.flame_rig import AttachedFlame, FlamePose
 from core.avatar.network_method import NetworkFiles
 from core.avatar.view import View, render_view
 from core.cli import main
+from core.config import load_config
 from core.driving import DrivingPipeline, flame_fitting
 from core.errors import ModelFileError
-from core.flame import load_flame_layer
-from core.paths import SAMPLES_DIR
+from core.model.gaussian_generators import COLOR_CHANNELS as CHANNELS
+from core.model.style_refiner import StyleRefiner
 from core.render import render
 from core.session import Session
 from core.session.controls import ControlRig
 from core.tracking.photo import prepare_portrait
 from core.tracking.sources import VideoFileSource
-from network_files import CHANNELS, frontal_face_landmarks, network_config, write_network_files
+from network_files import frontal_face_landmarks, write_network_files
 from waiting import wait_for
 
-CONFIG = network_config()
+CONFIG = load_config("tiny")  # the tracking and fitting settings; the checkpoint sizes the network
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """The network's files; with the sample media, the synthetic FLAME's landmark embedding is
-    laid on a real face, so that FLAME fits of the samples' faces (the photo's, the videos')
-    are sound (a random embedding makes them diverge)."""
-    landmarks = frontal_face_landmarks(SAMPLES_DIR, CONFIG) if SAMPLES_DIR.is_dir() else None
-    return write_network_files(tmp_path_factory.mktemp("models"), face_landmarks=landmarks)
+def files(tmp_path_factory, samples_dir):
+    """The network's files; the synthetic FLAME's landmark embedding is laid on a real face, so
+    that FLAME fits of the samples' faces (the photo's, the videos') are sound."""
+    landmarks = frontal_face_landmarks(samples_dir, CONFIG)
+    return write_network_files(tmp_path_factory.mktemp("models"), landmarks)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,7 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
 
 
 def flame_state(jaw_open: float = 0.3) -> DrivingState:
-    pose = FlamePose(np.full(CONFIG.flame.n_expression, 0.5), np.array([jaw_open, 0, 0]), np.zeros(6), np.zeros(0))
+    pose = FlamePose(np.full(100, 0.5), np.array([jaw_open, 0, 0]), np.zeros(6), np.zeros(0))
     return DrivingState(np.zeros((478, 3)), np.eye(3), np.zeros(3), flame=pose)
 
 
@@ -85,8 +87,10 @@ def test_network_is_a_listed_method():
 @pytest.mark.samples
 def test_network_avatar_has_32_channels_a_refiner_a_flame_rig_and_one_level_per_lod(avatar, files):
     assert avatar.method == "network" and avatar.num_channels == CHANNELS
-    assert avatar.refiner is not None and avatar.flame is not None
-    assert avatar.num_lods == CONFIG.lod.levels + 1 and avatar.first_level == 0
+    assert isinstance(avatar.refiner, StyleRefiner) and avatar.flame is not None
+    assert avatar.num_lods == files.config.subdivision + 1 and avatar.first_level == 0
+    assert avatar.scheme == "midpoint" and avatar.source_camera.width == files.config.refiner_size
+    assert avatar.provenance["network"]["checkpoint"] == files.checkpoint.name
     assert len(avatar.rig.vertices) == files.num_flame_vertices
     for lod in range(avatar.num_lods):
         assert avatar.num_gaussians(lod) == avatar.levels.num_vertices[lod] + len(avatar.shoulders)
@@ -134,7 +138,7 @@ def test_features_with_32_channels_render_with_the_cpu_backend_like_the_referenc
 @pytest.mark.samples
 def test_network_avatar_round_trip_keeps_features_refiner_and_flame_rig(avatar, saved, files):
     loaded = load_avatar(saved)
-    assert loaded.num_channels == CHANNELS and loaded.flame.poser is None
+    assert loaded.num_channels == CHANNELS and loaded.flame.model is None
     for lod in range(avatar.num_lods):
         original, restored = avatar.gaussians(lod), loaded.gaussians(lod)
         for name in ("means", "quats", "scales", "opacities", "features"):
@@ -149,8 +153,7 @@ def test_network_avatar_round_trip_keeps_features_refiner_and_flame_rig(avatar, 
     with zipfile.ZipFile(saved) as archive:
         flame_members = {name for name in archive.namelist() if name.startswith("flame.")}
     assert flame_members == {f"flame.{name}.npy" for name in ("shape", "offsets", "expression", "jaw", "eyes", "eyelids")}
-    layer = load_flame_layer(files.flame, CONFIG.flame, files.models / CONFIG.flame.landmark_embedding_file)
-    attached = loaded.with_flame(layer)
+    attached = loaded.with_flame(AttachedFlame.load(files.flame, CONFIG))
     assert torch.allclose(attached.head_means(1, flame_state()), avatar.head_means(1, flame_state()), atol=1e-5)
 
 
@@ -161,16 +164,31 @@ def test_version_1_files_still_load_as_rgb_avatars(avatar, saved, tmp_path):
     header = json.loads(arrays["header"].tobytes())
     header = {key: value for key, value in header.items() if key not in ("flame", "refiner")} | {"version": 1}
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    for name in [name for name in arrays if name.endswith(".features")]:
-        arrays[name.replace(".features", ".colours")] = arrays.pop(name)[:, :3]
+    for name in [name for name in arrays if name.endswith(".features")]:  # v1 held RGB in [0, 1]
+        arrays[name.replace(".features", ".colours")] = arrays.pop(name)[:, :3].clip(0, 1)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     old = tmp_path / "v1.omg"
     old.write_bytes(buffer.getvalue())
     loaded = load_avatar(old)
     assert loaded.num_channels == 3 and loaded.refiner is None and loaded.flame is None
-    assert torch.equal(loaded.gaussians(2).features, avatar.gaussians(2).features[:, :3])
+    assert torch.equal(loaded.gaussians(2).features, avatar.gaussians(2).features[:, :3].clamp(0, 1))
     assert torch.equal(loaded.gaussians(2).means, avatar.gaussians(2).means)
+
+
+@pytest.mark.samples
+def test_version_2_network_avatars_of_the_earlier_network_are_refused_in_one_line(saved, tmp_path):
+    with np.load(saved, allow_pickle=False) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = json.loads(arrays["header"].tobytes()) | {"version": 2}
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    old = tmp_path / "v2.omg"
+    old.write_bytes(buffer.getvalue())
+    with pytest.raises(AvatarFileError, match="earlier network .* reconstruct it again") as error:
+        load_avatar(old)
+    assert "\n" not in str(error.value)
 
 
 # --------------------------------------------------------------------------- the command
@@ -180,7 +198,7 @@ def test_reconstruct_command_writes_a_network_avatar(models_env, samples_dir, tm
     status, out, err = run_cli([
         "reconstruct", str(samples_dir / "photos" / "einstein.jpg"), "-o", str(output), "--method", "network",
         "--checkpoint", str(models_env.checkpoint), "--flame", str(models_env.flame),
-        "--dinov2", str(models_env.dinov2), "--config", "tiny",
+        "--config", "tiny",
     ])  # fmt: skip
     assert status == 0, err
     loaded = load_avatar(output)
@@ -190,10 +208,10 @@ def test_reconstruct_command_writes_a_network_avatar(models_env, samples_dir, tm
     assert "100% done" in err
 
 
-@pytest.mark.parametrize("missing", [("checkpoint",), ("flame", "dinov2"), ("checkpoint", "flame", "dinov2")])
+@pytest.mark.parametrize("missing", [("checkpoint",), ("flame",), ("checkpoint", "flame")])
 def test_missing_network_files_are_named_in_one_line_with_exit_status_2(files, tmp_path, monkeypatch, missing):
     monkeypatch.setenv("OMG_AVATAR_MODELS", str(files.models))
-    given = {"checkpoint": files.checkpoint, "flame": files.flame, "dinov2": files.dinov2}
+    given = {"checkpoint": files.checkpoint, "flame": files.flame}
     given.update({name: tmp_path / f"absent_{name}.bin" for name in missing})
     options = [item for name, path in given.items() for item in (f"--{name}", str(path))]
     status, out, err = run_cli(["reconstruct", str(tmp_path / "no_photo.jpg"), "-o", str(tmp_path / "a.omg"),
@@ -203,6 +221,29 @@ def test_missing_network_files_are_named_in_one_line_with_exit_status_2(files, t
     for name, path in given.items():
         assert (str(path) in err) == (name in missing)
     assert f"{len(missing)} missing file(s)" in err
+    assert not (tmp_path / "a.omg").exists()
+
+
+def test_a_flame_file_without_its_bundle_neighbours_names_them(files, tmp_path):
+    lonely = tmp_path / "FLAME_with_eye.pt"
+    lonely.write_bytes(files.flame.read_bytes())
+    status, out, err = run_cli(["reconstruct", "photo.jpg", "-o", str(tmp_path / "a.omg"), "--method", "network",
+                                "--checkpoint", str(files.checkpoint), "--flame", str(lonely)])  # fmt: skip
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "2 missing file(s)" in err
+    assert str(tmp_path / "head_template_mesh.obj") in err and str(tmp_path / "FLAME_masks.pkl") in err
+
+
+@pytest.mark.samples
+def test_a_checkpoint_without_dinov2_needs_the_dinov2_file_and_says_where(files, samples_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMG_AVATAR_MODELS", str(tmp_path))  # no DINOv2 file in its default place
+    status, out, err = run_cli([
+        "reconstruct", str(samples_dir / "photos" / "einstein.jpg"), "-o", str(tmp_path / "a.omg"), "--method",
+        "network", "--checkpoint", str(files.checkpoint), "--flame", str(files.flame),
+    ])  # fmt: skip
+    errors = [line for line in err.splitlines() if line.startswith("omg-avatar: error: ")]
+    assert status == 2 and errors == [err.strip().splitlines()[-1]]
+    dinov2 = tmp_path / "dinov2" / "dinov2_vitb14_pretrain.pth"
+    assert "no DINOv2 weights" in errors[0] and f"put it at {dinov2}" in errors[0]
     assert not (tmp_path / "a.omg").exists()
 
 
@@ -224,7 +265,7 @@ def avatar_file(avatar, tmp_path_factory):
 @pytest.mark.samples
 def test_a_flame_fit_per_frame_drives_the_expression_once_the_shape_is_calibrated(saved, files, samples_dir):
     loaded_flame = attach_flame(load_avatar(saved), files.flame, CONFIG)
-    assert flame_fitting(loaded_flame, CONFIG) is not None and loaded_flame.flame.poser is not None
+    assert flame_fitting(loaded_flame, CONFIG) is not None and loaded_flame.flame.model is not None
     with VideoFileSource(samples_dir / "videos" / "talking_d0.mp4") as video, DrivingPipeline(CONFIG, loaded_flame) as pipeline:
         states = [pipeline.step(frame).state for frame, _ in zip(video, range(DRIVING_FRAMES))]
     calibration = CONFIG.tracking.fitter.calibration_frames
@@ -263,7 +304,7 @@ def test_drive_renders_a_network_avatar_with_and_without_its_refiner(
         count += 1
         first = ok[1] if first is None else first
     capture.release()
-    assert count == DRIVING_FRAMES and first.shape[:2] == (CONFIG.model.render_size,) * 2
+    assert count == DRIVING_FRAMES and first.shape[:2] == (models_env.config.refiner_size,) * 2
 
 
 @pytest.mark.samples
@@ -272,7 +313,7 @@ def test_eval_reconstructs_and_scores_a_network_avatar(models_env, samples_dir, 
     status, _, err = run_cli([
         "eval", str(samples_dir / "videos" / "talking_d0.mp4"), "--max-frames", "3", "--lod", "0", "--config", "tiny",
         "--method", "network", "--checkpoint", str(models_env.checkpoint), "--flame", str(models_env.flame),
-        "--dinov2", str(models_env.dinov2), "--no-refiner", "--json", str(report),
+        "--no-refiner", "--json", str(report),
     ])  # fmt: skip
     assert status == 0, err
     video = json.loads(report.read_text())["videos"]["talking_d0.mp4"]
@@ -290,9 +331,8 @@ def test_the_session_builds_a_network_avatar_and_toggles_its_refiner(models_env,
         job = session.reconstruct(samples_dir / "photos" / "einstein.jpg", "network")
         assert job.wait(120) and job.error is None, job.error
         session.set_avatar(job.avatar, job.name)
-        assert session.has_refiner and session.avatar.flame.poser is not None
+        assert session.has_refiner and session.avatar.flame.model is not None
         assert session._pipeline(1).fits_flame  # driven frames get FLAME expressions
-        session.avatar.refiner.to_rgb.bias.data.fill_(2.0)  # an untrained refiner passes the coarse image through
         camera = session.avatar.camera()
         images = {
             (mode, refiner): render_view(session.avatar, View(camera, 0, mode, use_refiner=refiner), None, "cpu")

@@ -28,16 +28,14 @@ Only positions change: the state poses the avatar's control mesh (:meth:`HeadRig
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from core.avatar.avatar import Avatar, DrivingState
-from core.avatar.flame_rig import FlamePose
+from core.avatar.flame_rig import AttachedFlame, FlamePose
 from core.config import Config
-from core.flame import load_flame_layer
 from core.tracking.tracker import TrackedFrame
 
 #: Tracked frames averaged into the driver's neutral reference.
@@ -141,10 +139,9 @@ class Animator:
 
 def attach_flame(avatar: Avatar, flame_file: Path | None, config: Config) -> Avatar:
     """``avatar`` able to pose FLAME expressions: its FLAME rig with the model of
-    ``flame_file`` (``config.flame``'s landmark embedding) attached. Unchanged for an avatar
-    without a FLAME rig, one that has its model already, or without a file."""
-    if avatar.flame is None or avatar.flame.poser is not None or flame_file is None:
+    ``flame_file`` attached (:meth:`AttachedFlame.load`). Unchanged for an avatar without a
+    FLAME rig, one that has its model already, or without a file."""
+    if avatar.flame is None or avatar.flame.model is not None or flame_file is None:
         return avatar
-    flame_config = dataclasses.replace(config.flame, n_shape=len(avatar.flame.shape))
-    return avatar.with_flame(load_flame_layer(flame_file, flame_config))
+    return avatar.with_flame(AttachedFlame.load(flame_file, config))
 

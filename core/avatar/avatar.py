@@ -10,7 +10,7 @@ rotation and translation, faded down the neck), and the posed mesh is subdivided
 level asked for (the paper's "new FLAME expression and pose, then subdivision").
 
 Heads carry C feature channels per Gaussian, the first 3 a coarse RGB: C = 3 for the
-training-free method, ``model.splat_channels`` for the network, whose avatars also hold
+training-free method, 32 for the network (the release's), whose avatars also hold
 its neural refiner (splatted features [H, W, C] -> RGB, :meth:`Avatar.rgb`).
 
     avatar = reconstruct(portrait)                        # core.avatar.reconstruct
@@ -32,12 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from scipy.spatial.transform import Rotation
 
-from core.avatar.flame_rig import FlamePose, FlameRig
+from core.avatar.flame_rig import AttachedFlame, FlamePose, FlameRig
 from core.avatar.levels import LevelChain, subdivide
 from core.errors import OmgError
-from core.flame.layer import FlameLayer
 from core.geometry.camera import Camera
 from core.geometry.subdivision import Scheme
 from core.render import Gaussians
@@ -168,8 +168,9 @@ class Avatar:
         first_level: LOD ``k`` is the control mesh subdivided ``first_level + k`` times.
         scheme: the subdivision scheme (``"loop"`` or ``"midpoint"``).
         levels: the control mesh's subdivision chain; built from ``rig.faces`` when not given.
-        refiner: the neural refiner, [1, C, H, W] features -> [1, 3, H, W] RGB (the
-            network's :class:`~core.model.refiner.NeuralRefiner`), or None.
+        refiner: the neural refiner, [1, C, S, S] features -> [1, 3, S, S] RGB (the
+            network's :class:`~core.model.style_refiner.StyleRefiner`; images of another
+            size are resized to its ``image_size`` and back), or None.
         flame: the FLAME rig (network avatars), or None: expressions come from the
             landmark binding.
     """
@@ -272,8 +273,16 @@ class Avatar:
         has one and ``use_refiner``, else the coarse RGB (the first 3 channels)."""
         if self.refiner is None or not use_refiner:
             return features[..., :3]
+        image = features.permute(2, 0, 1)[None]
+        size = getattr(self.refiner, "image_size", None)  # a refiner of one image size
+        resized = size is not None and tuple(image.shape[2:]) != (size, size)
         with torch.no_grad():
-            return self.refiner(features.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+            if resized:
+                image = F.interpolate(image, size=(size, size), mode="bilinear", align_corners=False)
+            refined = self.refiner(image)
+            if resized:
+                refined = F.interpolate(refined, size=tuple(features.shape[:2]), mode="bilinear", align_corners=False)
+        return refined[0].permute(1, 2, 0)
 
     def feature_background(self, background: float | tuple[float, ...]) -> float | tuple[float, ...]:
         """A render background for the C channels: one value for all, or an RGB triple
@@ -283,12 +292,12 @@ class Avatar:
         return (*background, *[0.0] * (self.num_channels - len(background)))
 
     # ------------------------------------------------------------------ FLAME
-    def with_flame(self, layer: FlameLayer) -> Avatar:
+    def with_flame(self, model: AttachedFlame) -> Avatar:
         """This avatar with the FLAME model its rig needs to pose expressions (see
         :meth:`FlameRig.with_model`); the other data is shared."""
         if self.flame is None:
             raise AvatarError(f"this {self.method} avatar has no FLAME rig")
-        return dataclasses.replace(self, levels=self.levels, flame=self.flame.with_model(layer))
+        return dataclasses.replace(self, levels=self.levels, flame=self.flame.with_model(model))
 
     def _refined(self, control: np.ndarray, lod: int) -> torch.Tensor:
         refined = self.levels.refine(np.asarray(control, dtype=np.float32), self.first_level + lod)

@@ -3,27 +3,31 @@
 No pickle: it is read with ``allow_pickle=False``, so a file can hold only plain arrays.
 The member ``header`` holds UTF-8 JSON::
 
-    {"format": "omg-avatar", "version": 2, "method": "network",
-     "provenance": {...}, "first_level": 0, "scheme": "loop", "num_lods": 3,
+    {"format": "omg-avatar", "version": 3, "method": "network",
+     "provenance": {...}, "first_level": 0, "scheme": "midpoint", "num_lods": 3,
      "camera_size": [512, 512], "flame": {"scale": 5.0} or null,
-     "refiner": {"in_channels": 32, "widths": [32, 64, 128, 256, 256]} or null}
+     "refiner": {"in_channels": 32, "image_size": 512} or null}
 
 and the other members the arrays of :class:`~core.avatar.avatar.Avatar` (names below).
 
 Versions: 1 holds RGB heads and shoulders (members ``lod<k>.colours``,
 ``shoulders.colours``, [N, 3]) and nothing else; 2 holds C feature channels
-(``lod<k>.features``, ``shoulders.features``, [N, C]), and for network avatars the FLAME
-rig (``flame.shape``, ``flame.offsets``, ``flame.expression``, ``flame.jaw``,
-``flame.eyes``, ``flame.eyelids``: coefficients and offsets, no FLAME model data; see
-:mod:`core.avatar.flame_rig`) and the refiner's weights (``refiner.<state-dict key>``).
-Both versions load.
+(``lod<k>.features``, ``shoulders.features``, [N, C]); 3 holds, for network avatars, the
+FLAME rig in the released network's convention (``flame.shape``, ``flame.offsets`` (template
+offsets in FLAME metres), ``flame.expression``, ``flame.jaw``, ``flame.eyes``,
+``flame.eyelids``: coefficients and offsets, no FLAME model data; see
+:mod:`core.avatar.flame_rig`) and its refiner's weights (``refiner.<state-dict key>``, a
+:class:`~core.model.style_refiner.StyleRefiner`). Training-free avatars of every version load;
+version 2's network avatars came from an earlier network without trained weights and are
+refused with a message saying so.
 Files are written atomically (temporary file, then rename). Reading trusts nothing in the
 file (:func:`load_avatar`): the format name and version (a newer version is refused with a
 message saying so), the header's bounds, every member's shape and dtype before its data is
 read, the members' exact sizes and their values; any problem is an :class:`AvatarFileError`,
 never a crash, an unbounded allocation or a decompression bomb. Uncompressed so
 that loading is a few memory copies (a Sub#2 avatar of about 100K Gaussians is about
-10 MB and loads in tens of milliseconds, subdivision operators rebuilt included).
+10 MB and loads in tens of milliseconds, subdivision operators rebuilt included; a network
+avatar's refiner adds 76 MB).
 """
 
 from __future__ import annotations
@@ -42,16 +46,23 @@ from core.avatar import avatar_file_checks as checks
 from core.avatar.avatar import Avatar, AvatarError, HeadLod, HeadRig
 from core.avatar.avatar_file_checks import FileCheckError
 from core.avatar.flame_rig import FlamePose, FlameRig
-from core.avatar.omg_archive import ArchiveError, DeclaredMember, declared_members, read_member
+from core.avatar.omg_archive import (
+    ArchiveError,
+    DeclaredMember,
+    declared_members,
+    read_member,
+)
 from core.errors import first_line
 from core.fileio import write_bytes_atomic
 from core.geometry.camera import Camera
-from core.model.refiner import NeuralRefiner
+from core.model.style_refiner import StyleRefiner
 from core.render import Gaussians
 
 FORMAT = "omg-avatar"
 #: The version this code writes and the newest it reads.
-VERSION = 2
+VERSION = 3
+#: The first version whose network avatars (FLAME rig, refiner) are the released network's.
+RELEASE_NETWORK_VERSION = 3
 SUFFIX = ".omg"
 
 _GAUSSIAN_FIELDS = ("quats", "scales", "opacities", "features")
@@ -59,7 +70,7 @@ _SHOULDER_FIELDS = ("means", "quats", "scales", "opacities", "features")
 #: Version 1's name of the features member (RGB only).
 _V1_FEATURES = "colours"
 _POSE_FIELDS = ("expression", "jaw", "eyes", "eyelids")
-MAX_MEMBERS = 256  # an avatar with a refiner has about 60
+MAX_MEMBERS = 512  # a network avatar has about 320 (the refiner 285)
 MAX_HEADER_BYTES = 64 * 1024
 
 
@@ -171,6 +182,11 @@ def _header(archive: zipfile.ZipFile, members: dict[str, DeclaredMember], name: 
             f"{name} was written by a newer omg-avatar (file format version {version}; "
             f"this version reads up to {VERSION}): update omg-avatar to open it"
         )
+    if version < RELEASE_NETWORK_VERSION and (header.get("flame") is not None or header.get("refiner") is not None):
+        raise AvatarFileError(
+            f"{name} is a network avatar of file format version {version}, made by an earlier network that had "
+            "no trained weights: reconstruct it again with the network method"
+        )
     checks.check_header(header)
     return header
 
@@ -250,17 +266,16 @@ def _flame_rig(header: dict | None, arrays: dict[str, np.ndarray]) -> FlameRig |
 
 
 def _refiner_header(refiner: torch.nn.Module) -> dict:
-    if not isinstance(refiner, NeuralRefiner):
-        raise TypeError(f"an avatar file stores a NeuralRefiner, not a {type(refiner).__name__}")
-    widths = [block[0].out_channels for block in refiner.encoder]
-    return {"in_channels": refiner.encoder[0][0].in_channels, "widths": widths}
+    if not isinstance(refiner, StyleRefiner):
+        raise TypeError(f"an avatar file stores a StyleRefiner, not a {type(refiner).__name__}")
+    return {"in_channels": refiner.in_channels, "image_size": refiner.image_size}
 
 
-def _refiner(header: dict | None, arrays: dict[str, np.ndarray]) -> NeuralRefiner | None:
+def _refiner(header: dict | None, arrays: dict[str, np.ndarray]) -> StyleRefiner | None:
     """The refiner of the header's sizes with the archive's weights (strict: every key and shape)."""
     if header is None:
         return None
-    refiner = NeuralRefiner(int(header["in_channels"]), tuple(int(w) for w in header["widths"]))
+    refiner = StyleRefiner(int(header["in_channels"]), int(header["image_size"]))
     prefix = "refiner."
     state = {key[len(prefix):]: torch.from_numpy(value) for key, value in arrays.items() if key.startswith(prefix)}
     try:

@@ -17,15 +17,14 @@ import torch
 from core.avatar.omg_archive import DeclaredMember
 from core.geometry.mesh import unique_edges
 from core.geometry.subdivision import SCHEMES
-from core.model.refiner import NeuralRefiner
+from core.model.style_refiner import StyleRefiner
 
 MAX_SUBDIVISIONS = 4  # first_level + num_lods - 1
 MAX_LODS = 5
 MAX_IMAGE_SIDE = 4096
 MIN_IMAGE_SIDE = 16
 MAX_CHANNELS = 256
-MAX_REFINER_BLOCKS = 8
-MAX_REFINER_WIDTH = 512
+MIN_REFINER_SIZE, MAX_REFINER_SIZE = 8, 1024  # powers of two
 MAX_CONTROL_VERTICES = 50_000
 MAX_CONTROL_FACES = 100_000
 MAX_LANDMARKS = 1_000
@@ -70,13 +69,9 @@ def check_header(header: dict) -> None:
         if not isinstance(refiner, dict):
             raise FileCheckError(f"header: refiner {_shown(refiner)}, expected a mapping")
         _integer(refiner, "in_channels", 3, MAX_CHANNELS, "refiner.")
-        widths = refiner.get("widths")
-        if not (isinstance(widths, list) and 1 <= len(widths) <= MAX_REFINER_BLOCKS
-                and all(_is_int(w) and 1 <= w <= MAX_REFINER_WIDTH for w in widths)):  # fmt: skip
-            raise FileCheckError(
-                f"header: refiner.widths {_shown(widths)}, expected 1 to {MAX_REFINER_BLOCKS} widths in "
-                f"[1, {MAX_REFINER_WIDTH}]"
-            )
+        size = _integer(refiner, "image_size", MIN_REFINER_SIZE, MAX_REFINER_SIZE, "refiner.")
+        if size & (size - 1):
+            raise FileCheckError(f"header: refiner.image_size {size}, expected a power of two")
 
 
 def rig_shapes(members: Mapping[str, DeclaredMember]) -> dict[str, tuple[int, ...]]:
@@ -148,7 +143,7 @@ def flame_shapes(members: Mapping[str, DeclaredMember]) -> dict[str, tuple[int, 
 def refiner_shapes(header: dict) -> dict[str, tuple[int, ...]]:
     """``refiner.<key>`` -> the shape a refiner of the header's sizes has (built without memory)."""
     with torch.device("meta"):
-        refiner = NeuralRefiner(header["in_channels"], tuple(header["widths"]))
+        refiner = StyleRefiner(header["in_channels"], header["image_size"])
     return {f"refiner.{key}": tuple(value.shape) for key, value in refiner.state_dict().items()}
 
 

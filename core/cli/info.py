@@ -18,12 +18,12 @@ from core.geometry.subdivision import build_lod
 from core.model.backbone import DinoBackbone
 from core.model.checkpoint import CheckpointError
 from core.model.network import learned_modules, parameter_counts
+from core.model.network_checkpoint import read_network_checkpoint
 from core.model.release_checkpoint import (
     FlameSizes,
     classify_keys,
     expected_release_shapes,
     module_counts,
-    read_release_checkpoint,
 )
 from core.paths import DINOV2_FILE, resolve_model_file
 
@@ -47,7 +47,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     parser.add_argument(
         "--checkpoint", type=Path, metavar="FILE",
-        help="instead, report on the OMG-Avatar release's checkpoint (omg_ckpt.pt): its meta_cfg, tensors per "
+        help="instead, report on a network checkpoint (the release's omg_ckpt.pt, or ours .safetensors): its meta_cfg, tensors per "
         "module and missing / unexpected / mis-shaped keys (exit status 2 when it does not fit)",
     )  # fmt: skip
     parser.set_defaults(run=run)
@@ -105,7 +105,7 @@ def _run_checkpoint(path: Path, flame, flame_file: Path | None, json_file: Path 
     """``info --checkpoint``: the release checkpoint against the release network for its
     ``meta_cfg`` and the FLAME file (FLAME's standard sizes without one). The JSON is written
     even when the file does not fit; then a one-line error (exit status 2)."""
-    checkpoint = read_release_checkpoint(path)
+    checkpoint = read_network_checkpoint(path)
     flame_sizes = FlameSizes.of(flame) if flame is not None else FlameSizes()
     report = classify_keys(checkpoint.model, expected_release_shapes(checkpoint.sizes, flame_sizes))
     dinov2 = resolve_model_file(DINOV2_FILE)
@@ -124,7 +124,8 @@ def _run_checkpoint(path: Path, flame, flame_file: Path | None, json_file: Path 
         "flame_file": str(flame_file) if flame_file else None,
         "flame_vertices": flame_sizes.vertices,
     }
-    print(f"{path.name}: release checkpoint, sizes {summary['sizes']}")
+    kind = "release checkpoint" if checkpoint.meta_cfg else "network checkpoint"
+    print(f"{path.name}: {kind}, sizes {summary['sizes']}")
     print(f"{'module':<24}{'tensors':>10}{'elements':>16}")
     for name, count in summary["modules"].items():
         print(f"{name:<24}{count['tensors']:>10,}{count['elements']:>16,}")

@@ -25,9 +25,12 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
         help="reconstruction method (default: %(default)s)",
     )
     network = parser.add_argument_group("network method files (default: their places in the models folder)")
-    network.add_argument("--checkpoint", type=Path, metavar="C", help="network checkpoint (.safetensors)")
-    network.add_argument("--flame", type=Path, metavar="F", help="FLAME model file (default: the config's)")
-    network.add_argument("--dinov2", type=Path, metavar="W", help="DINOv2 ViT-B/14 weights")
+    network.add_argument("--checkpoint", type=Path, metavar="C",
+                         help="network checkpoint: the release's omg_ckpt.pt or ours (.safetensors)")
+    network.add_argument("--flame", type=Path, metavar="F",
+                         help="FLAME_with_eye.pt, with head_template_mesh.obj and FLAME_masks.pkl beside it")
+    network.add_argument("--dinov2", type=Path, metavar="W",
+                         help="DINOv2 ViT-B/14 weights (only for a checkpoint without them)")
 
 
 def method_files(args: argparse.Namespace, config: Config) -> NetworkFiles:
@@ -35,7 +38,7 @@ def method_files(args: argparse.Namespace, config: Config) -> NetworkFiles:
     names each missing file), other methods refuse them."""
     files = NetworkFiles(args.checkpoint, args.flame, args.dinov2)
     if args.method == NETWORK:
-        check_files(files, config)
+        return check_files(files)
     elif files != NetworkFiles():
         raise NetworkOptionError(f"--checkpoint, --flame and --dinov2 are options of --method {NETWORK}")
     return files

@@ -203,10 +203,10 @@ def drive_input(
 def flame_fitting(avatar: Avatar, config: Config) -> CalibratedFitting | None:
     """A new FLAME fitting of tracked crops (``config.tracking.crop.output_size``) for driving
     ``avatar``; None unless its FLAME rig has its model (:func:`core.avatar.animation.attach_flame`)."""
-    if avatar.flame is None or avatar.flame.poser is None:
+    if avatar.flame is None or avatar.flame.model is None:
         return None
     fitting_config = dataclasses.replace(config, flame=dataclasses.replace(config.flame, scale=avatar.flame.scale))
-    return CalibratedFitting.from_config(avatar.flame.poser.flame, fitting_config, config.tracking.crop.output_size)
+    return CalibratedFitting.from_config(avatar.flame.model.fitting, fitting_config, config.tracking.crop.output_size)
 
 
 def _now_ms() -> float:

@@ -9,7 +9,8 @@ Formats (all hold the same keys: ``v_template``, ``f``, ``shapedirs``, ``posedir
 * ``.npz`` repacks with the same key names (``J_regressor`` dense);
 * the OMG-Avatar release's ``FLAME_with_eye.pt``: a weights-only torch file holding
   ``{"flame_model": {the keys above, as tensors}, "lmk_embeddings": {...}}`` (the release's
-  landmark embeddings; its other files, ``FLAME_masks.pkl`` and ``head_template_mesh.obj``,
+  landmark embeddings, whose iBUG-68 points :func:`load_release_landmark_embedding` reads for
+  fitting; its other files, ``FLAME_masks.pkl`` and ``head_template_mesh.obj``,
   are read by :mod:`core.flame.bundle`).
 
 ``shapedirs`` holds the 300 shape components followed by the expression components (100
@@ -41,6 +42,7 @@ import torch
 
 from core.config import FlameConfig
 from core.errors import ModelFileError, first_line
+from core.flame.ibug68 import FITTED_POINTS, MEDIAPIPE_OF_IBUG68
 from core.numpy_pickle import NUMPY_GLOBALS, NumpyUnpickler, RefusedGlobal
 from core.paths import FLAME_DIR, resolve_model_file
 
@@ -52,6 +54,10 @@ EYELID_FILES = ("l_eyelid.npy", "r_eyelid.npy")
 #: The OMG-Avatar release's FLAME file (FLAME 2020 with eyes, repackaged), in the models folder.
 RELEASE_FLAME_FILE = f"{FLAME_DIR}/FLAME_with_eye.pt"
 RELEASE_BUNDLE_KEYS = ("flame_model", "lmk_embeddings")
+RELEASE_SUFFIXES = (".pt", ".pth")  # a FLAME file with these is read as the release's bundle
+#: The release's iBUG-68 landmark embedding in ``lmk_embeddings``: faces [1, 70], weights [1, 70, 3].
+RELEASE_LANDMARK_KEYS = ("full_lmk_faces_idx_with_eye", "full_lmk_bary_coords_with_eye")
+RELEASE_LANDMARKS = 70  # the 68 iBUG points, then the right and left pupils
 
 
 @dataclass(frozen=True)
@@ -130,8 +136,8 @@ def load_flame_model(path: str | Path) -> FlameModelData:
         arrays = read_flame_pickle(path)
     elif path.suffix == ".npz":
         arrays = _read_npz(path)
-    elif path.suffix in (".pt", ".pth"):
-        arrays = _read_flame_bundle(path)
+    elif path.suffix in RELEASE_SUFFIXES:
+        arrays = read_release_bundle(path)["flame_model"]
     else:
         raise ModelFileError(f"{path.name}: unsupported FLAME file type, expected .pkl, .npz or .pt")
     model = _model_from_arrays(arrays, path.name)
@@ -160,6 +166,35 @@ def load_landmark_embedding(path: str | Path, n_faces: int | None = None) -> Lan
     if n_faces is not None:
         _expect_range(face_indices, n_faces, source, "lmk_face_idx", "face")
     return LandmarkEmbedding(face_indices, barycentric, mediapipe_indices)
+
+
+def load_release_landmark_embedding(path: str | Path, n_faces: int) -> LandmarkEmbedding:
+    """The landmarks of the release's ``FLAME_with_eye.pt`` that FLAME is fitted to, matched
+    to MediaPipe points: its iBUG-68 embedding (``lmk_embeddings``: ``full_lmk_faces_idx_with_eye``
+    [1, 70] faces of ``f``, ``full_lmk_bary_coords_with_eye`` [1, 70, 3]; the 68 iBUG points,
+    then the right and left pupils) at :data:`core.flame.ibug68.FITTED_POINTS` (brows, nose,
+    eyes, lips: 51 points), each paired with its MediaPipe point by
+    :data:`core.flame.ibug68.MEDIAPIPE_OF_IBUG68`. ``n_faces`` is the number of faces of the
+    file's ``f`` the indices must stay below. A missing key, a wrong shape, an index out of
+    range or a non-finite weight is a one-line ModelFileError naming the file and the key."""
+    path = Path(path)
+    arrays = read_release_bundle(path)["lmk_embeddings"]
+    face_key, weight_key = RELEASE_LANDMARK_KEYS
+    for key in RELEASE_LANDMARK_KEYS:
+        if key not in arrays:
+            raise ModelFileError(f"{path.name}: key 'lmk_embeddings/{key}' is missing, expected the release's "
+                                 f"iBUG-68 landmark embedding")  # fmt: skip
+    face_indices = _indices(arrays, face_key, path.name, ndim=2)
+    _expect_shape(face_indices, (1, RELEASE_LANDMARKS), path.name, face_key)
+    _expect_range(face_indices, n_faces, path.name, face_key, "face")
+    barycentric = _numeric(arrays, weight_key, path.name).astype(np.float64)
+    _expect_shape(barycentric, (1, RELEASE_LANDMARKS, 3), path.name, weight_key)
+    fitted = np.asarray(FITTED_POINTS)
+    return LandmarkEmbedding(
+        face_indices=face_indices[0, fitted],
+        barycentric=barycentric[0, fitted],
+        mediapipe_indices=np.asarray(MEDIAPIPE_OF_IBUG68, dtype=np.int64)[fitted],
+    )
 
 
 # --------------------------------------------------------------------------- pickles
@@ -280,8 +315,9 @@ def _plain(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- torch files
-def _read_flame_bundle(path: Path) -> dict[str, Any]:
-    """The ``flame_model`` arrays of the release's ``FLAME_with_eye.pt`` (read weights-only)."""
+def read_release_bundle(path: Path) -> dict[str, dict[str, Any]]:
+    """The release's ``FLAME_with_eye.pt`` (read weights-only): its ``flame_model`` and
+    ``lmk_embeddings`` dicts, tensors as numpy arrays (see :func:`_tensor_to_array`)."""
     bundle = read_weights_only(path)
     if not isinstance(bundle, dict):
         raise ModelFileError(f"{path.name}: holds a {type(bundle).__name__}, expected the dict of the "
@@ -291,7 +327,10 @@ def _read_flame_bundle(path: Path) -> dict[str, Any]:
             found = "is missing" if key not in bundle else f"holds a {type(bundle[key]).__name__}"
             keys = ", ".join(repr(k) for k in bundle) or "none"
             raise ModelFileError(f"{path.name}: key '{key}' {found}, expected a dict (the file has {keys})")
-    return {str(key): _tensor_to_array(value) for key, value in bundle["flame_model"].items()}
+    return {
+        part: {str(key): _tensor_to_array(value) for key, value in bundle[part].items()}
+        for part in RELEASE_BUNDLE_KEYS
+    }
 
 
 def read_weights_only(path: Path) -> Any:

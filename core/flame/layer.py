@@ -14,7 +14,15 @@ from torch import Tensor, nn
 
 from core.config import FlameConfig
 from core.errors import ModelFileError
-from core.flame.files import FlameModelData, LandmarkEmbedding, load_flame_model, load_landmark_embedding
+from core.flame.files import (
+    FLAME_SITE,
+    RELEASE_SUFFIXES,
+    FlameModelData,
+    LandmarkEmbedding,
+    load_flame_model,
+    load_landmark_embedding,
+    load_release_landmark_embedding,
+)
 from core.flame.lbs import lbs, regress_joints
 from core.paths import resolve_model_file
 
@@ -162,12 +170,34 @@ class FlameLayer(nn.Module):
 
 
 def load_flame_layer(flame_file: Path, config: FlameConfig, embedding_file: Path | None = None) -> FlameLayer:
-    """The FLAME layer of ``flame_file`` with ``config``'s component counts and the MediaPipe
-    landmark embedding (``embedding_file``, default the config's in the models folder)."""
+    """The FLAME layer of ``flame_file`` with ``config``'s component counts and the landmarks
+    it is fitted to: the MediaPipe landmark embedding ``embedding_file`` when given, else the
+    embedding :func:`find_landmark_embedding` chooses."""
     model = load_flame_model(flame_file)
-    embedding_file = embedding_file or resolve_model_file(config.landmark_embedding_file)
-    embedding = load_landmark_embedding(embedding_file, n_faces=model.faces.shape[0])
+    n_faces = model.faces.shape[0]
+    if embedding_file:
+        embedding = load_landmark_embedding(embedding_file, n_faces=n_faces)
+    else:
+        embedding = find_landmark_embedding(flame_file, config, n_faces)
     return FlameLayer(model, config.n_shape, config.n_expression, embedding)
+
+
+def find_landmark_embedding(flame_file: Path, config: FlameConfig, n_faces: int) -> LandmarkEmbedding:
+    """The landmarks to fit ``flame_file`` (of ``n_faces`` faces) to: FLAME's MediaPipe embedding
+    (``config.landmark_embedding_file`` in the models folder) when it is there, else the iBUG-68
+    points of the release's ``FLAME_with_eye.pt`` when ``flame_file`` is one (51 points:
+    :func:`~core.flame.files.load_release_landmark_embedding`). With neither, a one-line
+    ModelFileError names the missing file and where it goes."""
+    mediapipe_file = resolve_model_file(config.landmark_embedding_file)
+    if mediapipe_file.is_file():
+        return load_landmark_embedding(mediapipe_file, n_faces=n_faces)
+    if Path(flame_file).suffix in RELEASE_SUFFIXES:
+        return load_release_landmark_embedding(flame_file, n_faces)
+    raise ModelFileError(
+        f"{mediapipe_file.name} not found at {mediapipe_file}, and {Path(flame_file).name} carries no "
+        f"landmarks: download it from {FLAME_SITE} and put it there, or use the OMG-Avatar release's "
+        f"FLAME_with_eye.pt, which has its own"
+    )
 
 
 def _float64(array) -> Tensor:

@@ -12,12 +12,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 from torch import Tensor
 
 from core.model.gaussian_generators import ATTRIBUTES, GaussianAttributes, ShoulderCells
+from core.render.projection import quaternion_matrix
 
 MIN_OPACITY = 1e-4
+#: Smallest standard deviation a drawn covariance gives (world units): a raw quaternion can
+#: make its matrix singular, and renderers and avatar files need positive scales.
+MIN_DRAWN_SCALE = 1e-7
 FIELDS = ("xyz", *ATTRIBUTES)
 
 
@@ -82,3 +88,29 @@ def shoulder_gaussians(
     valid = opacities[..., 0] > MIN_OPACITY
     kept = ReleaseGaussians(*(value[valid][None] for value in gaussians.as_dict().values()))
     return kept, valid
+
+
+def drawn_rotations(raw_quats: Tensor, scales: Tensor) -> tuple[Tensor, Tensor]:
+    """Unit quaternions and scales with the covariance the release's rasteriser draws.
+
+    The release renders with the 3DGS rasteriser, which builds ``M = R(q) diag(s)`` from the
+    quaternion *without normalising it* and draws ``Sigma = M M^T``; the head generators' raw
+    quaternions are far from unit length (normalised over the vertex axis), so their Gaussians
+    are drawn with a covariance no unit quaternion and the same scales give. Renderers that
+    normalise (gsplat, ours) draw the same Gaussians from the eigen-decomposition of ``Sigma``:
+    its eigenvectors as a rotation and the square roots of its eigenvalues as scales (exact up
+    to :data:`MIN_DRAWN_SCALE` for singular ones).
+
+    Args:
+        raw_quats: [N, 4] (w, x, y, z) as the network makes them; scales: [N, 3].
+
+    Returns:
+        unit quaternions [N, 4] (w, x, y, z) and scales [N, 3], float32.
+    """
+    matrix = quaternion_matrix(raw_quats.double()) * scales.double()[:, None, :]
+    variances, axes = torch.linalg.eigh(matrix @ matrix.transpose(1, 2))
+    axes = axes.numpy()
+    axes[:, :, 2] *= np.sign(np.linalg.det(axes))[:, None]  # a rotation, not a reflection
+    x, y, z, w = Rotation.from_matrix(axes).as_quat().T  # scipy: scalar last
+    quats = torch.from_numpy(np.stack([w, x, y, z], axis=1)).float()
+    return quats, variances.clamp_min(MIN_DRAWN_SCALE**2).sqrt().float()

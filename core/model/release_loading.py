@@ -1,10 +1,11 @@
-"""The released network with a release checkpoint's weights and a FLAME bundle's model.
+"""The released network with a checkpoint's weights and a FLAME bundle's model.
 
 The bundle folder holds what the release reads beside its checkpoint: ``FLAME_with_eye.pt``
 (FLAME), ``head_template_mesh.obj`` (the topology) and ``FLAME_masks.pkl`` (its ``neck`` and
 ``boundary`` vertices). The checkpoint (:mod:`core.model.release_checkpoint`) gives the sizes and
 the learned weights, and, when it carries them, DINOv2's; else Meta's DINOv2 file does. FLAME's
-buffers always come from the bundle (a checkpoint's are only shape-checked).
+buffers always come from the bundle (a checkpoint's are only shape-checked). The checkpoint is
+the release's ``omg_ckpt.pt`` or our own safetensors (:mod:`core.model.network_checkpoint`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from core.flame.bundle import NECK_MASKS, load_flame_masks, load_template_faces
 from core.flame.files import load_flame_model
 from core.flame.release_state import ReleaseFlameModel
 from core.model.checkpoint import CheckpointError
+from core.model.network_checkpoint import read_network_checkpoint
 from core.model.release_checkpoint import (
     DINO_PREFIX,
     classify_keys,
-    read_release_checkpoint,
     require_dinov2_file,
 )
 from core.model.release_network import ReleaseConfig, ReleaseNetwork
@@ -31,24 +32,31 @@ BUNDLE_FILES = {"flame": "FLAME_with_eye.pt", "topology": "head_template_mesh.ob
 
 
 def build_release_network(config: ReleaseConfig, bundle: str | Path) -> ReleaseNetwork:
-    """The network of ``config`` on the FLAME of the ``bundle`` folder (weights as constructed)."""
-    bundle = Path(bundle)
-    flame = ReleaseFlameModel(load_flame_model(bundle / BUNDLE_FILES["flame"]))
-    faces = load_template_faces(bundle / BUNDLE_FILES["topology"], flame.num_vertices)
-    masks = load_flame_masks(bundle / BUNDLE_FILES["masks"], n_vertices=flame.num_vertices)
+    """The network of ``config`` on the FLAME of ``bundle`` (weights as constructed): a bundle
+    folder, or a FLAME file with the bundle's topology and masks beside it."""
+    flame_file = bundle_flame_file(bundle)
+    flame = ReleaseFlameModel(load_flame_model(flame_file))
+    faces = load_template_faces(flame_file.parent / BUNDLE_FILES["topology"], flame.num_vertices)
+    masks = load_flame_masks(flame_file.parent / BUNDLE_FILES["masks"], n_vertices=flame.num_vertices)
     neck = np.concatenate([masks[name] for name in NECK_MASKS])
     return ReleaseNetwork(config, flame, faces, neck)
 
 
+def bundle_flame_file(bundle: str | Path) -> Path:
+    """The FLAME file of ``bundle``: the folder's ``FLAME_with_eye.pt``, or the file itself."""
+    bundle = Path(bundle)
+    return bundle / BUNDLE_FILES["flame"] if bundle.is_dir() else bundle
+
+
 def load_release_network(checkpoint: str | Path, bundle: str | Path, dinov2: str | Path | None = None) -> ReleaseNetwork:
-    """The released network with the weights of ``checkpoint`` (``omg_ckpt.pt``) on the FLAME of
+    """The released network with the weights of ``checkpoint`` (either format) on the FLAME of
     ``bundle``, in eval mode. ``dinov2``: Meta's DINOv2 file, used only when the checkpoint lacks
     DINOv2's weights (default: its place in the models folder).
 
     Raises:
         CheckpointError / ModelFileError: one line, for a file that is unreadable or does not fit.
     """
-    release = read_release_checkpoint(checkpoint)
+    release = read_network_checkpoint(checkpoint)
     network = build_release_network(release.sizes, bundle)
     report = classify_keys(release.model, network.state_dict())
     problem = report.problem(release.file.name)

@@ -44,7 +44,14 @@ class Projection:
 
 def quaternion_to_rotation(quats: torch.Tensor) -> torch.Tensor:
     """[..., 4] quaternions (w, x, y, z), normalised here -> [..., 3, 3] rotation matrices."""
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
+    return quaternion_matrix(torch.nn.functional.normalize(quats, dim=-1))
+
+
+def quaternion_matrix(quats: torch.Tensor) -> torch.Tensor:
+    """[..., 4] quaternions (w, x, y, z) -> [..., 3, 3] by the rotation formula, without
+    normalising: a rotation only for unit quaternions (3DGS rasterisers that skip the
+    normalisation draw with this matrix)."""
+    w, x, y, z = quats.unbind(-1)
     rows = (
         (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
         (2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)),

@@ -17,7 +17,7 @@ from core.avatar.view import View
 from core.config import Config, load_config
 from core.driving import DrivingEvent, DrivingPipeline
 from core.errors import OmgError
-from core.flame import find_flame_file
+from core.avatar.flame_rig import rig_flame_file
 from core.render import available_backends, kernels, resolve_backend, save_ply
 from core.session.controls import ControlRig, idle_controls
 from core.session.driving import Driver, DrivingUpdate, VideoDriver, WebcamDriver
@@ -78,8 +78,9 @@ class Session:
 
     def set_avatar(self, avatar: Avatar, name: str) -> None:
         """Show and drive ``avatar``; one with a FLAME rig gets its FLAME model when the
-        FLAME file (:attr:`network_files` or the config's) is there, for driven expressions."""
-        flame_file = find_flame_file(self.network_files.flame, self.config.flame) if avatar.flame else None
+        FLAME file (:attr:`network_files`, else the release's in the models folder) is there,
+        for driven expressions."""
+        flame_file = rig_flame_file(self.network_files.flame) if avatar.flame else None
         self.avatar, self.avatar_name = attach_flame(avatar, flame_file, self.config), name
         self._controls = ControlRig(avatar.rig.landmarks, avatar.flame.source if avatar.flame else None)
         self._state = None
