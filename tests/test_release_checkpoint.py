@@ -13,7 +13,14 @@ import shutil
 import pytest
 import torch
 import numpy as np
-from official_parity import ParityFixture, assert_close_to_scale, parity_folder, recipe_tensor
+from official_parity import (
+    PERCEPTUAL_KEY,
+    ParityFixture,
+    assert_close_to_scale,
+    parity_folder,
+    recipe_tensor,
+    write_release_checkpoint,
+)
 
 from core.cli import main
 from core.errors import ModelFileError
@@ -32,8 +39,6 @@ from core.model.release_checkpoint import (
     require_dinov2_file,
 )
 
-PERCEPTUAL_KEY = "percep_loss.vggface.network.0.weight"  # training only: ignored
-
 
 def _manifest(folder, which="synthetic") -> list[dict]:
     return json.loads((folder / f"state_dict_manifest_{which}.json").read_text())["keys"]
@@ -47,16 +52,9 @@ def _shapes(rows) -> dict[str, tuple[int, ...]]:
 def release(tmp_path_factory):
     """(folder, meta_cfg, expected key -> shape, path of the fake checkpoint)."""
     folder = parity_folder()
-    rows = _manifest(folder)
     meta_cfg = json.loads((folder / "fixture_info.json").read_text())["meta_cfg"]
-    state = {}
-    for row in rows:
-        name, shape, dtype = row["name"], tuple(row["shape"]), getattr(torch, row["dtype"])
-        state[name] = recipe_tensor(name, shape, dtype) if row["recipe"] else torch.zeros(shape, dtype=dtype)
-    state[PERCEPTUAL_KEY] = torch.zeros(4, 3, 3, 3)
-    path = tmp_path_factory.mktemp("release") / "omg_ckpt.pt"
-    torch.save({"model": state, "meta_cfg": meta_cfg}, path)
-    return folder, meta_cfg, _shapes(rows), path
+    path = write_release_checkpoint(folder, tmp_path_factory.mktemp("release") / "omg_ckpt.pt")
+    return folder, meta_cfg, _shapes(_manifest(folder)), path
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""``omg-avatar drive``: render an avatar driven by a video or a webcam, optionally to MP4.
+"""``omg-avatar drive``: render an avatar driven by a video, a webcam or a driver folder of the
+OMG-Avatar release, optionally to MP4.
 
 The per-frame path (:mod:`core.driving`): read a frame, track it (face mesh, head pose,
 and for an avatar with a FLAME rig a FLAME fit when a FLAME file is at hand), animate
@@ -13,6 +14,14 @@ A video is processed frame by frame, every frame (the output has as many frames 
 input). A webcam keeps only its newest frame, so a slow renderer drops camera frames
 instead of lagging; there the ``decode`` stage is the wait for the next camera frame.
 
+A driver folder (``--driver``, :mod:`core.driving.release_driver`) was tracked by the release:
+its frames carry FLAME codes and a camera, so nothing is tracked (no MediaPipe, no FLAME fit)
+and its frames are stepped in order on this thread (:mod:`core.driving.release_states`): the
+head turns as the driver's did before the avatar's camera, or, with ``--driver-camera``, each
+frame is rendered through its own camera as the release does. The MP4 is written at the
+driving video's rate as the folder's preview ``tracked.mp4`` gives it, else at 25 FPS, the rate
+of the release's own videos (:func:`~core.driving.release_driver.driver_fps`).
+
 The end of a video or a vanished webcam ends the run cleanly with its summary. The MP4
 is written to a temporary file and renamed when complete; an error or an interrupt
 (Ctrl-C) removes it, so no partial video is ever left behind (stop a webcam recording
@@ -23,17 +32,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.avatar import Avatar, load_avatar
+from core.avatar import Avatar, DrivingState, load_avatar
 from core.avatar.animation import REFERENCE_FRAMES, attach_flame
 from core.avatar.view import View, render_view
 from core.cli.arguments import non_negative_int, positive_int
-from core.config import load_config
+from core.config import Config, load_config
 from core.driving import STAGES as DRIVING_STAGES
 from core.driving import (
     Delivery,
@@ -45,9 +55,12 @@ from core.driving import (
     VideoPlayback,
     drive_input,
 )
-from core.errors import InputImageError, NoFaceError
+from core.driving.release_driver import DEFAULT_FPS, ReleaseDriver, driver_fps, load_release_driver
+from core.driving.release_states import release_camera, release_state
+from core.errors import InputImageError, NoFaceError, OmgError
 from core.fileio import check_output_path
 from core.flame import find_flame_file
+from core.geometry.camera import Camera
 from core.media import AtomicMp4Writer, rgb8
 from core.progress import ProgressClock
 from core.render import resolve_backend
@@ -62,17 +75,26 @@ PROGRESS_INTERVAL_S = 2.0
 BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "green": (0.0, 1.0, 0.0)}
 
 
+class DriveOptionError(OmgError):
+    """Options that do not go together."""
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "drive",
-        help="render an avatar driven by a video or a webcam",
-        description="Drive AVATAR with the face in a video or a webcam and render every frame "
-        "(optionally to an MP4); prints frames, FPS and milliseconds per stage.",
+        help="render an avatar driven by a video, a webcam or a release driver folder",
+        description="Drive AVATAR with the face in a video or a webcam, or with the tracked frames of a "
+        "driver folder of the OMG-Avatar release, and render every frame (optionally to an MP4); prints "
+        "frames, FPS and milliseconds per stage.",
     )
     parser.add_argument("avatar", metavar="AVATAR.omg", help="avatar file made by 'omg-avatar reconstruct'")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--video", metavar="V", help="driving video file")
     source.add_argument("--webcam", metavar="N", type=non_negative_int, help="driving webcam index")
+    source.add_argument("--driver", metavar="FOLDER",
+                        help="driver folder tracked by the OMG-Avatar release (smoothed.pkl, else optim.pkl): its "
+                        "FLAME codes and head pose per frame, in order; the MP4 runs at the driving video's rate "
+                        f"(from the folder's tracked.mp4), else at {DEFAULT_FPS:.0f} FPS like the release's videos")
     parser.add_argument("-o", "--output", metavar="OUT.mp4", help="write the rendered frames to this MP4")
     parser.add_argument("--lod", type=non_negative_int, default=1, help="level of detail (default %(default)s: Sub#1)")
     parser.add_argument("--yaw", type=float, default=0.0, metavar="DEG",
@@ -91,6 +113,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="background: black, white, green or R,G,B in 0..1 (default black)")
     parser.add_argument("--reference-frames", type=positive_int, default=REFERENCE_FRAMES, metavar="N",
                         help="the driver's first N faces, averaged, are its neutral face (default %(default)s)")
+    parser.add_argument("--driver-camera", action="store_true",
+                        help="with --driver: render each frame through the frame's own camera, as the release "
+                        "does (the whole bust turns with the head), instead of turning the head before the "
+                        "avatar's camera")
     parser.add_argument("--synchronous", action="store_true",
                         help="run every stage on one thread, one frame after the other (default: tracking "
                         "runs one frame ahead of rendering on a thread of its own)")
@@ -109,6 +135,23 @@ def background_colour(text: str) -> tuple[float, float, float]:
     return rgb
 
 
+@dataclass(frozen=True)
+class Shown:
+    """One frame to render.
+
+    Attributes:
+        state: the avatar's driving state (None: neutral, before the first face).
+        face: whether a face drove it.
+        stage_ms: milliseconds per stage of the driving stages (``decode``, ``track``, ``animate``).
+        camera: the camera to render through; None: the view's.
+    """
+
+    state: DrivingState | None
+    face: bool
+    stage_ms: dict[str, float]
+    camera: Camera | None = None
+
+
 @dataclass
 class DriveStats:
     """Totals of one run: frames, milliseconds per stage, and the run's wall time."""
@@ -125,12 +168,24 @@ class DriveStats:
     def ms_per_frame(self) -> dict[str, float]:
         return {stage: ms / max(self.frames, 1) for stage, ms in self.stage_ms.items()}
 
-    def add(self, driven: DrivenFrame, render_ms: float, encode_ms: float) -> None:
+    def add(self, shown: Shown, render_ms: float, encode_ms: float) -> None:
         """Count one driven frame and its stage times."""
         self.frames += 1
-        self.tracked += driven.tracked.tracked
-        for stage, ms in (*driven.stage_ms.items(), ("render", render_ms), ("encode", encode_ms)):
+        self.tracked += shown.face
+        for stage, ms in (*shown.stage_ms.items(), ("render", render_ms), ("encode", encode_ms)):
             self.stage_ms[stage] += ms
+
+
+@dataclass(frozen=True)
+class Driving:
+    """Where a run's frames come from: its name, the MP4's rate, the frames (a generator that
+    returns the event that ended them), what drives expressions, and what a run's ending says."""
+
+    name: str
+    fps: float
+    frames: Generator[Shown, None, SourceEvent]
+    expressions: str
+    ended: str
 
 
 def open_input(video: str | None, webcam: int | None) -> DrivingInput:
@@ -139,20 +194,25 @@ def open_input(video: str | None, webcam: int | None) -> DrivingInput:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_options(args)
     if args.output:
         check_output_path(args.output, (args.avatar, args.video))
+    driver = load_release_driver(args.driver) if args.driver is not None else None  # a bad folder fails first
     config = load_config(args.config)
     backend = resolve_backend(args.renderer)
-    avatar = attach_flame(load_avatar(args.avatar), find_flame_file(args.flame, config.flame), config)
+    flame_file = find_flame_file(args.flame, config.flame)
+    avatar = attach_flame(load_avatar(args.avatar), flame_file, config)
     view = View(avatar.camera(args.yaw, args.pitch), args.lod, background=args.background,
                 use_refiner=not args.no_refiner)  # fmt: skip
     render_view(avatar, view, None, backend)  # checks the LOD; compiles or loads the render kernels before timing
-    pipeline = DrivingPipeline(config, avatar, args.reference_frames)
-    driving = open_input(args.video, args.webcam)
+    if driver is not None:
+        driving = _driver_folder(driver, avatar, view, flame_file is not None, args)
+    else:
+        driving = _tracked_input(args, config, avatar)
     stats = DriveStats()
     writer = AtomicMp4Writer(args.output, driving.fps, view.camera.width, view.camera.height) if args.output else None
     try:
-        with contextlib.closing(_driven_frames(driving, pipeline, args.max_frames, args.synchronous)) as frames:
+        with contextlib.closing(driving.frames) as frames:
             event = _drive(frames, avatar, view, backend, writer, stats)
         if stats.frames == 0:
             raise InputImageError(f"{driving.name} has no frames")
@@ -164,13 +224,65 @@ def run(args: argparse.Namespace) -> int:
         raise
     if writer:
         writer.commit()
-    _print_summary(args, driving.name, event, stats, avatar, view, backend, pipeline.fits_flame)
+    _print_summary(args, driving, event, stats, avatar, view, backend)
     return 0
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """A DriveOptionError for options that do not go together."""
+    if args.driver_camera and args.driver is None:
+        raise DriveOptionError("--driver-camera needs --driver FOLDER")
+    if args.driver_camera and (args.yaw or args.pitch):
+        raise DriveOptionError("--driver-camera renders through the driver's cameras: --yaw and --pitch do not apply")
+
+
+def _tracked_input(args: argparse.Namespace, config: Config, avatar: Avatar) -> Driving:
+    """A video or a webcam through the tracking pipeline."""
+    pipeline = DrivingPipeline(config, avatar, args.reference_frames)
+    driving = open_input(args.video, args.webcam)
+    expressions = "FLAME fit per frame" if pipeline.fits_flame else "the source's (no FLAME file)"
+    frames = _shown(_driven_frames(driving, pipeline, args.max_frames, args.synchronous))
+    return Driving(driving.name, driving.fps, frames, expressions, "the video ended")
+
+
+def _driver_folder(
+    driver: ReleaseDriver, avatar: Avatar, view: View, has_flame: bool, args: argparse.Namespace
+) -> Driving:
+    """A release driver folder's frames as states (and cameras, with ``--driver-camera``)."""
+    name = f"{driver.file.parent.name}/{driver.file.name}"
+    expressions = "the driver's FLAME codes" if has_flame else "the source's (no FLAME file)"
+    frames = _driver_frames(driver, avatar, view.camera.width, has_flame, args.driver_camera, args.max_frames)
+    return Driving(name, driver_fps(driver.file.parent), frames, expressions, f"all {len(driver)} driver frames driven")
+
+
+def _driver_frames(
+    driver: ReleaseDriver, avatar: Avatar, size: int, expressions: bool, driver_camera: bool, max_frames: int | None
+) -> Generator[Shown, None, SourceEvent]:
+    """The driver's frames in order, up to ``max_frames``: states, and their own cameras
+    (``size`` pixels) when ``driver_camera``."""
+    for frame in driver.frames[:max_frames]:
+        started = time.perf_counter()
+        state = release_state(frame, avatar, expressions, head_motion=not driver_camera)
+        camera = release_camera(frame, size) if driver_camera else None
+        stage_ms = {"decode": 0.0, "track": 0.0, "animate": _ms(time.perf_counter() - started)}
+        yield Shown(state, True, stage_ms, camera)
+    return SourceEvent.ENDED
+
+
+def _shown(driven_frames: Generator[DrivenFrame, None, SourceEvent]) -> Generator[Shown, None, SourceEvent]:
+    """Tracked frames as frames to render; returns their ending event."""
+    with contextlib.closing(driven_frames):
+        while True:
+            try:
+                driven = next(driven_frames)
+            except StopIteration as end:
+                return end.value
+            yield Shown(driven.state, driven.tracked.tracked, driven.stage_ms)
 
 
 def _driven_frames(
     driving: DrivingInput, pipeline: DrivingPipeline, max_frames: int | None, synchronous: bool
-) -> Iterator[DrivenFrame]:
+) -> Generator[DrivenFrame, None, SourceEvent]:
     """The input's frames through the pipeline: on a thread one frame ahead of the renderer,
     or one after the other on this thread (``synchronous``). Returns the ending event."""
     if synchronous:
@@ -183,29 +295,30 @@ def _driven_frames(
 
 
 def _drive(
-    frames: Iterator[DrivenFrame],
+    frames: Iterator[Shown],
     avatar: Avatar,
     view: View,
     backend: str,
     writer: AtomicMp4Writer | None,
     stats: DriveStats,
 ) -> SourceEvent:
-    """Render and encode every driven frame; fills ``stats``; returns the input's ending event."""
+    """Render and encode every frame; fills ``stats``; returns the input's ending event."""
     progress = ProgressClock(PROGRESS_INTERVAL_S)
     started = time.perf_counter()
     while True:
         try:
-            driven = next(frames)
+            shown = next(frames)
         except StopIteration as end:
             stats.wall_s = time.perf_counter() - started
             return end.value
         clock = time.perf_counter()
-        image = rgb8(render_view(avatar, view, driven.state, backend))
+        frame_view = view if shown.camera is None else dataclasses.replace(view, camera=shown.camera)
+        image = rgb8(render_view(avatar, frame_view, shown.state, backend))
         rendered = time.perf_counter()
         if writer:
             writer.write(image)
         encoded = time.perf_counter()
-        stats.add(driven, _ms(rendered - clock), _ms(encoded - rendered))
+        stats.add(shown, _ms(rendered - clock), _ms(encoded - rendered))
         if progress.due():
             stats.wall_s = time.perf_counter() - started
             print(f"  drove {stats.frames} frames, {stats.fps:.1f} FPS", file=sys.stderr, flush=True)
@@ -213,16 +326,16 @@ def _drive(
 
 def _print_summary(
     args: argparse.Namespace,
-    name: str,
+    driving: Driving,
     event: SourceEvent,
     stats: DriveStats,
     avatar: Avatar,
     view: View,
     backend: str,
-    fitted: bool,
 ) -> None:
+    name = driving.name
     ending = {
-        SourceEvent.ENDED: "the video ended" if args.max_frames is None or stats.frames < args.max_frames
+        SourceEvent.ENDED: driving.ended if args.max_frames is None or stats.frames < args.max_frames
         else f"--max-frames {args.max_frames} reached",
         SourceEvent.DISCONNECTED: f"{name} disconnected",
         SourceEvent.FAILED: f"reading {name} failed",
@@ -231,14 +344,16 @@ def _print_summary(
     print(f"input:            {name} ({ending})")
     gaussians = f"{avatar.num_gaussians(view.lod)} Gaussians"
     print(f"avatar:           {Path(args.avatar).name}, LOD {view.lod} ({gaussians}), renderer {backend}")
+    if args.driver is not None:
+        framing = "each frame's own camera (the bust turns)" if args.driver_camera else "turns the head"
+        print(f"head pose:        the driver's, {framing}")
     if avatar.flame is not None:
-        expressions = "FLAME fit per frame" if fitted else "the source's (no FLAME file)"
         refiner = "on" if view.use_refiner and avatar.refiner is not None else "off (coarse RGB)"
-        print(f"network avatar:   expressions {expressions}, refiner {refiner}")
+        print(f"network avatar:   expressions {driving.expressions}, refiner {refiner}")
     if args.output:
         print(f"output:           {args.output} ({stats.frames} frames)")
     print(f"frames:           {stats.frames} ({stats.tracked} with a face)")
-    mode = "synchronous" if args.synchronous else "pipelined"
+    mode = "synchronous" if args.synchronous or args.driver is not None else "pipelined"
     print(f"FPS:              {stats.fps:.1f} end to end ({1000.0 / max(stats.fps, 1e-9):.1f} ms per frame, "
           f"{mode})")  # fmt: skip
     print(f"ms per frame:     {stages}")

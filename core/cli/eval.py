@@ -2,9 +2,10 @@
 preprocessed datasets, for any reconstruction method (the training-free one, or the network
 with its checkpoint).
 
-Inputs are video files and dataset folders (``omg-avatar preprocess``; ``--split`` picks
-their clips). Each is a sequence (:mod:`core.evaluation.sequences`) and is reenacted as
-:mod:`core.evaluation.reenactment` says:
+Inputs are video files, dataset folders (``omg-avatar preprocess``; ``--split`` picks
+their clips) and driver folders of the OMG-Avatar release (``smoothed.pkl`` or ``optim.pkl``
+beside ``img_lmdb/``, its cropped frames). Each is a sequence (:mod:`core.evaluation.sequences`)
+and is reenacted as :mod:`core.evaluation.reenactment` says:
 
 * by default, self-reenactment (the paper's protocol): each sequence's first frame is the
   source photo, its later frames drive the avatar and are the targets;
@@ -29,11 +30,12 @@ from core.cli.arguments import non_negative_int, positive_int
 from core.cli.method_options import add_method_options, method_files
 from core.config import Config, load_config
 from core.dataset.layout import MANIFEST, DatasetError, read_manifest
+from core.driving.release_driver import DRIVER_FILES
 from core.errors import FrameSourceError, InputImageError
 from core.evaluation.metrics import load_lpips
 from core.evaluation.reenactment import SHEET_CELL, Settings, aed_flame_layer, reenact
 from core.evaluation.scoring import FRAME_METRICS, FrameScorer, mean_present
-from core.evaluation.sequences import Sequence, VideoSequence, dataset_sequences
+from core.evaluation.sequences import DriverFolderSequence, Sequence, VideoSequence, dataset_sequences
 from core.fileio import check_output_path, write_json_atomic
 from core.media import contact_sheet, write_png_atomic
 from core.paths import LPIPS_FILE, resolve_model_file
@@ -57,7 +59,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--cross-identity, one sequence's first frame driven by the next sequence.",
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="talking-head videos, or dataset folders written by omg-avatar preprocess")  # fmt: skip
+                        help="talking-head videos, dataset folders written by omg-avatar preprocess, or driver "
+                        "folders of the OMG-Avatar release (smoothed.pkl or optim.pkl, and img_lmdb/)")  # fmt: skip
     parser.add_argument("--split", choices=SPLITS, default="validation",
                         help="clips of a dataset to use (default %(default)s)")  # fmt: skip
     parser.add_argument("--cross-identity", action="store_true",
@@ -120,13 +123,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def input_sequences(inputs: list[str], split: str, config: Config, segmenter: PortraitSegmenter) -> list[Sequence]:
-    """The sequences of ``inputs``: a dataset folder gives its ``split`` clips, anything else is
-    a video. Checked up front, so that a missing input fails before any work."""
+    """The sequences of ``inputs``: a dataset folder gives its ``split`` clips, a release driver
+    folder one sequence, anything else is a video. Checked up front, so that a missing input
+    fails before any work."""
     size = config.tracking.crop.output_size
     sequences: list[Sequence] = []
     for given in inputs:
         path = Path(given)
-        if path.is_dir():
+        if path.is_dir() and any((path / name).is_file() for name in DRIVER_FILES):
+            sequences.append(DriverFolderSequence(path, size, segmenter, config))
+        elif path.is_dir():
             if not (path / MANIFEST).is_file():
                 raise DatasetError(f"{path} is a folder but not a dataset: it has no {MANIFEST}")
             sequences.extend(dataset_sequences(read_manifest(path), split, size))

@@ -14,6 +14,10 @@ runs the refiner. Synchronous use steps frames one by one::
 ``drive_input(input, pipeline)`` yields an input's driven frames in order on the caller's
 thread; pipelined use runs the same loop one frame ahead of the renderer on a
 :class:`DrivingThread`.
+
+A driver folder of the OMG-Avatar release needs no tracker: its frames carry FLAME codes and
+a camera (:mod:`core.driving.release_driver`), which :mod:`core.driving.release_states` turns
+into driving states (and cameras); its cropped frames are :mod:`core.driving.release_images`.
 """
 
 from core.driving.inputs import DrivingInput, LiveCamera, VideoPlayback, list_webcams

@@ -3,7 +3,7 @@ every frame of a driving video, as the release's offline tracker writes them.
 
 A folder ``<name>/`` holds ``smoothed.pkl`` (a video: every frame, camera and eyes smoothed over
 time) and ``optim.pkl`` (the same frames unsmoothed), beside ``img_lmdb/`` (the cropped frames,
-only the ground truth beside the output), ``base.pkl`` and previews, none of which driving needs.
+the ground truth of ``eval``), ``base.pkl`` and previews, none of which driving needs.
 ``smoothed.pkl`` is read when present, else ``optim.pkl``. Each is a pickle of
 ``{frame key: {field: float32 array}}`` with the fields of :data:`FIELDS`; frames are ordered by
 the integer after the key's last ``_`` (keys ``<video>_<index>``: ``optim.pkl`` stores them in
@@ -14,13 +14,15 @@ which admits numpy's array rebuilders only and refuses anything else by name bef
 after checking the file's size. Every problem (a refused class, a missing field, a wrong shape,
 NaN) is one :class:`~core.errors.ModelFileError` line naming the file, the frame and the field.
 
-How it will drive (once the release network is in place; not wired yet): frame k drives the
-avatar with the source's shape and the frame's ``expcode`` (expression), ``posecode`` (global
-rotation, zero from the tracker, then jaw), ``eyecode`` (both eyes), rendered with the frame's
-``transform_matrix`` as the camera ([R | T], pytorch3d row-vector convention, focal 12: the head
-pose lives in the camera), as the release does; ``shapecode`` and ``bbox`` are kept for
-comparisons. ``drive``, ``eval`` and the app will take such a folder as a driving input beside
-videos and webcams, stepping through :attr:`ReleaseDriver.frames` instead of the tracker.
+How it drives (:mod:`core.driving.release_states`): frame k drives the avatar with the frame's
+``expcode`` (expression), the jaw of ``posecode`` (its global rotation is zero from the tracker)
+and ``eyecode`` (both eyes), posed by the avatar's FLAME rig, and with the frame's
+``transform_matrix`` as the camera ([R | T], pytorch3d row-vector convention, focal 12: the
+head pose lives in the camera): either the head moves so that the avatar's camera sees it as
+that camera does, or the frame renders through that camera, as the release does.
+``shapecode`` and ``bbox`` are kept for comparisons. ``omg-avatar drive --driver`` and
+``omg-avatar eval`` (with ``img_lmdb/``, :mod:`core.driving.release_images`, as the ground
+truth) step through :attr:`ReleaseDriver.frames` instead of the tracker.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from core.errors import ModelFileError
@@ -48,6 +51,12 @@ FIELDS: dict[str, tuple[int, ...]] = {
 }
 #: Largest driver file read: the release's 241-frame example is 0.5 MB (2 KB a frame).
 MAX_DRIVER_BYTES = 256 << 20
+#: The tracker's preview video, written at the rate of the frames it kept.
+PREVIEW_VIDEO = "tracked.mp4"
+#: The frame rate of a folder without a readable preview (the rate of the release's own videos).
+DEFAULT_FPS = 25.0
+#: Preview rates above this are not believed.
+MAX_VIDEO_FPS = 240.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,23 @@ def find_driver_file(folder: str | Path) -> Path:
         if (folder / name).is_file():
             return folder / name
     raise ModelFileError(f"{folder}: has neither {' nor '.join(DRIVER_FILES)} (a tracked driver folder of the release)")
+
+
+def driver_fps(folder: str | Path) -> float:
+    """The frames' rate (the pickles store none): the driving video's, which the release's
+    tracker gives its preview ``tracked.mp4``, halved above 50 FPS (the tracker kept every other
+    frame there); :data:`DEFAULT_FPS` without a readable preview."""
+    path = Path(folder) / PREVIEW_VIDEO
+    if not path.is_file():
+        return DEFAULT_FPS
+    capture = cv2.VideoCapture(str(path))
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS))
+    finally:
+        capture.release()
+    if not 1.0 <= fps <= MAX_VIDEO_FPS:
+        return DEFAULT_FPS
+    return fps / 2.0 if fps > 50.0 else fps
 
 
 def load_release_driver(folder: str | Path) -> ReleaseDriver:

@@ -12,26 +12,34 @@ it with every later frame, scoring each render (:mod:`core.evaluation.scoring`):
   frames, and AED with a FLAME file. Identity similarity (CSIM) needs an ArcFace model,
   which is not available: it is reported as such.
 
+A driver folder of the release drives without the tracker: each frame's FLAME codes pose the
+expression (an avatar with a FLAME rig, with a FLAME file), and each frame renders through its
+own camera (the release's framing, in which its stored crops, the targets, were made), carried
+into the avatar's head space so that its first frame's camera is the avatar's source view.
+
 Speed is the avatar's driving speed: driven frames per second of tracking (videos),
 animating and rendering; scoring and I/O are excluded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from core.avatar import DrivingState, reconstruct
+from core.avatar import Avatar, DrivingState, reconstruct
 from core.avatar.animation import attach_flame
 from core.avatar.network_method import NetworkFiles
 from core.avatar.view import View, render_view
 from core.config import Config
 from core.driving import DrivingPipeline
+from core.driving.release_states import anchored_camera, release_camera, release_state
 from core.errors import InputImageError, ModelFileError
 from core.evaluation.scoring import (
     FRAME_METRICS,
@@ -41,8 +49,9 @@ from core.evaluation.scoring import (
     mean_present,
     relative_pose_distance_deg,
 )
-from core.evaluation.sequences import Sequence
+from core.evaluation.sequences import DriverFolderSequence, Sequence
 from core.flame import FlameLayer, find_flame_file, load_flame_layer
+from core.geometry.camera import Camera
 from core.media import captioned, rgb8
 from core.progress import ProgressClock
 from core.tracking.photo import Portrait
@@ -167,6 +176,25 @@ def reenact(
         return _reenact(source.name, portrait, driver, settings, scorer, True, progress)
 
 
+@dataclass(frozen=True)
+class _Step:
+    """One driving frame.
+
+    Attributes:
+        index: its position in the driving sequence.
+        state: the avatar's driving state (None: neutral).
+        camera: the camera to render through; None: the view's.
+        crop: [S, S, 3] uint8 the driving frame's crop (its face's landmarks for motion scores).
+        target: the ground truth [S, S, 3] uint8, made when called (outside the timed part).
+    """
+
+    index: int
+    state: DrivingState | None
+    camera: Camera | None
+    crop: np.ndarray
+    target: Callable[[], np.ndarray]
+
+
 def _reenact(
     source_name: str,
     portrait: Portrait,
@@ -183,29 +211,34 @@ def _reenact(
     avatar = reconstruct(portrait, settings.method, config, files=settings.files)
     scores.method, scores.reconstruct_s = avatar.method, time.perf_counter() - started
     progress(f"{driver.name}: {avatar.method} avatar reconstructed from {portrait.name} in {scores.reconstruct_s:.2f} s")
-    avatar = attach_flame(avatar, find_flame_file(settings.files.flame, config.flame), config)
+    flame_file = find_flame_file(settings.files.flame, config.flame)
+    avatar = attach_flame(avatar, flame_file, config)
     size = portrait.crop.image.shape[0]  # renders are scored against crops of this size
     view = View(avatar.camera().resized(size, size), settings.lod, background=driver.background,
                 use_refiner=settings.use_refiner)  # fmt: skip
 
-    def render(state: DrivingState | None) -> np.ndarray:
-        return rgb8(render_view(avatar, view, state, settings.backend))
+    def render(state: DrivingState | None, camera: Camera | None = None) -> np.ndarray:
+        shown = view if camera is None else dataclasses.replace(view, camera=camera)
+        return rgb8(render_view(avatar, shown, state, settings.backend))
 
+    if isinstance(driver, DriverFolderSequence):
+        steps = _release_steps(driver, avatar, view.camera, flame_file is not None, settings.max_frames)
+    else:
+        steps = _tracked_steps(driver, avatar, config, settings.max_frames)
     sample, landmarks = EvenSample(SHEET_ROWS_PER_SEQUENCE), []
     source_cell = _cell(captioned(portrait.crop.image, source_name))
     report = ProgressClock(PROGRESS_INTERVAL_S)
-    framing = driver.portrait().crop.box  # a video is cropped where its portrait was (dataset clips come cropped)
-    with DrivingPipeline(config, avatar, reference_frames=1, track=not driver.tracked, framing=framing) as pipeline:
-        step = pipeline.step_tracked if driver.tracked else pipeline.step
-        frames = iter(driver.frames(settings.max_frames))
-        reference = step(next(frames)).tracked  # the driver's first frame: its neutral face
+    with contextlib.closing(steps):
+        reference = next(steps)  # the driver's first frame: its neutral face
         rest = (scorer.landmarks(render(None)), scorer.landmarks(reference.crop)) if cross_identity else None
-        for frame in frames:
+        while True:
             clock = time.perf_counter()
-            driven = step(frame)
-            rendered = render(driven.state)
+            step = next(steps, None)
+            if step is None:
+                break
+            rendered = render(step.state, step.camera)
             scores.drive_s += time.perf_counter() - clock
-            target = driver.target(driven.tracked)
+            target = step.target()
             found = scorer.landmarks(rendered), scorer.landmarks(target)
             if cross_identity:
                 frame_scores = FrameScores(apd=relative_pose_distance_deg(found[0], rest[0], found[1], rest[1]))
@@ -213,9 +246,9 @@ def _reenact(
                 frame_scores = scorer.compare(rendered, target, found)
             scores.frames.append(frame_scores)
             landmarks.append(found)
-            if sample.wants(driven.index):
-                sample.add(driven.index, [source_cell, _cell(captioned(target, f"frame {driven.index}")),
-                                          _cell(captioned(rendered, _caption(frame_scores)))])  # fmt: skip
+            if sample.wants(step.index):
+                sample.add(step.index, [source_cell, _cell(captioned(target, f"frame {step.index}")),
+                                        _cell(captioned(rendered, _caption(frame_scores)))])  # fmt: skip
             if report.due():
                 progress(f"{driver.name}: {len(scores.frames)} frames")
     if not scores.frames:
@@ -225,6 +258,35 @@ def _reenact(
         distances = expression_distances(list(rendered_landmarks), list(driving_landmarks), settings.aed_flame, config, size)
         scores.frames = [dataclasses.replace(f, aed=d) for f, d in zip(scores.frames, distances)]
     return scores, sample.picked()
+
+
+def _tracked_steps(driver: Sequence, avatar: Avatar, config: Config, max_frames: int | None) -> Iterator[_Step]:
+    """A video's or a dataset clip's frames through the per-frame path (tracker, FLAME fit,
+    animator), the first frame the driver's neutral reference."""
+    framing = driver.portrait().crop.box  # a video is cropped where its portrait was (dataset clips come cropped)
+    with DrivingPipeline(config, avatar, reference_frames=1, track=not driver.tracked, framing=framing) as pipeline:
+        step = pipeline.step_tracked if driver.tracked else pipeline.step
+        for frame in driver.frames(max_frames):
+            driven = step(frame)
+            yield _Step(driven.index, driven.state, None, driven.tracked.crop,
+                        functools.partial(driver.target, driven.tracked))  # fmt: skip
+
+
+def _release_steps(
+    driver: DriverFolderSequence, avatar: Avatar, source: Camera, expressions: bool, max_frames: int | None
+) -> Iterator[_Step]:
+    """A driver folder's frames in the release's framing: each rendered through its own camera,
+    carried into the avatar's head space so that the first frame's camera is ``source`` (the
+    avatar's view of that frame; :func:`~core.driving.release_states.anchored_camera`), with the
+    frame's FLAME codes when ``expressions``."""
+    first = None
+    for frame in driver.frames(max_frames):
+        camera = release_camera(frame.driver, source.width)
+        if first is None:
+            first = camera
+        state = release_state(frame.driver, avatar, expressions, head_motion=False)
+        yield _Step(frame.index, state, anchored_camera(camera, first, source), frame.image,
+                    functools.partial(driver.target, frame))  # fmt: skip
 
 
 def _cell(rgb: np.ndarray) -> np.ndarray:

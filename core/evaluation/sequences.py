@@ -1,5 +1,6 @@
-"""What ``omg-avatar eval`` reenacts: a talking-head sequence, as a raw video or as a clip of
-a preprocessed dataset (:mod:`core.dataset.layout`).
+"""What ``omg-avatar eval`` reenacts: a talking-head sequence, as a raw video, as a clip of
+a preprocessed dataset (:mod:`core.dataset.layout`) or as a driver folder of the OMG-Avatar
+release (:mod:`core.driving.release_driver`).
 
 Either way a sequence gives, once opened:
 
@@ -17,13 +18,17 @@ framed its portrait (so targets and the avatar share one camera: the framing is 
 once, by the photo path, and never again by the tracker), and its targets are segmented
 with MediaPipe's portrait mask onto white. A dataset clip was framed, tracked and segmented by
 ``omg-avatar preprocess``: its stored frames (on black) are the targets and its stored
-landmarks drive.
+landmarks drive. A driver folder was framed, tracked and matted by the release: its frames
+(``img_lmdb/``, on black) are the targets, and its FLAME codes and cameras drive
+(:class:`ReleaseFrame`), without the tracker; its first frame, as stored (the release's 512
+framing), is the source photo.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -32,6 +37,8 @@ from PIL import Image
 
 from core.config import Config
 from core.dataset.layout import DatasetError, Manifest, frame_path, read_params
+from core.driving.release_driver import DriverFrame, load_release_driver
+from core.driving.release_images import DriverImages, images_folder
 from core.errors import InputImageError
 from core.tracking.crop import CropBox, PortraitCrop
 from core.tracking.face_mesh import PortraitSegmenter
@@ -154,6 +161,71 @@ class DatasetClipSequence(Sequence):
         with Image.open(frame_path(self._clip_dir, kind, index)) as file:
             image = np.asarray(file.convert("RGB" if kind == "frames" else "L"))
         if image.shape[0] != self._size:
+            image = cv2.resize(image, (self._size, self._size), interpolation=cv2.INTER_AREA)
+        return image
+
+
+@dataclass(frozen=True)
+class ReleaseFrame:
+    """A driver folder's frame: its FLAME codes and camera, and its [S, S, 3] uint8 crop."""
+
+    driver: DriverFrame
+    image: np.ndarray
+
+    @property
+    def index(self) -> int:
+        return self.driver.index
+
+
+class DriverFolderSequence(Sequence):
+    """A driver folder of the release: frames tracked already (:class:`ReleaseFrame`, driven
+    without the tracker), its stored crops the targets, brought to ``size`` x ``size``.
+    Its driver file is read (and checked) when it is made, ``img_lmdb/`` opened when it is."""
+
+    background = BLACK
+    tracked = True
+
+    def __init__(self, folder: Path, size: int, segmenter: PortraitSegmenter, config: Config):
+        self.folder, self.name = Path(folder), Path(folder).name
+        self._driver = load_release_driver(self.folder)
+        images_folder(self.folder)
+        if len(self._driver) < 2:
+            raise InputImageError(f"{self.name} has only one frame: nothing drives the avatar")
+        self._size, self._segmenter, self._config = size, segmenter, config
+
+    def __enter__(self) -> DriverFolderSequence:
+        self._images = DriverImages(self.folder)
+        try:
+            self._portrait = self._first_portrait()
+        except BaseException:
+            self._images.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._images.close()
+
+    def portrait(self) -> Portrait:
+        return self._portrait
+
+    def frames(self, max_frames: int | None = None) -> Iterator[ReleaseFrame]:
+        for frame in self._driver.frames[:max_frames]:
+            yield ReleaseFrame(frame, self._image(frame.key))
+
+    def target(self, frame: ReleaseFrame) -> np.ndarray:
+        return frame.image  # the stored crop
+
+    def _first_portrait(self) -> Portrait:
+        """The first frame as stored (no new framing): its crop is the whole image."""
+        image = self._image(self._driver.frames[0].key)
+        name = f"the first frame of {self.name}"
+        landmarks = portrait_from_image(image, name, self._config.tracking).landmarks
+        crop = PortraitCrop(image, CropBox(0, 0, self._size, self._size), landmarks)
+        return Portrait(name, image, landmarks, crop, self._segmenter.mask(image))
+
+    def _image(self, key: str) -> np.ndarray:
+        image = self._images.image(key)
+        if image.shape[:2] != (self._size, self._size):
             image = cv2.resize(image, (self._size, self._size), interpolation=cv2.INTER_AREA)
         return image
 
