@@ -61,11 +61,12 @@ def write_network_files(folder: Path, face_landmarks: np.ndarray, config: Releas
     return WrittenFiles(folder, checkpoint, flame_file, dinov2, network.flame_model.num_vertices, config)
 
 
-def write_release_flame_bundle(folder: Path, face_landmarks: np.ndarray) -> Path:
+def write_release_flame_bundle(folder: Path, face_landmarks: np.ndarray, vertices: int | None = None) -> Path:
     """The synthetic FLAME as the release's bundle in ``folder`` (its landmark embedding laid on
-    ``face_landmarks``); returns its ``FLAME_with_eye.pt``."""
+    ``face_landmarks``; ``vertices``: FLAME's 5,023 for the paper's sizes, see
+    :func:`synthetic_flame.make_synthetic_flame`); returns its ``FLAME_with_eye.pt``."""
     folder.mkdir(parents=True, exist_ok=True)
-    synthetic = make_synthetic_flame(seed=0)
+    synthetic = make_synthetic_flame(seed=0, vertices=vertices)
     embedding = release_landmark_embedding(synthetic, face_landmarks, MEDIAPIPE_OF_IBUG68)
     flame_file = write_release_bundle(synthetic, folder / BUNDLE_FILES["flame"], embedding)
     faces = synthetic.arrays["f"].astype(np.int64)

@@ -155,12 +155,14 @@ def fill_by_recipe(module: torch.nn.Module, prefix: str = "") -> list[str]:
 PERCEPTUAL_KEY = "percep_loss.vggface.network.0.weight"
 
 
-def write_release_checkpoint(folder: Path, path: Path, which: str = "synthetic") -> Path:
+def write_release_checkpoint(
+    folder: Path, path: Path, which: str = "synthetic", without: tuple[str, ...] = ()
+) -> Path:
     """A checkpoint in the release's layout (``{"model": state dict, "meta_cfg": ...}``) for the
-    fixture in ``folder``: every key of its ``which`` manifest, recipe values where the manifest
-    has a rule, zeros elsewhere (FLAME's buffers), plus one perceptual-loss key. With the full
-    ViT-B, about 0.56 GB."""
-    rows = ParityFixture.load(folder).manifest(which)
+    fixture in ``folder``: every key of its ``which`` manifest (``"real"``: the paper's sizes)
+    except those starting with ``without``, recipe values where the manifest has a rule, zeros
+    elsewhere (FLAME's buffers), plus one perceptual-loss key. With the full ViT-B, about 0.56 GB."""
+    rows = [row for row in ParityFixture.load(folder).manifest(which) if not row["name"].startswith(without)]
     meta_cfg = json.loads((folder / "fixture_info.json").read_text())["meta_cfg"]
     state = {}
     for row in rows:

@@ -30,6 +30,7 @@ from typing import Iterator
 
 import numpy as np
 import scipy.sparse
+import scipy.spatial
 import torch
 
 HEAD_RADII = np.array([0.078, 0.105, 0.095])  # x, y, z semi-axes in metres
@@ -59,12 +60,18 @@ class SyntheticFlame:
 
 
 def make_synthetic_flame(
-    seed: int = 0, reserved_mediapipe: tuple[int, ...] = (), face_landmarks: np.ndarray | None = None
+    seed: int = 0,
+    reserved_mediapipe: tuple[int, ...] = (),
+    face_landmarks: np.ndarray | None = None,
+    vertices: int | None = None,
 ) -> SyntheticFlame:
     """Build the model; the embedding avoids the MediaPipe indices in ``reserved_mediapipe``
-    and follows ``face_landmarks`` ([478, 3] MediaPipe pixels of a frontal face) when given."""
+    and follows ``face_landmarks`` ([478, 3] MediaPipe pixels of a frontal face) when given.
+    ``vertices``: the model's vertex count (FLAME's 5,023 for the paper's sizes; the head is then
+    an evenly spread sphere of points instead of the default 2,562-vertex icosphere)."""
     rng = np.random.default_rng(seed)
-    head_vertices, head_faces = _icosphere(4)
+    eye_count = len(_icosphere(1)[0])
+    head_vertices, head_faces = _icosphere(4) if vertices is None else _even_sphere(vertices - 2 * eye_count)
     head = head_vertices * HEAD_RADII
     nose = np.exp(-((head[:, 0] / 0.012) ** 2 + ((head[:, 1] + 0.005) / 0.025) ** 2)) * (head[:, 2] > 0)
     head[:, 2] += 0.02 * nose
@@ -266,6 +273,22 @@ def _icosphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
             finer += [(a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca)]
         faces = finer
     return np.array(points), np.array(faces, dtype=np.int64)
+
+
+def _even_sphere(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unit sphere of ``count`` evenly spread (Fibonacci) points: [V, 3] and [2V - 4, 3] outward
+    faces (their convex hull)."""
+    index = np.arange(count) + 0.5
+    height = 1.0 - 2.0 * index / count
+    angle = np.pi * (1.0 + 5.0**0.5) * index
+    ring = np.sqrt(1.0 - height**2)
+    points = np.column_stack([ring * np.cos(angle), height, ring * np.sin(angle)])
+    faces = scipy.spatial.ConvexHull(points).simplices.astype(np.int64)
+    corners = points[faces]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    inward = (normals * corners.mean(axis=1)).sum(axis=1) < 0
+    faces[inward] = faces[inward][:, ::-1]
+    return points, faces
 
 
 def _rotation_onto_z(direction: np.ndarray) -> np.ndarray:

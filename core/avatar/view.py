@@ -68,7 +68,7 @@ def render_view(avatar: Avatar, view: View, state: DrivingState | None, backend:
         if view.mode == "final" and view.use_refiner and avatar.refiner is not None:
             output = render(gaussians, camera, backend, background=avatar.feature_background(tuple(background)))
             return _rgb(avatar.rgb(output.features).cpu().numpy())
-        output = render(_coarse_rgb(gaussians), camera, backend, background=background)
+        output = render(coarse_rgb(gaussians), camera, backend, background=background)
     alpha = output.alpha.cpu().numpy()  # one copy per frame from a CUDA renderer, none on the CPU
     if view.mode == "alpha":
         return _rgb(np.repeat(alpha[..., None], 3, axis=2))
@@ -101,7 +101,7 @@ def source_visibility(avatar: Avatar, lod: int) -> np.ndarray:
 _visibility_cache: weakref.WeakKeyDictionary[Avatar, dict[int, np.ndarray]] = weakref.WeakKeyDictionary()
 
 
-def _coarse_rgb(gaussians: Gaussians) -> Gaussians:
+def coarse_rgb(gaussians: Gaussians) -> Gaussians:
     """The Gaussians with only their first three feature channels (the coarse RGB)."""
     if gaussians.num_channels == 3:
         return gaussians

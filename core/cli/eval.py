@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         if output:
             check_output_path(output, tuple(args.inputs))
     config = load_config(args.config)
-    files = method_files(args, config)
+    files = method_files(args)
     lpips = load_lpips(args.lpips)
     aed_flame, aed_missing = aed_flame_layer(config, files)
     settings = Settings(config, args.method, files, not args.no_refiner, args.lod, resolve_backend(args.renderer),

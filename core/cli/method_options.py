@@ -9,7 +9,6 @@ from pathlib import Path
 from core.avatar import available_methods
 from core.avatar.network_method import NAME as NETWORK
 from core.avatar.network_method import NetworkFiles, check_files
-from core.config import Config
 from core.errors import OmgError
 
 
@@ -33,7 +32,7 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
                          help="DINOv2 ViT-B/14 weights (only for a checkpoint without them)")
 
 
-def method_files(args: argparse.Namespace, config: Config) -> NetworkFiles:
+def method_files(args: argparse.Namespace) -> NetworkFiles:
     """The network files given; for ``--method network`` all must exist (one error line
     names each missing file), other methods refuse them."""
     files = NetworkFiles(args.checkpoint, args.flame, args.dinov2)

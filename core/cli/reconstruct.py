@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     check_output_path(args.output, (args.photo,))
     config = load_config(args.config)
-    files = method_files(args, config)
+    files = method_files(args)
     started = time.perf_counter()
     portrait = prepare_portrait(args.photo, config.tracking)
     prepared = time.perf_counter()
