@@ -349,3 +349,18 @@ def test_the_session_builds_a_network_avatar_and_toggles_its_refiner(models_env,
         np.testing.assert_array_equal(frame.images[0], images[("final", False)])
     finally:
         session.close()
+
+
+@pytest.mark.samples
+def test_bench_avatar_times_every_level_with_and_without_the_refiner(models_env, saved, tmp_path):
+    report = tmp_path / "bench.json"
+    status, out, err = run_cli(["bench", "avatar", str(saved), "--repeats", "1", "--renderer", "cpu",
+                                "--flame", str(models_env.flame), "--json", str(report)])  # fmt: skip
+    assert status == 0, err
+    rows = json.loads(report.read_text())["rows"]
+    assert [(row["lod"], row["refiner"]) for row in rows] == [(lod, on) for lod in range(3) for on in (False, True)]
+    for row in rows:
+        parts = row["animate_ms"] + row["render_ms"] + row["refine_ms"]
+        assert row["animate_ms"] > 0 and row["render_ms"] > 0 and abs(row["frame_ms"] - parts) < 1e-6
+        assert (row["refine_ms"] > 0) == row["refiner"]
+    assert "FLAME re-posed" in out

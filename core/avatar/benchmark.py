@@ -75,5 +75,5 @@ def _timed_frame(avatar: Avatar, view: View, state: DrivingState, backend: str) 
         rendered = time.perf_counter()
         if view.use_refiner:
             avatar.rgb(output.features)
-        refined = time.perf_counter()
-    return tuple(1000.0 * seconds for seconds in (animated - started, rendered - animated, refined - rendered))
+        refine = time.perf_counter() - rendered if view.use_refiner else 0.0
+    return tuple(1000.0 * seconds for seconds in (animated - started, rendered - animated, refine))
