@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import re
 import zipfile
 
 import cv2
@@ -364,3 +365,47 @@ def test_bench_avatar_times_every_level_with_and_without_the_refiner(models_env,
         assert row["animate_ms"] > 0 and row["render_ms"] > 0 and abs(row["frame_ms"] - parts) < 1e-6
         assert (row["refine_ms"] > 0) == row["refiner"]
     assert "FLAME re-posed" in out
+
+
+# --------------------------------------------------------------------------- our checkpoint format
+def test_info_reports_our_checkpoint_format_as_fitting_the_network(files, tmp_path):
+    report = tmp_path / "info.json"
+    status, out, err = run_cli(["info", "--checkpoint", str(files.checkpoint), "--flame", str(files.flame),
+                                "--json", str(report)])  # fmt: skip
+    assert status == 0, err
+    info = json.loads(report.read_text())
+    assert info["missing"] == [] and info["unexpected"] == [] and info["mismatched"] == []
+    assert info["sizes"]["dim"] == files.config.dim and not info["dinov2_in_checkpoint"]
+    assert "network checkpoint" in out
+
+
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ({"dim": 10**6}, r"size dim is 1000000, expected an integer in 8\.\.1024"),
+        ({"image_size": 60}, r"do not make a network"),
+        ({"refiner_size": True}, r"size refiner_size is True"),
+        ({"unknown": 1}, r"must give exactly"),
+    ],
+)
+def test_our_checkpoints_sizes_are_checked_before_building_anything(files, tmp_path, sizes, message):
+    import safetensors
+    import safetensors.torch
+
+    with safetensors.safe_open(files.checkpoint, framework="pt") as file:
+        metadata = file.metadata()
+        tensors = {"head_base": file.get_tensor("head_base")}
+    stored = json.loads(metadata["sizes"]) | sizes
+    edited = tmp_path / "edited.safetensors"
+    safetensors.torch.save_file(tensors, edited, metadata | {"sizes": json.dumps(stored)})
+    status, out, err = run_cli(["info", "--checkpoint", str(edited)])
+    assert status == 2 and len(err.strip().splitlines()) == 1 and re.search(message, err)
+
+
+def test_a_checkpoint_of_the_earlier_network_is_refused_with_a_reason(tmp_path):
+    import safetensors.torch
+
+    old = tmp_path / "old.safetensors"
+    safetensors.torch.save_file({"x": torch.zeros(1)}, old, {"format": "omg-avatar-network", "version": "1"})
+    status, out, err = run_cli(["info", "--checkpoint", str(old)])
+    assert status == 2 and "earlier network" in err and len(err.strip().splitlines()) == 1
