@@ -202,6 +202,23 @@ def test_drive_with_a_driver_folder_turns_the_head_before_a_still_camera(avatar_
     assert "head pose:        the driver's, turns the head" in out
 
 
+def test_a_training_free_avatar_takes_the_drivers_motion_since_its_first_frame(avatar, avatar_file, tmp_path,
+                                                                              capsys):  # fmt: skip
+    """Its head space is not FLAME's, so the driver's absolute pose means nothing to it: the first
+    frame shows the avatar's own pose however the driver's head was turned, later frames move."""
+    cameras = [_shifted(avatar.camera(yaw_deg=yaw), dx) for yaw, dx in ((30.0, 0.4), (42.0, 0.65))]
+    driver = _write_driver(tmp_path / "turned", [release_from_camera(c) for c in cameras])
+    output = tmp_path / "relative.mp4"
+    assert main(["drive", str(avatar_file), "--driver", str(driver), "-o", str(output), "--lod", "0",
+                 "--renderer", "cpu"]) == 0  # fmt: skip
+    assert "turns the head since its first frame" in capsys.readouterr().out
+    frames = _video_frames(output)
+    still = rgb8(render_view(avatar, View(avatar.camera(), 0), None, "cpu"))
+    assert np.abs(frames[0].astype(float) - still).mean() < 3  # MP4 loss only
+    head = slice(0, SIZE * 2 // 5)
+    assert _centroid_x(frames[1], head) - _centroid_x(frames[0], head) > 30
+
+
 def test_drive_with_driver_cameras_renders_through_each_frames_camera(avatar, avatar_file, turning_driver, tmp_path,
                                                                       capsys):  # fmt: skip
     output = tmp_path / "release_framing.mp4"

@@ -260,9 +260,10 @@ def _driver_frames(
 ) -> Generator[Shown, None, SourceEvent]:
     """The driver's frames in order, up to ``max_frames``: states, and their own cameras
     (``size`` pixels) when ``driver_camera``."""
+    first = None if avatar.flame is not None else driver.frames[0]  # head space not FLAME's: relative motion
     for frame in driver.frames[:max_frames]:
         started = time.perf_counter()
-        state = release_state(frame, avatar, expressions, head_motion=not driver_camera)
+        state = release_state(frame, avatar, expressions, head_motion=not driver_camera, first=first)
         camera = release_camera(frame, size) if driver_camera else None
         stage_ms = {"decode": 0.0, "track": 0.0, "animate": _ms(time.perf_counter() - started)}
         yield Shown(state, True, stage_ms, camera)
@@ -345,7 +346,8 @@ def _print_summary(
     gaussians = f"{avatar.num_gaussians(view.lod)} Gaussians"
     print(f"avatar:           {Path(args.avatar).name}, LOD {view.lod} ({gaussians}), renderer {backend}")
     if args.driver is not None:
-        framing = "each frame's own camera (the bust turns)" if args.driver_camera else "turns the head"
+        relative = "" if avatar.flame is not None else " since its first frame"
+        framing = "each frame's own camera (the bust turns)" if args.driver_camera else f"turns the head{relative}"
         print(f"head pose:        the driver's, {framing}")
     if avatar.flame is not None:
         refiner = "on" if view.use_refiner and avatar.refiner is not None else "off (coarse RGB)"

@@ -13,7 +13,8 @@ to the camera as the driver's head did. Two ways to show that here:
   translation is ``b + A p - p``. The pose is the driver's absolute one, as in the release
   (not relative to a reference frame): an avatar whose head space is FLAME's (the network's)
   takes the driver's pose exactly; a training-free avatar's head space is its own (origin
-  between the eyes and the nose base), so its head sits where that origin puts it.
+  between the eyes and the nose base), so it takes the driver's motion since the first frame
+  instead (``first``), starting from its own pose.
 * the release's framing (``drive --driver-camera``, ``eval``): no head motion; each frame is
   rendered through the frame's camera (:func:`release_camera`), so the whole bust turns with
   the head, as in the release's videos.
@@ -39,18 +40,27 @@ def release_camera(frame: DriverFrame, size: int) -> Camera:
     return camera_from_release(frame.transform_matrix, size)
 
 
-def release_state(frame: DriverFrame, avatar: Avatar, expressions: bool, head_motion: bool = True) -> DrivingState:
+def release_state(
+    frame: DriverFrame, avatar: Avatar, expressions: bool, head_motion: bool = True, first: DriverFrame | None = None
+) -> DrivingState:
     """The avatar's state for ``frame`` (see the module docstring).
 
     Args:
         expressions: pose the frame's FLAME codes (the avatar has a FLAME rig and its model).
         head_motion: move the head as the frame's camera sees it from the avatar's source
             camera; False: no head motion (the frame's camera renders).
+        first: the driver's first frame, for an avatar whose head space is not FLAME's (a
+            training-free one): its head then moves as the driver's moved since that frame
+            (:func:`anchored_camera`), the first frame showing the avatar's own pose. None: the
+            driver's absolute pose (an avatar whose head space is FLAME's, as the release's).
     """
     rotation, translation = np.eye(3), np.zeros(3)
     if head_motion:
         source = avatar.source_camera
-        rotation, translation = rigid_head_motion(source, release_camera(frame, source.width), avatar.rig.pivot)
+        driver = release_camera(frame, source.width)
+        if first is not None:
+            driver = anchored_camera(driver, release_camera(first, source.width), source)
+        rotation, translation = rigid_head_motion(source, driver, avatar.rig.pivot)
     flame = flame_pose(frame) if expressions and avatar.flame is not None else None
     return DrivingState(np.zeros((len(avatar.rig.landmarks), 3)), rotation, translation, flame)
 
