@@ -1,4 +1,5 @@
-"""Shared fixtures: the sample media folder, the compiled cpu kernels, and a CUDA guard."""
+"""Shared fixtures: the sample media folder, a training-free avatar of a sample photo, the
+compiled cpu kernels, and a CUDA guard."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.avatar import reconstruct, save_avatar
+from core.config import load_config
 from core.paths import SAMPLES_DIR
 from core.render import kernels
+from core.tracking.photo import prepare_portrait
 
 
 @pytest.fixture(scope="session")
@@ -17,6 +21,15 @@ def samples_dir() -> Path:
     if not SAMPLES_DIR.is_dir():
         pytest.skip(f"sample media not found at {SAMPLES_DIR} (a checkout beside shared/ has it)")
     return SAMPLES_DIR
+
+
+@pytest.fixture(scope="session")
+def einstein_avatar_file(samples_dir, tmp_path_factory) -> Path:
+    """A training-free avatar of the Einstein sample photo (paper config), made once per run;
+    tests read it and never change it."""
+    config = load_config("paper")
+    portrait = prepare_portrait(samples_dir / "photos" / "einstein.jpg", config.tracking)
+    return save_avatar(reconstruct(portrait, config=config), tmp_path_factory.mktemp("avatar") / "einstein.omg")
 
 
 @pytest.fixture(scope="session", autouse=True)

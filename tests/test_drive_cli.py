@@ -11,22 +11,16 @@ import pytest
 import core.avatar.view as view_module
 import core.cli.drive as drive_module
 import core.driving.inputs as inputs_module
-from core.avatar import reconstruct, save_avatar
 from core.cli import main
-from core.config import load_config
 from core.media import AtomicMp4Writer
-from core.tracking.photo import prepare_portrait
 from core.tracking.sources import SourceEvent, VideoFileSource
 
 SIZE = 512
 
 
 @pytest.fixture(scope="module")
-def avatar_file(samples_dir, tmp_path_factory) -> Path:
-    """An avatar of the Einstein sample photo, reconstructed once for the module."""
-    config = load_config("paper")
-    portrait = prepare_portrait(samples_dir / "photos" / "einstein.jpg", config.tracking)
-    return save_avatar(reconstruct(portrait, config=config), tmp_path_factory.mktemp("avatar") / "einstein.omg")
+def avatar_file(einstein_avatar_file) -> Path:
+    return einstein_avatar_file
 
 
 @pytest.fixture(scope="module")

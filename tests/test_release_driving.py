@@ -19,11 +19,10 @@ import scipy.sparse as sp
 from scipy.spatial.transform import Rotation
 
 import core.driving.pipeline as pipeline_module
-from core.avatar import DrivingState, load_avatar, reconstruct, save_avatar
+from core.avatar import DrivingState, load_avatar
 from core.avatar.avatar import HeadRig
 from core.avatar.view import View, render_view
 from core.cli import main
-from core.config import load_config
 from core.driving import release_images
 from core.driving.release_driver import FIELDS, DriverFrame, driver_fps, load_release_driver
 from core.driving.release_images import DriverImages
@@ -33,18 +32,14 @@ from core.geometry.camera import Camera
 from core.geometry.release_camera import release_from_camera
 from core.media import rgb8
 from core.tracking.face_mesh import PortraitSegmenter
-from core.tracking.photo import prepare_portrait
 
 SIZE = 512
 FRONTAL = np.array([[-1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 10.6]], np.float32)
 
 
 @pytest.fixture(scope="module")
-def avatar_file(samples_dir, tmp_path_factory) -> Path:
-    """A training-free avatar of the Einstein sample photo, reconstructed once for the module."""
-    config = load_config("paper")
-    portrait = prepare_portrait(samples_dir / "photos" / "einstein.jpg", config.tracking)
-    return save_avatar(reconstruct(portrait, config=config), tmp_path_factory.mktemp("avatar") / "einstein.omg")
+def avatar_file(einstein_avatar_file) -> Path:
+    return einstein_avatar_file
 
 
 @pytest.fixture(scope="module")
