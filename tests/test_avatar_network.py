@@ -28,12 +28,14 @@ from core.cli import main
 from core.config import load_config
 from core.driving import DrivingPipeline, flame_fitting
 from core.errors import ModelFileError
+from core.geometry.release_camera import release_from_camera
 from core.model.gaussian_generators import COLOR_CHANNELS as CHANNELS
 from core.model.style_refiner import StyleRefiner
 from core.render import render
 from core.session import Session
 from core.session.controls import ControlRig
 from core.tracking.photo import prepare_portrait
+from core.tracking.release_framing import HEAD_DISTANCE
 from core.tracking.sources import VideoFileSource
 from network_files import frontal_face_landmarks, write_network_files
 from waiting import wait_for
@@ -92,6 +94,8 @@ def test_network_avatar_has_32_channels_a_refiner_a_flame_rig_and_one_level_per_
     assert avatar.num_lods == files.config.subdivision + 1 and avatar.first_level == 0
     assert avatar.scheme == "midpoint" and avatar.source_camera.width == files.config.refiner_size
     assert avatar.provenance["network"]["checkpoint"] == files.checkpoint.name
+    transform = release_from_camera(avatar.source_camera)  # the release's framing: FLAME's origin ahead
+    assert np.abs(transform[:2, 3]).max() < 0.1 and abs(transform[2, 3] - HEAD_DISTANCE) < 0.3
     assert len(avatar.rig.vertices) == files.num_flame_vertices
     for lod in range(avatar.num_lods):
         assert avatar.num_gaussians(lod) == avatar.levels.num_vertices[lod] + len(avatar.shoulders)

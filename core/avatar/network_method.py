@@ -1,7 +1,7 @@
 """The ``network`` reconstruction method: the released OMG-Avatar network on one portrait.
 
     portrait -> FLAME fitted to its landmarks (shape, expression, jaw, eyes; the head pose as
-                the camera's extrinsic, the release's convention)
+                the camera's extrinsic, the release's convention), in the release's framing
              -> the source as the release prepares it: the crop with its background black,
                 resized to DINOv2's input; the camera as ``[R | T]``
              -> ReleaseNetwork.encode once, then reconstruct at every level (Sub#0..K)
@@ -16,9 +16,10 @@ release's ``omg_ckpt.pt`` or ours), FLAME (the release's ``FLAME_with_eye.pt``, 
 DINOv2's weights, Meta's DINOv2 file. The checkpoint sizes the network; the config passed in
 gives the tracking and fitting settings.
 
-The source crop is our tracker's framing (``tracking.crop``: 1.8 x the face box), close to the
-release's (1.65 x a head box that includes the hair); the background comes from our portrait
-segmentation rather than the release's matting network.
+The source crop is the release's framing (:mod:`core.tracking.release_framing`: FLAME is fitted
+in our crop, the photo re-cropped so that the head sits where the release's crops put it, and
+fitted again); the background comes from our portrait segmentation rather than the release's
+matting network.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from core.paths import CHECKPOINT_DIR, CHECKPOINT_FILE, resolve_model_file
 from core.render import Gaussians
 from core.tracking.flame_tracking import fit_photo
 from core.tracking.photo import Portrait
+from core.tracking.release_framing import release_framed
 
 NAME = "network"
 #: FLAME's root joint (a vertex's skinning weight on it is the share of the head's motion
@@ -119,7 +121,10 @@ def reconstruct_network(
 
     report(0.2, "fitting FLAME to the photo")
     crop_size = portrait.crop.image.shape[0]
-    fit, crop_camera = fit_photo(fitting, _fitting_config(config), portrait.crop.landmarks, crop_size)
+    fitting_config = _fitting_config(config)
+    _, crop_camera = fit_photo(fitting, fitting_config, portrait.crop.landmarks, crop_size)
+    portrait = release_framed(portrait, crop_camera)
+    fit, crop_camera = fit_photo(fitting, fitting_config, portrait.crop.landmarks, crop_size)
     size = network.config.refiner_size
     camera = crop_camera.resized(size, size)
     source = Source(
