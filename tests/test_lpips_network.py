@@ -116,7 +116,7 @@ def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "marker"
     hostile = tmp_path / "lpips_alex.pth"
     torch.save({"lin0.model.1.weight": _CreatesFile(marker)}, hostile)
-    with pytest.raises(ModelFileError, match="lpips_alex.pth: not a readable weights file"):
+    with pytest.raises(ModelFileError, match="lpips_alex.pth: refers to .*refused"):
         load_lpips(hostile)
     assert not marker.exists()
 

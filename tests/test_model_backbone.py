@@ -176,7 +176,7 @@ def test_unreadable_weights_give_one_line_errors(untouched_vit, tmp_path):
     corrupt.write_bytes(b"PK\x03\x04 not really a zip")
     not_a_dict = tmp_path / "tensor.pth"
     torch.save(torch.zeros(3), not_a_dict)
-    for path, expected in ((corrupt, "not a readable weights file"), (not_a_dict, "holds a Tensor")):
+    for path, expected in ((corrupt, "not a readable torch file"), (not_a_dict, "holds a Tensor")):
         with pytest.raises(ModelFileError) as caught:
             load_backbone_weights(untouched_vit, path)
         assert str(caught.value).startswith(f"{path.name}: {expected}") and "\n" not in str(caught.value)

@@ -30,8 +30,6 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import pickle
-import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +43,7 @@ from core.errors import ModelFileError, first_line
 from core.flame.ibug68 import FITTED_POINTS, MEDIAPIPE_OF_IBUG68
 from core.numpy_pickle import NUMPY_GLOBALS, NumpyUnpickler, RefusedGlobal
 from core.paths import FLAME_DIR, resolve_model_file
+from core.torch_files import read_weights_only
 
 FLAME_SHAPE_COMPONENTS = 300  # shapedirs[..., :300] is shape, the rest is expression
 FLAME_SITE = "https://flame.is.tue.mpg.de"
@@ -331,25 +330,6 @@ def read_release_bundle(path: Path) -> dict[str, dict[str, Any]]:
         part: {str(key): _tensor_to_array(value) for key, value in bundle[part].items()}
         for part in RELEASE_BUNDLE_KEYS
     }
-
-
-def read_weights_only(path: Path) -> Any:
-    """What a torch file holds, loaded with ``weights_only`` (tensors and plain containers;
-    pickled code is refused before it runs). Any problem is a one-line ModelFileError."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. torch's note on the pickle protocol
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        refused = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if refused:
-            raise ModelFileError(f"{path.name}: refers to '{refused.group(1)}', which a weights file never "
-                                 f"holds (refused)") from None  # fmt: skip
-        raise ModelFileError(f"{path.name}: not a readable torch file ({first_line(exc)})") from None
-    except Exception as exc:  # untrusted bytes can fail in any way; all of them mean "corrupt"
-        raise ModelFileError(
-            f"{path.name}: not a readable torch file (truncated or corrupt: {first_line(exc)})"
-        ) from None
 
 
 def _tensor_to_array(value: Any) -> Any:

@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from core.errors import ModelFileError
-from core.flame.files import FlameModelData, read_weights_only
+from core.flame.files import FlameModelData
+from core.torch_files import read_weights_only
 from core.flame.release_state import LANDMARK_SHAPES
 from core.model.checkpoint import CheckpointError
 from core.model.state_files import KeyDifferences, key_differences

@@ -8,23 +8,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import safetensors.torch
-import torch
 from torch import Tensor
 
 from core.errors import ModelFileError, first_line
+from core.torch_files import read_weights_only
 
 REPORTED_KEYS = 8  # names listed per kind of mismatch; the rest are counted
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """A ``.safetensors`` file, or a ``.pth`` / ``.bin`` read without running pickled code
-    (``weights_only``): anything else in it is a :class:`ModelFileError`, nothing executes."""
-    try:
-        if path.suffix == ".safetensors":
+    (:func:`core.torch_files.read_weights_only`): anything else in it is a
+    :class:`ModelFileError`, nothing executes."""
+    if path.suffix != ".safetensors":
+        state = read_weights_only(path)
+    else:
+        try:
             return safetensors.torch.load_file(path)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # untrusted bytes can fail in any way; all of them mean "not readable"
-        raise ModelFileError(f"{path.name}: not a readable weights file ({first_line(exc)})") from None
+        except Exception as exc:  # untrusted bytes can fail in any way; all of them mean "not readable"
+            raise ModelFileError(f"{path.name}: not a readable weights file ({first_line(exc)})") from None
     if not isinstance(state, dict) or not all(isinstance(value, Tensor) for value in state.values()):
         raise ModelFileError(f"{path.name}: holds a {type(state).__name__} of other things, expected a state dict")
     return state
