@@ -6,9 +6,12 @@ manifest's shapes): a full ViT-B, about 0.56 GB in the temporary folder."""
 
 from __future__ import annotations
 
+import collections
 import json
 import pickle
 import shutil
+import sys
+import types
 
 import pytest
 import torch
@@ -28,6 +31,7 @@ from core.model import release_checkpoint
 from core.model.checkpoint import CheckpointError
 from core.flame.files import load_flame_model
 from core.model.release_loading import load_release_network
+from core.torch_files import read_weights_only
 from core.model.release_network import ReleaseConfig
 from core.model.release_checkpoint import (
     DINO_PREFIX,
@@ -326,3 +330,43 @@ def test_without_dinov2_in_the_checkpoint_the_dinov2_file_is_loaded(release, tmp
     with pytest.raises(CheckpointError, match=r"short.pth: does not fit .*missing") as error:
         load_release_network(lean, bundle, tmp_path / "short.pth")
     assert "\n" not in str(error.value)
+
+
+class _PickledConfig(dict):
+    """Like the release's ConfigDict: a dict subclass with a config view of another class inside."""
+
+    def __init__(self, values):
+        super().__init__(values)
+        self._dot_config = _ConfigView(dict(values))
+
+
+class _ConfigView:
+    """Like OmegaConf's view: the content, a type as a value (its reference types), a defaultdict."""
+
+    def __init__(self, content):
+        self.content, self.kind, self.flags = content, dict, collections.defaultdict(dict)
+
+
+def _pickle_as(module_name: str, *classes) -> None:
+    """Give ``classes`` the import path ``module_name`` while pickling (the release's code is
+    not importable here, just as it is not on a user's machine)."""
+    module = types.ModuleType(module_name)
+    for cls in classes:
+        cls.__module__ = module_name
+        setattr(module, cls.__name__, cls)
+    sys.modules[module_name] = module
+
+
+def test_a_config_pickled_as_the_release_codes_own_class_is_read_as_plain_values(release, tmp_path):
+    folder, meta_cfg, _, path = release
+    content = torch.load(path, weights_only=True)
+    _pickle_as("release_config_code", _PickledConfig, _ConfigView)
+    try:
+        content["meta_cfg"] = _PickledConfig(meta_cfg)
+        torch.save(content, tmp_path / "omg_ckpt.pt")
+    finally:
+        del sys.modules["release_config_code"]
+    checkpoint = read_release_checkpoint(tmp_path / "omg_ckpt.pt")
+    assert dict(checkpoint.meta_cfg) == meta_cfg and checkpoint.sizes == ReleaseConfig(256, 2, 2)
+    with pytest.raises(ModelFileError, match="refers to 'release_config_code._PickledConfig'"):
+        read_weights_only(tmp_path / "omg_ckpt.pt")  # without stand-ins: refused, as for any weights file

@@ -18,7 +18,10 @@ classes (:func:`classify_keys`):
   network was trained with another FLAME).
 
 Reading is bounded (:data:`MAX_CHECKPOINT_BYTES`, checked before reading) and weights-only
-(tensors and plain containers; a pickle that would run code is refused before it runs). Every
+(tensors and plain containers; a pickle that would run code is refused before it runs). The
+release's training code may have pickled its config as its own ``dict`` subclass with an
+OmegaConf view inside: such objects are read as inert stand-ins (``OrderedDict`` for the
+``dict`` subclass, its items kept; :func:`core.torch_files.read_weights_only`). Every
 problem is one :class:`~core.model.checkpoint.CheckpointError` line naming the file.
 """
 
@@ -140,7 +143,7 @@ def read_release_checkpoint(path: str | Path) -> ReleaseCheckpoint:
         raise CheckpointError(f"{path.name}: {size:,} bytes, more than a release checkpoint can have "
                               f"({MAX_CHECKPOINT_BYTES:,})")  # fmt: skip
     try:
-        content = read_weights_only(path)
+        content = read_weights_only(path, inert_objects=True)  # its config may be a class of its code
     except ModelFileError as exc:
         raise CheckpointError(str(exc)) from None
     if not isinstance(content, dict) or not isinstance(content.get("model"), dict) or "meta_cfg" not in content:
