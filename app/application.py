@@ -6,6 +6,16 @@ state happens in one place and in order; a callback that raises shows a dialog a
 app goes on. Work that takes time runs elsewhere: reconstruction on its job's thread,
 capture and tracking on the session's driver thread, encoding on the recorder's thread,
 the presenter in its own process.
+
+With the avatar's neural refiner on and too slow to keep up (a CPU: about 0.8 s a 512x512
+frame), the view shows two streams and says which is which: the main image is the newest
+refined frame (labelled "Refined"), and a framed inset in its corner shows the live coarse
+splat at full rate (labelled "Live: coarse splat"), so the motion stays visible while the
+refined image updates as often as the CPU allows. A coarse frame never replaces a refined one
+in the same place (so frames of different moments never alternate there); until the first
+refined frame arrives, the main image is the coarse stream, labelled as such. The presenter
+and recordings get the main image. Where the refiner keeps up (gsplat on CUDA), frames come
+refined from the render thread and are shown as they are.
 """
 
 from __future__ import annotations
@@ -33,7 +43,15 @@ from app.recorder import Recorder
 from app.settings import RecentFiles
 from app.viewport import Viewport
 from core.errors import OmgError
-from core.session import ReconstructionJob, Session, VideoDriver, View, write_png_atomic
+from core.session import (
+    ReconstructionJob,
+    RefinedFrame,
+    RenderedFrame,
+    Session,
+    VideoDriver,
+    View,
+    write_png_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +68,8 @@ UI_REFRESH_FPS = 30.0
 STREAMING_REFRESH_S = 0.1
 #: Seconds between overlay refreshes (figures that change every frame are unreadable).
 OVERLAY_INTERVAL_S = 0.25
+#: Labels of the two streams while the refiner runs on its worker (see the module docstring).
+REFINED_LABEL, LIVE_LABEL, WAITING_LABEL = "Refined", "Live: coarse splat", "Coarse (refining...)"
 
 
 @dataclass
@@ -85,6 +105,9 @@ class App:
         self._dirty = True
         self.shown_lod = self.view.lod
         self.requested = self.shown_request = 0  # serial numbers of render requests
+        self.refined_request = 0  # the serial of the refined frame on screen
+        self._refined: RefinedFrame | None = None  # the main image while the coarse stream is in the insets
+        self._coarse: RenderedFrame | None = None  # the newest coarse frame shown
         self._last_overlay = 0.0
         self._last_drawn = self._last_shown = 0.0
         self._status = ""
@@ -253,6 +276,7 @@ class App:
         self.auto_lod = AutoLod(counts, self.view.target_fps)
         self.view.lod = min(self.view.lod, len(counts) - 1)
         self.view.compare_lod = min(self.view.compare_lod, len(counts) - 1)
+        self._refined = self._coarse = None
         self.source_panel.avatar_changed()
         self.view_panel.avatar_changed()
         self._dirty = True
@@ -291,25 +315,65 @@ class App:
         self.requested = self.session.request_render(self.views(), self.driving_panel.state_override())
 
     def _show_rendered(self) -> bool:
-        """Put the renderer's newest image on screen (and into the presenter and recording);
-        True if there was one."""
-        frame = self.session.rendered()
+        """Put the renderer's newest images on screen, coarse and refined (and the main ones
+        into the presenter and recording); True if there were any."""
+        coarse = self._show_coarse(self.session.rendered())
+        refined = self._show_refined(self.session.refined())
+        return coarse or refined
+
+    def _show_coarse(self, frame: RenderedFrame | None) -> bool:
+        """A frame from the render thread: the main images, or the insets while a refined frame
+        is the main image (see the module docstring)."""
         if frame is None:
             return False
         if frame.error is not None:
             self.report(frame.error, title="Cannot render the avatar")
             return False
-        lods = [view.lod for view in frame.request.views]
-        self.viewport.show(list(frame.images), [f"Sub#{lod}  {self.session.lod_counts[lod]:,} Gaussians" for lod in lods])
-        self.shown_lod, self.shown_request = lods[0], frame.request.serial
+        images = list(frame.images)
+        self._coarse = frame
+        if frame.refining and self._refined is not None and len(self._refined.images) == len(images):
+            self.viewport.show_insets(images, LIVE_LABEL)
+        else:
+            self._refined = None
+            self.viewport.show(images, self._labels(frame.request.views, WAITING_LABEL if frame.refining else ""))
+            self.viewport.show_insets(None)
+            self._publish(images)
+        self.shown_lod, self.shown_request = frame.request.views[0].lod, frame.request.serial
         self.session.frame_shown()
         self.avatar_frames += 1
         if self.first_avatar_frame_s is None:
             self.first_avatar_frame_s = process_age_s()
         if self.view.auto_lod:
             self._apply_auto_lod(frame.render_ms)
+        return True
+
+    def _show_refined(self, frame: RefinedFrame | None) -> bool:
+        """A frame from the refiner worker: the main images, the newest coarse ones in the insets.
+        Dropped when it no longer fits what is shown (another avatar, the refiner turned off,
+        another number of views)."""
+        if frame is None:
+            return False
+        if frame.error is not None:
+            self.report(frame.error, title="Cannot refine the image")
+            return False
+        coarse = self._coarse
+        if (frame.request.avatar is not self.session.avatar or coarse is None or not coarse.refining
+                or len(coarse.images) != len(frame.images)):  # fmt: skip
+            return False
+        self._refined = frame
+        self.viewport.show(list(frame.images), self._labels(frame.request.views, REFINED_LABEL))
+        self.viewport.show_insets(list(coarse.images), LIVE_LABEL)
+        self.refined_request = frame.request.serial
         self._publish(list(frame.images))
         return True
+
+    def _labels(self, views: tuple[View, ...], kind: str) -> list[str]:
+        """Labels under the images of ``views``: what they are (``kind``) and their levels of
+        detail; none for a single plain image."""
+        if len(views) == 1 and not kind:
+            return []
+        counts = self.session.lod_counts
+        return [f"{kind}  Sub#{view.lod}  {counts[view.lod]:,} Gaussians".strip() for view in views]
 
     def _publish(self, images: list[np.ndarray]) -> None:
         """Send the shown images to the presenter window (all) and the recording (the first)."""
@@ -415,8 +479,9 @@ GESTURES_HINT = "View: left drag orbits, right drag pans, the wheel zooms, a dou
 CONTROLS_HELP = (
     "Left drag: orbit around the head.  Right drag: pan.  Mouse wheel: zoom.  "
     "Double-click: back to the front view.\n\n"
-    "Driving: choose a video file or a webcam; moving any manual slider takes over from them. "
-    "Recenter takes the current face as the neutral one."
+    "Driving: choose a video file, a webcam or a driver folder tracked by the OMG-Avatar release; moving any "
+    "manual slider takes over from them. Recenter takes the current face as the neutral one.\n\n"
+    "Neural refiner on a CPU: the big image is the newest refined frame, the framed inset the live coarse splat."
 )
 ABOUT = (
     "OMG-Avatar desktop turns one portrait photo into an animatable 3D Gaussian head-and-shoulder "

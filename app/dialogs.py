@@ -29,11 +29,14 @@ FILE_KINDS = {
     "screenshot": ("Save a screenshot", "PNG images", (".png",)),
     "recording": ("Record the view to a video", "MP4 videos", (".mp4",)),
     "ply": ("Export Gaussians as PLY", "PLY files", (".ply",)),
-    "checkpoint": ("Choose the network checkpoint", "Checkpoints", (".safetensors",)),
-    "flame": ("Choose the FLAME model", "FLAME models", (".pkl", ".npz")),
+    "checkpoint": ("Choose the network checkpoint", "Checkpoints", (".pt", ".safetensors")),
+    "flame": ("Choose the FLAME model", "FLAME models", (".pt", ".pkl", ".npz")),
     "dinov2": ("Choose the DINOv2 weights", "Weights", (".pth", ".safetensors", ".bin")),
+    "driver_folder": ("Choose a tracked driver folder (with smoothed.pkl or optim.pkl)", "", ()),
 }
 SAVING_KINDS = {"avatar_save", "screenshot", "recording", "ply"}
+#: Kinds whose dialog picks a folder, not a file.
+FOLDER_KINDS = {"driver_folder"}
 
 #: Dialog titles per kind of error (the first matching class wins).
 ERROR_TITLES = (
@@ -116,9 +119,11 @@ class Dialogs:
         width, height = dpg.get_viewport_client_width(), dpg.get_viewport_client_height()
         with dpg.file_dialog(label=title, show=False, modal=True, width=min(900, width - 80),
                              height=min(560, height - 80), default_path=str(Path.cwd()), default_filename="",
+                             directory_selector=kind in FOLDER_KINDS,
                              callback=lambda sender, data: self._chosen(kind, data)) as dialog:
-            dpg.add_file_extension(f"{filter_name}{{{','.join(extensions)}}}", color=theme.ACCENT)
-            if kind not in SAVING_KINDS:
+            if extensions:
+                dpg.add_file_extension(f"{filter_name}{{{','.join(extensions)}}}", color=theme.ACCENT)
+            if kind not in SAVING_KINDS | FOLDER_KINDS:
                 dpg.add_file_extension(".*")
         return dialog
 

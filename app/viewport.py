@@ -3,6 +3,9 @@ figures, and the mouse gestures that steer the orbit camera.
 
 Images arrive as [H, W, 3] float32 RGB arrays in [0, 1] (what the session renders) and
 are copied into the textures' own buffers; Dear PyGui scales them to the view on the GPU.
+Each image can carry an inset in its lower right corner (a third of its side, framed in the
+accent colour and labelled): the app shows the live coarse stream there while the main image
+is the newest refined frame (see :mod:`app.application`).
 Gestures are read by polling the mouse once per frame on the UI thread (left drag: orbit,
 right or middle drag: pan, wheel: zoom, double click: reset), so no UI callback ever
 touches the camera's angles.
@@ -21,8 +24,13 @@ from core.session import Figures
 GAP = 8
 OVERLAY_PADDING = 10
 OVERLAY_LINE_HEIGHT = 20
-#: Room under each image for its label in the side-by-side mode.
+#: Room under each image for its label.
 LABEL_HEIGHT = 28
+#: An inset's side as a share of its image's side, and its margin from the image's corner, pixels.
+INSET_SHARE = 1.0 / 3.0
+INSET_MARGIN = 8
+#: Lines of the overlay.
+OVERLAY_LINES = 4
 
 
 class Viewport:
@@ -37,19 +45,21 @@ class Viewport:
         self.drawlist = dpg.add_drawlist(1, 1, parent=parent)
         self._images: list[int] = []
         self._labels: list[int] = []
+        self._insets: list[Inset] = []
         self._add_texture()
         self._labels += [dpg.draw_text((0, 0), "", size=theme.OVERLAY_FONT_SIZE, color=theme.TEXT_DIM,
                                       parent=self.drawlist) for _ in range(2)]
         self._overlay_box = dpg.draw_rectangle((0, 0), (1, 1), fill=(16, 18, 22, 190), color=(0, 0, 0, 0),
                                                rounding=6, parent=self.drawlist, show=False)
         self.overlay_lines = [dpg.draw_text((0, 0), "", size=theme.OVERLAY_FONT_SIZE, color=theme.TEXT,
-                                            parent=self.drawlist) for _ in range(3)]
+                                            parent=self.drawlist) for _ in range(OVERLAY_LINES)]
         self._message = dpg.draw_text((0, 0), "", size=theme.BODY_FONT_SIZE + 6, color=theme.TEXT,
                                       parent=self.drawlist)
         if fonts.overlay is not None:
             dpg.bind_item_font(self.drawlist, fonts.overlay)
         self._size = (1, 1)
         self._side_by_side = False
+        self._labelled = False
         self._drag: tuple[int, tuple[float, float]] | None = None  # button, last mouse position
         self._wheel_steps = 0.0
         self._layout_dirty = True
@@ -71,20 +81,39 @@ class Viewport:
 
     # ------------------------------------------------------------------ images
     def show(self, images: list[np.ndarray], labels: list[str] = ()) -> None:
-        """Show one image, or two side by side (``labels`` name them)."""
+        """Show one image, or two side by side; ``labels`` name them (under each image)."""
         side_by_side = len(images) == 2
         if side_by_side and len(self._textures) < 2:
             self._add_texture()
-        if side_by_side != self._side_by_side:
-            self._side_by_side = side_by_side
+        labelled = any(labels)
+        if (side_by_side, labelled) != (self._side_by_side, self._labelled):
+            self._side_by_side, self._labelled = side_by_side, labelled
             self._layout_dirty = True
         for index, image in enumerate(images):
             # A raw texture reads the array it was given until it gets another: keep ours alive.
             self._buffers[index] = np.ascontiguousarray(image, dtype=np.float32)
             dpg.set_value(self._textures[index], self._buffers[index])
         for index, label in enumerate(self._labels):
-            text = labels[index] if side_by_side and index < len(labels) else ""
-            dpg.configure_item(label, text=text)
+            dpg.configure_item(label, text=labels[index] if index < len(labels) else "")
+
+    def show_insets(self, images: list[np.ndarray] | None, label: str = "") -> None:
+        """Show ``images`` as the insets of the images on screen (one each), named ``label``;
+        None hides them."""
+        images = images or []
+        while len(self._insets) < len(images):
+            self._insets.append(Inset(self.drawlist, self.render_size, before=self._labels[0]))
+            self._layout_dirty = True
+        for index, inset in enumerate(self._insets):
+            inset.show(images[index] if index < len(images) else None, label)
+
+    @property
+    def insets_shown(self) -> int:
+        """How many insets are on screen."""
+        return sum(inset.shown for inset in self._insets)
+
+    def first_inset(self) -> np.ndarray | None:
+        """The first inset's pixels ([S/2, S/2, 3] float32), None when it is hidden."""
+        return self._insets[0].buffer if self._insets and self._insets[0].shown else None
 
     def first_image(self) -> np.ndarray:
         """The (first) image on screen, [H, W, 3] float32."""
@@ -99,14 +128,16 @@ class Viewport:
     def set_overlay(self, figures: Figures | None, lod_label: str = "") -> None:
         """Show the session's figures, with ``lod_label`` (e.g. "Sub#1 (auto)"); None hides it."""
         if figures is None:
-            lines = ["", "", ""]
+            lines = [""] * OVERLAY_LINES
         else:
             tracker = "idle" if figures.tracker_ms is None else f"{figures.tracker_ms:.1f} ms"
+            refiner = _refiner_line(figures)
             lines = [
                 f"Render {figures.render_fps:5.1f} FPS    End-to-end {figures.end_to_end_fps:5.1f} FPS",
                 f"Tracker {tracker}    {figures.gaussians:,} Gaussians",
                 f"LOD {lod_label}    Renderer {figures.backend}"
                 + ("  (compiling cpu, first start only)" if figures.compiling else ""),
+                refiner,
             ]
         for item, line in zip(self.overlay_lines, lines):
             dpg.configure_item(item, text=line)
@@ -124,7 +155,7 @@ class Viewport:
         self._size, self._layout_dirty = (width, height), False
         dpg.configure_item(self.drawlist, width=width, height=height)
         count = 2 if self._side_by_side else 1
-        label_room = LABEL_HEIGHT if count > 1 else 0
+        label_room = LABEL_HEIGHT if self._labelled else 0
         side = max(1, min((width - (count + 1) * GAP) // count, height - 2 * GAP - label_room))
         left = (width - count * side - (count - 1) * GAP) // 2
         top = (height - side - label_room) // 2
@@ -132,8 +163,12 @@ class Viewport:
             x = left + index * (side + GAP)
             dpg.configure_item(image, pmin=(x, top), pmax=(x + side, top + side), show=index < count)
             dpg.configure_item(self._labels[index], pos=(x + OVERLAY_PADDING, top + side + 6))
+            if index < len(self._insets):
+                inset_side = side * INSET_SHARE
+                corner = (x + side - INSET_MARGIN, top + side - INSET_MARGIN)
+                self._insets[index].place((corner[0] - inset_side, corner[1] - inset_side), corner)
         dpg.configure_item(self._overlay_box, pmin=(GAP, GAP),
-                           pmax=(GAP + 430, GAP + 2 * OVERLAY_PADDING + 3 * OVERLAY_LINE_HEIGHT))
+                           pmax=(GAP + 430, GAP + 2 * OVERLAY_PADDING + OVERLAY_LINES * OVERLAY_LINE_HEIGHT))
         for row, item in enumerate(self.overlay_lines):
             dpg.configure_item(item, pos=(GAP + OVERLAY_PADDING, GAP + OVERLAY_PADDING + row * OVERLAY_LINE_HEIGHT))
         message = dpg.get_item_configuration(self._message)["text"]
@@ -178,3 +213,46 @@ class Viewport:
     def _image_side(self) -> float:
         pmin, pmax = (dpg.get_item_configuration(self._images[0])[key] for key in ("pmin", "pmax"))
         return max(1.0, pmax[1] - pmin[1])
+
+
+def _refiner_line(figures: Figures) -> str:
+    """The refiner worker's cost, empty when frames are not refined there."""
+    if not figures.refining:
+        return ""
+    if figures.refine_ms is None:
+        return "Refiner  refining the first frame..."
+    return f"Refiner {figures.refine_ms:5.0f} ms a frame    {figures.refined_fps:4.1f} refined FPS"
+
+
+class Inset:
+    """A small image over an image's corner: a half-size texture (a quarter of the upload),
+    a frame in the accent colour and a label inside its top."""
+
+    def __init__(self, drawlist: int, render_size: int, before: int):
+        side = (render_size + 1) // 2
+        self.buffer = np.zeros((side, side, 3), np.float32)
+        with dpg.texture_registry():
+            self._texture = dpg.add_raw_texture(side, side, self.buffer, format=dpg.mvFormat_Float_rgb)
+        self._image = dpg.draw_image(self._texture, (0, 0), (1, 1), parent=drawlist, before=before, show=False)
+        self._frame = dpg.draw_rectangle((0, 0), (1, 1), color=(*theme.ACCENT, 255), thickness=2,
+                                         parent=drawlist, before=before, show=False)
+        self._label = dpg.draw_text((0, 0), "", size=theme.OVERLAY_FONT_SIZE, color=theme.TEXT,
+                                    parent=drawlist, before=before, show=False)
+        self.shown = False
+
+    def show(self, image: np.ndarray | None, label: str) -> None:
+        """Show every other pixel of ``image`` (None: hide the inset)."""
+        if image is not None:
+            self.buffer = np.ascontiguousarray(image[::2, ::2], dtype=np.float32)
+            dpg.set_value(self._texture, self.buffer)
+        shown = image is not None
+        if shown != self.shown:
+            self.shown = shown
+            for item in (self._image, self._frame, self._label):
+                dpg.configure_item(item, show=shown)
+        dpg.configure_item(self._label, text=label)
+
+    def place(self, pmin: tuple[float, float], pmax: tuple[float, float]) -> None:
+        dpg.configure_item(self._image, pmin=pmin, pmax=pmax)
+        dpg.configure_item(self._frame, pmin=pmin, pmax=pmax)
+        dpg.configure_item(self._label, pos=(pmin[0] + 6, pmin[1] + 4))

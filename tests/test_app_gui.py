@@ -206,7 +206,23 @@ def test_errors_show_a_dialog_and_the_app_keeps_running(app, samples_dir, tmp_pa
     assert app.session.avatar_name == "einstein.jpg"
 
 
-def test_the_network_method_shows_its_file_pickers_and_its_avatars_toggle_the_refiner(
+#: Progress messages of the network method (core/avatar/network_method.py).
+NETWORK_STEPS = ("loading the network checkpoint", "loading FLAME for fitting", "fitting FLAME to the photo",
+                 "encoding the photo", "reconstructing Sub#", "assembling the avatar")
+
+
+def new_refined(app) -> tuple[np.ndarray, np.ndarray]:
+    """Step until a refined frame of a request made after now is the main image; copies of its
+    pixels and of the inset's (the live coarse stream)."""
+    app.invalidate()
+    app.step()
+    target = app.requested
+    step_until(app, lambda: app.refined_request >= target, "a new refined frame")
+    assert app.viewport.insets_shown == 1
+    return app.viewport.first_image().copy(), app.viewport.first_inset().copy()
+
+
+def test_the_network_method_names_missing_files_reconstructs_with_progress_and_refines_off_the_splat_path(
     app, samples_dir, tmp_path, monkeypatch
 ):
     import dearpygui.dearpygui as dpg
@@ -215,26 +231,88 @@ def test_the_network_method_shows_its_file_pickers_and_its_avatars_toggle_the_re
     source, view = app.source_panel, app.view_panel
     assert not dpg.is_item_shown(source.network_group) and not app.session.has_refiner
     assert not dpg.is_item_enabled(view.refiner_box)
+    empty = tmp_path / "no_models"
+    monkeypatch.setenv("OMG_AVATAR_MODELS", str(empty))
     source._method_chosen(source.method, "network")
     assert app.method == "network" and dpg.is_item_shown(source.network_group)
-    files = write_network_files(tmp_path, frontal_face_landmarks(samples_dir, app.session.config))
+    assert dpg.get_value(source.file_labels["checkpoint"]) == "omg_ckpt.pt (default, missing)"
+    assert dpg.get_value(source.file_labels["flame"]) == "FLAME_with_eye.pt (default, missing)"
+    dialogs = len(app.dialogs.shown)
+    app.open_photo(samples_dir / "photos" / "einstein.jpg")
+    step_until(app, lambda: app.job is None, "the refused reconstruction")
+    assert len(app.dialogs.shown) == dialogs + 1  # one dialog naming every missing file and where it goes
+    message = app.dialogs.shown[-1][1]
+    assert str(empty / "checkpoints" / "omg_ckpt.pt") in message and str(empty / "flame" / "FLAME_with_eye.pt") in message
+
+    files = write_network_files(tmp_path / "models", frontal_face_landmarks(samples_dir, app.session.config))
     monkeypatch.setenv("OMG_AVATAR_MODELS", str(files.models))
-    for kind in ("checkpoint", "flame", "dinov2"):
-        source.set_network_file(kind, getattr(files, kind))
-        assert dpg.get_value(source.file_labels[kind]) == getattr(files, kind).name
-    assert app.session.network_files.checkpoint == files.checkpoint
+    source.set_network_file("flame", files.flame)
+    assert dpg.get_value(source.file_labels["checkpoint"]) == "omg_avatar.safetensors (default)"  # ours: no release's
+    assert dpg.get_value(source.file_labels["flame"]) == "FLAME_with_eye.pt (chosen)"
+    assert dpg.get_value(source.file_labels["dinov2"]) == "dinov2_vitb14_pretrain.pth (default)"
     app.driving_panel.set_mode("manual")
     app.open_photo(samples_dir / "photos" / "einstein.jpg")
-    step_until(app, lambda: app.job is None, "the network reconstruction")
-    assert app.session.avatar.method == "network", app.dialogs.shown
+    progress: set[str] = set()
+
+    def built() -> bool:
+        progress.add(dpg.get_item_configuration(source.progress)["overlay"])
+        return app.job is None
+
+    step_until(app, built, "the network reconstruction")
+    assert app.session.avatar.method == "network", app.dialogs.shown[-1:]
+    assert any(step in text for text in progress for step in NETWORK_STEPS), progress
     assert dpg.is_item_enabled(view.refiner_box) and dpg.get_value(view.refiner_box)
-    refined = new_image(app)
+
+    refined, live = new_refined(app)  # the refined frame big, the live coarse splat in the inset
+    assert np.abs(refined[::2, ::2] - live).mean() > 1e-3
+    step_until(app, lambda: "refined FPS" in app.viewport.overlay_text(), "the refiner's cost in the overlay")
+    assert re.search(r"Refiner\s+\d+ ms a frame\s+[\d.]+ refined FPS", app.viewport.overlay_text())
+    for lod in range(len(app.session.lod_counts)):  # Sub#0/1/2, refined
+        app.view.lod = lod
+        new_refined(app)
+        assert app.shown_lod == lod
     view._refiner_changed(view.refiner_box, False)
     assert not app.session.use_refiner
     coarse = new_image(app)
-    assert np.abs(refined - coarse).mean() > 1e-3
-    source._method_chosen(source.method, "training-free")
-    assert not dpg.is_item_shown(source.network_group)
+    assert app.viewport.insets_shown == 0 and np.abs(refined - coarse).mean() > 1e-3
+    step_until(app, lambda: "Refiner" not in app.viewport.overlay_text(), "the overlay without the refiner")
+
+
+def test_a_driver_folder_drives_the_network_avatar_and_a_hostile_one_is_a_dialog(app, tmp_path):
+    import dearpygui.dearpygui as dpg
+    from driver_folders import write_driver_folder, write_hostile_folder
+
+    panel = app.driving_panel
+    panel.play_folder(write_driver_folder(tmp_path / "driver", app.session.avatar, [0.0, 25.0]))
+    assert panel.mode == "folder" and dpg.is_item_shown(panel.folder_group) and panel.folder is not None
+    step_until(app, lambda: "expressions: FLAME codes" in dpg.get_value(panel.folder_text), "driven frames")
+    images = []
+    step_until(app, lambda: images.append(new_image(app)) or np.abs(images[-1] - images[0]).mean() > 1e-2,
+               "the head to turn")
+    marker = tmp_path / "marker"
+    driver, dialogs = panel.folder, len(app.dialogs.shown)
+    panel.play_folder(write_hostile_folder(tmp_path / "hostile", marker))
+    assert len(app.dialogs.shown) == dialogs + 1 and app.dialogs.shown[-1][0] == "Cannot drive from this folder"
+    assert "refused" in app.dialogs.shown[-1][1] and not marker.exists()
+    assert panel.folder is driver and panel.mode == "folder"  # the good folder goes on
+    before = app.avatar_frames
+    step_until(app, lambda: app.avatar_frames > before + 2, "frames after the dialog")
+
+    app.view_panel._refiner_changed(app.view_panel.refiner_box, True)  # driven and refined: no flicker
+    new_refined(app)
+    main, inset, refined = app.viewport.first_image(), app.viewport.first_inset(), app.refined_request
+    changes = {"main": 0, "inset": 0}
+    started = time.monotonic()
+    while time.monotonic() - started < 3.0:
+        app.step()
+        if app.viewport.first_image() is not main:
+            assert app.refined_request != refined  # the main image changes only to a newer refined frame
+            main, refined, changes["main"] = app.viewport.first_image(), app.refined_request, changes["main"] + 1
+        if app.viewport.first_inset() is not inset:
+            inset, changes["inset"] = app.viewport.first_inset(), changes["inset"] + 1
+    assert changes["inset"] > max(3, changes["main"]), changes  # the live coarse stream runs at its own rate
+    app.source_panel._method_chosen(app.source_panel.method, "training-free")
+    assert not dpg.is_item_shown(app.source_panel.network_group)
 
 
 def test_closing_stops_every_thread_within_a_second(app):

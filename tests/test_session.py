@@ -286,3 +286,43 @@ def test_the_preview_boxes_the_followed_face_and_the_others_apart():
     lost = TrackedFrame(1, 0.1, crop, box, None, None, None, other_faces=others)
     assert _outlined(_preview(lost), FOLLOWED_COLOUR) is None  # nobody followed in this frame
     assert _outlined(_preview(lost), OTHER_FACE_COLOUR) is not None
+
+
+def test_network_files_in_use_are_the_chosen_ones_else_the_release_names_in_the_models_folder(tmp_path, monkeypatch):
+    from core.avatar.network_method import NetworkFiles
+    from core.session.reconstruction import network_files_in_use
+
+    monkeypatch.setenv("OMG_AVATAR_MODELS", str(tmp_path))
+    defaults = network_files_in_use(NetworkFiles())
+    assert defaults.checkpoint == tmp_path / "checkpoints" / "omg_ckpt.pt"  # the release's, when neither is there
+    assert defaults.flame == tmp_path / "flame" / "FLAME_with_eye.pt"
+    assert defaults.dinov2 == tmp_path / "dinov2" / "dinov2_vitb14_pretrain.pth"
+    ours = tmp_path / "checkpoints" / "omg_avatar.safetensors"
+    ours.parent.mkdir()
+    ours.write_bytes(b"")
+    assert network_files_in_use(NetworkFiles()).checkpoint == ours  # only ours is there
+    (tmp_path / "checkpoints" / "omg_ckpt.pt").write_bytes(b"")
+    assert network_files_in_use(NetworkFiles()).checkpoint.name == "omg_ckpt.pt"  # the release's first
+    chosen = NetworkFiles(flame=tmp_path / "elsewhere.pt")
+    assert network_files_in_use(chosen).flame == tmp_path / "elsewhere.pt"
+
+
+def test_a_driver_folder_turns_a_training_free_head_by_the_drivers_motion_since_its_first_frame(session, tmp_path):
+    from driver_folders import write_driver_folder
+
+    driver = session.drive_release_folder(write_driver_folder(tmp_path / "driver", session.avatar, [10.0, 30.0]))
+    assert not driver.poses_expressions  # no FLAME rig: the source expression stays
+    angles = {}
+
+    def both_seen() -> bool:
+        update, events = session.poll()
+        assert not events, events
+        if update is not None:
+            rotation = update.state.rotation
+            angles[update.position] = math.degrees(math.acos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+            assert update.state.flame is None
+        return len(angles) == 2
+
+    wait_until(both_seen, TIMEOUT_S, "both frames", step=lambda: session.wait(0.05))
+    session.stop_driving()
+    assert angles[0] == pytest.approx(0.0, abs=0.5) and angles[1] == pytest.approx(20.0, abs=0.5)

@@ -1,5 +1,6 @@
 """The driving panel: idle animation, a video file (play, pause, loop, scrub), a webcam
-(device picker, preview with the followed face's box and landmarks), manual sliders,
+(device picker, preview with the followed face's box and landmarks), a tracked driver folder
+of the OMG-Avatar release (its FLAME codes and cameras, looping at its rate), manual sliders,
 recenter and smoothing.
 
 Exactly one mode drives the avatar. Moving a manual slider switches to manual control;
@@ -16,10 +17,11 @@ import numpy as np
 
 from app import theme
 from app.panels.widgets import recent_label, set_value_if_changed, tooltip
-from core.errors import FrameSourceError
-from core.session import MANUAL_CONTROLS, PREVIEW_SIZE, DrivingUpdate, list_webcams
+from core.errors import FrameSourceError, OmgError
+from core.session import MANUAL_CONTROLS, PREVIEW_SIZE, DrivingUpdate, ReleaseFolderDriver, list_webcams
 
-MODES = {"idle": "Idle", "video": "Video", "webcam": "Webcam", "manual": "Manual"}
+MODES = {"idle": "Idle animation", "video": "Video file", "webcam": "Webcam", "folder": "Driver folder (release)",
+         "manual": "Manual control"}
 #: Width of the preview image in the sidebar, pixels.
 PREVIEW_WIDTH = 180
 
@@ -30,13 +32,16 @@ class DrivingPanel:
         self.mode = "idle"
         self._idle_started = time.perf_counter()
         self._recent_paths: list[str] = []
+        self._folder_info = ""
         self._webcams: list[int] = []
         blank = np.zeros((PREVIEW_SIZE, PREVIEW_SIZE, 4), np.float32)
         with dpg.texture_registry():  # dynamic: uploaded only when a new preview arrives
             self._preview_texture = dpg.add_dynamic_texture(PREVIEW_SIZE, PREVIEW_SIZE, blank)
         with dpg.collapsing_header(label="Driving", default_open=True):
-            self.mode_radio = dpg.add_radio_button(list(MODES.values()), horizontal=True,
-                                                   default_value=MODES["idle"], callback=self._mode_chosen)
+            with dpg.group(horizontal=True):
+                dpg.add_text("Source")
+                self.mode_combo = dpg.add_combo(list(MODES.values()), default_value=MODES["idle"], width=-1,
+                                                callback=self._mode_chosen)
             with dpg.group(show=False) as self.video_group:
                 with dpg.group(horizontal=True):
                     dpg.add_button(label="Open video...", width=170, callback=self.ask_video)
@@ -54,6 +59,12 @@ class DrivingPanel:
                     dpg.add_button(label="Start", width=70, callback=self._start_webcam)
                     dpg.add_button(label="Refresh", width=-1, callback=self._refresh_webcams)
                 self.webcam_status = dpg.add_text("", color=theme.TEXT_DIM, wrap=260, show=False)
+            with dpg.group(show=False) as self.folder_group:
+                open_folder = dpg.add_button(label="Open driver folder...", width=-1, callback=self.ask_folder)
+                tooltip(open_folder, "A folder tracked by the OMG-Avatar release's tracker: smoothed.pkl or "
+                        "optim.pkl with every frame's FLAME codes and camera. It plays in a loop; the head moves "
+                        "as the driver's did, and the expressions follow when the avatar has its FLAME model.")
+                self.folder_text = dpg.add_text("", color=theme.TEXT_DIM, wrap=300)
             with dpg.group(show=False) as self.tracking_group:
                 with dpg.group(horizontal=True):
                     self.preview = dpg.add_image(self._preview_texture, width=PREVIEW_WIDTH, height=PREVIEW_WIDTH)
@@ -92,15 +103,20 @@ class DrivingPanel:
         elif mode == "webcam":
             self.set_mode(self.mode)
             self._start_webcam()
+        elif mode == "folder":
+            self.set_mode("folder" if self.folder is not None else self.mode)
+            if self.folder is None:
+                self.ask_folder()
         else:
             self._leave_source(keep_video=True)
             self.set_mode(mode)
 
     def set_mode(self, mode: str) -> None:
         self.mode = mode
-        dpg.set_value(self.mode_radio, MODES[mode])
+        dpg.set_value(self.mode_combo, MODES[mode])
         dpg.configure_item(self.video_group, show=mode == "video")
         dpg.configure_item(self.webcam_group, show=mode == "webcam")
+        dpg.configure_item(self.folder_group, show=mode == "folder")
         dpg.configure_item(self.tracking_group, show=mode in ("video", "webcam"))
         if mode == "idle":
             self._idle_started = time.perf_counter()
@@ -130,6 +146,25 @@ class DrivingPanel:
         self._show_webcam_status("")
         dpg.set_value(self.source_text, f"webcam {index}")
         self.set_mode("webcam")
+
+    def play_folder(self, path: Path) -> None:
+        """Drive from the release driver folder at ``path``; one that cannot be read is a dialog
+        and the current source goes on."""
+        try:
+            driver = self.app.session.drive_release_folder(path)
+        except OmgError as exc:
+            self.app.report(exc, title="Cannot drive from this folder")
+            return
+        self._folder_info = f"{driver.name}\n{driver.frame_count} frames at {driver.fps:.0f} fps, looping"
+        self.set_mode("folder")
+
+    @property
+    def folder(self) -> ReleaseFolderDriver | None:
+        driver = self.app.session.driver
+        return driver if isinstance(driver, ReleaseFolderDriver) else None
+
+    def ask_folder(self) -> None:
+        self.app.dialogs.ask_file("driver_folder", self.play_folder)
 
     def ask_video(self) -> None:
         self.app.dialogs.ask_file("video", self.play_video)
@@ -205,6 +240,11 @@ class DrivingPanel:
     def show_driven(self, frame: DrivingUpdate) -> None:
         if frame.preview is not None:
             dpg.set_value(self._preview_texture, frame.preview)
+        folder = self.folder
+        if folder is not None:
+            expressions = "FLAME codes" if folder.poses_expressions else "the source's (no FLAME model)"
+            dpg.set_value(self.folder_text, f"{self._folder_info}\nframe {frame.position + 1} of {folder.frame_count}"
+                          f"\nexpressions: {expressions}")
         video = self.app.video
         if video is not None:
             set_value_if_changed(self.scrub, frame.position)

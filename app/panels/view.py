@@ -11,7 +11,9 @@ from core.session import INSPECTION_MODES, RENDERER_CHOICES
 CAMERA_BUTTON_WIDTH = 60
 NO_REFINER = ("This avatar has no neural refiner (only the network method builds one), so the final "
               "image is the splatted colour.")
-WITH_REFINER = "On: the final image is the refiner's. Off: the coarse RGB (the first 3 splatted channels)."
+WITH_REFINER = ("On: the final image is the refiner's. Where it cannot keep up (a CPU), the big image is the newest "
+                "refined frame and the framed inset the live coarse splat at full rate; the overlay shows what a "
+                "refined frame costs. Off: the coarse RGB (the first 3 splatted channels) at full rate.")
 
 
 class ViewPanel:

@@ -5,8 +5,10 @@ The app calls only this package. It keeps the design's two paths apart:
 * reconstruction, once per photo, in the background: :meth:`Session.reconstruct` returns a
   :class:`ReconstructionJob` with progress and cancel (photo -> portrait crop -> avatar);
 * animation, per frame: a driver thread reads a video or a webcam, tracks the face and
-  turns it into a driving state; a render thread turns the newest state into images
-  ([H, W, 3] float32 RGB arrays) of the views the UI asks for. Neither ever blocks the UI.
+  turns it into a driving state (or plays a tracked driver folder of the release); a render
+  thread turns the newest state into images ([H, W, 3] float32 RGB arrays) of the views the
+  UI asks for, and a refiner worker refines them as often as it can when the avatar's
+  neural refiner is too slow to keep up (:meth:`Session.refined`). None ever blocks the UI.
 
 Without a driving source the avatar follows an idle animation or manual controls.
 
@@ -31,6 +33,9 @@ from core.session.controls import MANUAL_CONTROLS, idle_controls
 from core.session.driving import PREVIEW_SIZE, DrivingUpdate, VideoDriver
 from core.session.figures import Figures, RateMeter
 from core.session.reconstruction import ReconstructionJob
+from core.session.refining import RefinedFrame
+from core.session.release_folder import ReleaseFolderDriver
+from core.session.rendering import RenderedFrame
 from core.session.session import RENDERER_CHOICES, Session
 from core.tracking.native_log import filter_native_logs
 
@@ -47,6 +52,9 @@ __all__ = [
     "MediaWriteError",
     "RateMeter",
     "ReconstructionJob",
+    "RefinedFrame",
+    "ReleaseFolderDriver",
+    "RenderedFrame",
     "Session",
     "VideoDriver",
     "View",

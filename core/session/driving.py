@@ -2,6 +2,9 @@
 (:mod:`core.driving`) reads a video or a webcam, tracks the face and turns it into
 driving states; the UI thread takes the newest one and never waits.
 
+A tracked driver folder of the OMG-Avatar release needs no tracker: its frames carry FLAME
+codes and cameras (:mod:`core.session.release_folder`).
+
 Videos play in real time (dropping frames when the viewer falls behind) or, for
 benchmarks, paced by the consumer (every frame, none dropped); they pause, loop and seek.
 Webcams keep only their newest frame. Whatever goes wrong arrives as a
@@ -47,37 +50,27 @@ class DrivingUpdate:
 
     Attributes:
         state: the avatar's driving state, None until a face has been seen.
-        tracker_ms: milliseconds the tracker spent on the frame (FLAME fit included).
+        tracker_ms: milliseconds the tracker spent on the frame (FLAME fit included), None
+            for a source that needs no tracker (a driver folder).
         preview: [P, P, 4] float32 RGBA crop with the followed face's box and landmarks and
-            the other faces' boxes drawn, None before a face.
+            the other faces' boxes drawn, None before a face (and without a tracker).
         position: the frame's index in its source.
     """
 
     state: DrivingState | None
-    tracker_ms: float
+    tracker_ms: float | None
     preview: np.ndarray | None
     position: int
 
 
 class Driver:
-    """A driving input stepped through a :class:`~core.driving.DrivingPipeline` on a thread.
+    """A driving source on a thread (``worker``: what it runs, with ``start``, ``take``,
+    ``events`` and ``stop``). The UI thread takes the newest result with :meth:`take` and never
+    waits."""
 
-    The UI thread takes the newest result with :meth:`take` and never waits;
-    ``paced_by_consumer`` makes the thread wait until its previous result was taken (for
-    benchmarks: no frame is tracked for nothing, none is dropped).
-    """
-
-    def __init__(
-        self,
-        input: DrivingInput,
-        pipeline: DrivingPipeline,
-        wake: threading.Event | None = None,
-        paced_by_consumer: bool = False,
-    ):
-        self.name = input.name
-        self.pipeline = pipeline
-        delivery = Delivery.PACED if paced_by_consumer else Delivery.NEWEST
-        self._thread = DrivingThread(input, pipeline, delivery, wake=wake, prepare=_shown)
+    def __init__(self, name: str, worker):
+        self.name = name
+        self._thread = worker
 
     def start(self) -> Driver:
         self._thread.start()
@@ -91,21 +84,48 @@ class Driver:
         return self._thread.events()
 
     def set_avatar(self, avatar: Avatar | None) -> None:
-        self.pipeline.set_avatar(avatar)
+        """Drive ``avatar`` from now on."""
+        raise NotImplementedError
 
     def recenter(self) -> None:
-        """Take the next tracked face as the neutral one."""
-        self.pipeline.recenter()
+        """Take the next driven face as the neutral one (a source without a tracker has none)."""
 
     def set_smoothing_cutoff(self, cutoff_hz: float) -> None:
-        self.pipeline.set_smoothing(cutoff_hz)
+        """Smooth the tracked motion with this One-Euro cutoff (a source without a tracker has none)."""
 
     def stop(self) -> bool:
         """Ask the thread to end and wait up to half a second; True if it ended."""
         return self._thread.stop()
 
 
-class VideoDriver(Driver):
+class TrackedDriver(Driver):
+    """A driving input stepped through a :class:`~core.driving.DrivingPipeline` (tracker, FLAME
+    fit, animator) on a :class:`~core.driving.DrivingThread`; ``paced_by_consumer`` makes the
+    thread wait until its previous result was taken (for benchmarks: no frame is tracked for
+    nothing, none is dropped)."""
+
+    def __init__(
+        self,
+        input: DrivingInput,
+        pipeline: DrivingPipeline,
+        wake: threading.Event | None = None,
+        paced_by_consumer: bool = False,
+    ):
+        self.pipeline = pipeline
+        delivery = Delivery.PACED if paced_by_consumer else Delivery.NEWEST
+        super().__init__(input.name, DrivingThread(input, pipeline, delivery, wake=wake, prepare=_shown))
+
+    def set_avatar(self, avatar: Avatar | None) -> None:
+        self.pipeline.set_avatar(avatar)
+
+    def recenter(self) -> None:
+        self.pipeline.recenter()
+
+    def set_smoothing_cutoff(self, cutoff_hz: float) -> None:
+        self.pipeline.set_smoothing(cutoff_hz)
+
+
+class VideoDriver(TrackedDriver):
     """Plays a video file: real time (dropping frames when behind) or paced by the consumer;
     pause, loop and seek are safe to call from the UI thread. Raises
     :class:`~core.errors.FrameSourceError` for a file it cannot open."""
@@ -137,7 +157,7 @@ class VideoDriver(Driver):
         self.playback.seek(index)
 
 
-class WebcamDriver(Driver):
+class WebcamDriver(TrackedDriver):
     """A webcam, keeping only its newest frame; a missing camera arrives as a ``failed`` event."""
 
     def __init__(self, index: int, pipeline: DrivingPipeline, wake: threading.Event | None = None):

@@ -6,8 +6,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-#: Seconds over which frame rates are counted.
+#: Seconds over which frame rates are counted, and refined frames (which may come less than once a second).
 RATE_WINDOW_S = 1.0
+REFINED_RATE_WINDOW_S = 10.0
 #: Weight of a new sample in the moving averages of milliseconds.
 MS_SMOOTHING = 0.1
 
@@ -15,7 +16,9 @@ MS_SMOOTHING = 0.1
 @dataclass(frozen=True)
 class Figures:
     """The overlay's figures (``tracker_ms`` is None when nothing is tracked; ``backend`` is
-    the renderer of the newest frame; ``compiling``: the cpu renderer still compiles)."""
+    the renderer of the newest frame; ``compiling``: the cpu renderer still compiles;
+    ``refining``: frames are refined on the refiner worker; ``refine_ms`` and ``refined_fps``:
+    its milliseconds per refined frame (None before the first) and refined frames per second)."""
 
     render_fps: float
     end_to_end_fps: float
@@ -24,6 +27,9 @@ class Figures:
     lod: int
     backend: str
     compiling: bool = False
+    refining: bool = False
+    refine_ms: float | None = None
+    refined_fps: float = 0.0
 
 
 class RateMeter:

@@ -15,6 +15,9 @@ from core.avatar import Avatar, ReconstructionCancelled, reconstruct
 from core.avatar.network_method import NetworkFiles
 from core.config import Config
 from core.errors import OmgError
+from core.flame.files import RELEASE_FLAME_FILE
+from core.model.release_checkpoint import RELEASE_CHECKPOINT_FILE
+from core.paths import CHECKPOINT_DIR, CHECKPOINT_FILE, DINOV2_FILE, resolve_model_file
 from core.tracking.photo import portrait_from_image, prepare_portrait
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,21 @@ def demo_portrait_image() -> np.ndarray:
     from skimage import data
 
     return data.astronaut()
+
+
+def network_files_in_use(chosen: NetworkFiles) -> NetworkFiles:
+    """The network method's files as a reconstruction looks for them: the ``chosen`` ones,
+    else their default places in the models folder (the checkpoint: the release's
+    ``omg_ckpt.pt``, or ours when only ours is there; DINOv2's is needed only when the
+    checkpoint lacks its weights)."""
+    release = resolve_model_file(f"{CHECKPOINT_DIR}/{RELEASE_CHECKPOINT_FILE}")
+    ours = resolve_model_file(CHECKPOINT_FILE)
+    checkpoint = ours if ours.is_file() and not release.is_file() else release
+    return NetworkFiles(
+        checkpoint=chosen.checkpoint or checkpoint,
+        flame=chosen.flame or resolve_model_file(RELEASE_FLAME_FILE),
+        dinov2=chosen.dinov2 or resolve_model_file(DINOV2_FILE),
+    )
 
 
 class ReconstructionJob:

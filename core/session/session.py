@@ -12,17 +12,19 @@ import torch
 
 from core.avatar import Avatar, DrivingState, available_methods, load_avatar, save_avatar
 from core.avatar.animation import REFERENCE_FRAMES, attach_flame
+from core.avatar.flame_rig import rig_flame_file
 from core.avatar.network_method import NetworkFiles
 from core.avatar.view import View
 from core.config import Config, load_config
 from core.driving import DrivingEvent, DrivingPipeline
 from core.errors import OmgError
-from core.avatar.flame_rig import rig_flame_file
 from core.render import available_backends, kernels, resolve_backend, save_ply
 from core.session.controls import ControlRig, idle_controls
 from core.session.driving import Driver, DrivingUpdate, VideoDriver, WebcamDriver
-from core.session.figures import Figures, RateMeter, smoothed
-from core.session.reconstruction import ReconstructionJob
+from core.session.figures import REFINED_RATE_WINDOW_S, Figures, RateMeter, smoothed
+from core.session.reconstruction import ReconstructionJob, network_files_in_use
+from core.session.refining import RefinedFrame
+from core.session.release_folder import ReleaseFolderDriver
 from core.session.rendering import RenderedFrame, RenderRequest, RenderThread
 
 #: Renderer choices offered to the user (the torch reference is for tests, not for viewing).
@@ -53,6 +55,9 @@ class Session:
         self._state: DrivingState | None = None  # the newest driven state
         self._tracker_ms: float | None = None
         self._render_ms: float | None = None
+        self._refine_ms: float | None = None
+        self._refined = RateMeter(REFINED_RATE_WINDOW_S)
+        self._refining = False  # the newest rendered frame's refined images come from the refiner worker
         self._shown = RateMeter()
         self._smoothing_cutoff = self.config.tracking.smoothing.min_cutoff
         self._requests = 0
@@ -76,6 +81,11 @@ class Session:
         ``checkpoint``, ``flame`` or ``dinov2``) from the next reconstruction on."""
         self.network_files = dataclasses.replace(self.network_files, **{kind: Path(path)})
 
+    def network_files_in_use(self) -> NetworkFiles:
+        """The network method's files the next reconstruction uses: :attr:`network_files`,
+        else the default places (:func:`~core.session.reconstruction.network_files_in_use`)."""
+        return network_files_in_use(self.network_files)
+
     def set_avatar(self, avatar: Avatar, name: str) -> None:
         """Show and drive ``avatar``; one with a FLAME rig gets its FLAME model when the
         FLAME file (:attr:`network_files`, else the release's in the models folder) is there,
@@ -83,7 +93,7 @@ class Session:
         flame_file = rig_flame_file(self.network_files.flame) if avatar.flame else None
         self.avatar, self.avatar_name = attach_flame(avatar, flame_file, self.config), name
         self._controls = ControlRig(avatar.rig.landmarks, avatar.flame.source if avatar.flame else None)
-        self._state = None
+        self._state, self._refine_ms = None, None
         if self.driver is not None:
             self.driver.set_avatar(self.avatar)
 
@@ -134,6 +144,13 @@ class Session:
     def drive_webcam(self, index: int) -> WebcamDriver:
         return self._start(WebcamDriver(index, self._pipeline(REFERENCE_FRAMES), self._wake))
 
+    def drive_release_folder(self, path: str | Path) -> ReleaseFolderDriver:
+        """Drive from a tracked driver folder of the OMG-Avatar release, looping in real time
+        (see :mod:`core.session.release_folder`); a folder that cannot be read raises
+        :class:`~core.errors.ModelFileError` and the current driver goes on."""
+        driver = ReleaseFolderDriver(path, self.avatar, self._wake)
+        return self._start(driver)
+
     def stop_driving(self) -> None:
         if self.driver is not None:
             self.driver.stop()
@@ -181,7 +198,8 @@ class Session:
             return None, []
         frame, events = self.driver.take(), self.driver.events()
         if frame is not None:
-            self._tracker_ms = smoothed(self._tracker_ms, frame.tracker_ms)
+            if frame.tracker_ms is not None:
+                self._tracker_ms = smoothed(self._tracker_ms, frame.tracker_ms)
             if frame.state is not None:
                 self._state = frame.state
         return frame, events
@@ -218,12 +236,22 @@ class Session:
         return self._requests
 
     def rendered(self) -> RenderedFrame | None:
-        """The render thread's newest finished frame, once."""
+        """The render thread's newest finished frame, once. When it is ``refining``, its images
+        are the coarse RGB and :meth:`refined` delivers the refined ones later."""
         frame = self._renderer.take()
         if frame is not None and frame.error is None:
             self.last_render_ms = frame.render_ms
             self._rendered_by = frame.request.backend
             self._render_ms = smoothed(self._render_ms, frame.render_ms)
+            self._refining = frame.refining
+        return frame
+
+    def refined(self) -> RefinedFrame | None:
+        """The refiner worker's newest refined frame, once (see :mod:`core.session.rendering`)."""
+        frame = self._renderer.take_refined()
+        if frame is not None and frame.error is None:
+            self._refine_ms = smoothed(self._refine_ms, frame.refine_ms)
+            self._refined.tick()
         return frame
 
     def frame_shown(self) -> None:
@@ -240,6 +268,9 @@ class Session:
             lod=lod,
             backend=self._rendered_by or resolve_backend(self.backend),
             compiling=self.compiling_renderer,
+            refining=self._refining,
+            refine_ms=self._refine_ms if self._refining else None,
+            refined_fps=self._refined.rate() if self._refining else 0.0,
         )
 
     def export_ply(self, path: str | Path, lod: int, state: DrivingState | None = None) -> Path:
@@ -254,7 +285,8 @@ class Session:
         return kernels.compiling()
 
     def close(self) -> None:
-        """Stop the driver and the render thread (each within half a second). A background
+        """Stop the driver, the render thread and the refiner worker (each within half a
+        second, unless a refinement is under way). A background
         compile of the renderer goes on in its own process until the cache is filled."""
         self.stop_driving()
         self._renderer.stop()
