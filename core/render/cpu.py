@@ -126,7 +126,7 @@ def _screen_axis(ax, ay, az, R, jacobian):
     return j00 * cam_x + j02 * cam_z, j11 * cam_y + j12 * cam_z
 
 
-@njit(parallel=True, fastmath=_FAST, cache=True)
+@njit(parallel=True, fastmath=_FAST, cache=True, nogil=True)
 def _project(means, quats, scales, opacities, R, t, K, width, height):
     """EWA-project N Gaussians.
 
@@ -196,7 +196,7 @@ def _project(means, quats, scales, opacities, R, t, K, width, height):
 
 
 # ---------------------------------------------------------------------- sorting
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _depth_order(splats, boxes):
     """[M] int32 ids of the Gaussians that survived projection, front to back.
 
@@ -231,7 +231,7 @@ def _depth_order(splats, boxes):
     return ids
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _bin(order, boxes, tiles_x, tiles_y, workers):
     """Gaussian ids per tile, each tile's list in the order of ``order`` (front to back).
 
@@ -386,7 +386,7 @@ def _composite_tile(g_first, g_last, tile_ids, splats, boxes, features, left, to
             stopped += int(row_stops)
 
 
-@njit(parallel=True, fastmath=_FAST, cache=True)
+@njit(parallel=True, fastmath=_FAST, cache=True, nogil=True)
 def _blend(splats, boxes, features, tile_start, tile_ids, background, tiles_x, workers, image, alpha, depth):
     """Composite every tile into ``image`` [H, W, C], ``alpha`` and ``depth`` [H, W].
 

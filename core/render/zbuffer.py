@@ -138,7 +138,7 @@ def _cover(x0, y0, x1, y1, x2, y2, px, py, inv_area):
     return w0, w1, 1.0 - w0 - w1
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _rasterize_depth(vertices, faces, R, t, K, width, height, workers):
     """Each worker rasterises a contiguous share of the faces into its own buffer; the
     buffers are then reduced by minimum."""

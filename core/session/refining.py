@@ -4,8 +4,8 @@ On a CPU the refiner (the network's StyleUNetLight) takes about 0.8 s a 512x512 
 splatting takes 30-100 ms, so the render thread does not wait for it: it hands the refiner
 the splatted feature images of its newest frame and goes on splatting. The worker refines
 whatever it was handed last when it is free (a job that waits is replaced by a newer one:
-newest wins, nothing queues up), on its own thread; torch's convolutions release the GIL, so
-splatting, the window and the refiner overlap.
+newest wins, nothing queues up), on its own thread; torch's convolutions and the cpu
+renderer's kernels release the GIL, so splatting, the window and the refiner overlap.
 """
 
 from __future__ import annotations
