@@ -18,7 +18,7 @@ from core.dataset.layout import read_manifest
 from core.train.pairs import PairDataset, collate_pairs
 from core.train.preprocess import sample_indices
 from core.train.trainer import ModelFiles, Trainer, TrainOptions
-from synthetic_flame import make_synthetic_flame, write_flame_npz, write_landmark_embedding
+from network_files import frontal_face_landmarks, write_release_flame_bundle
 from synthetic_pairs import train_config
 
 pytestmark = pytest.mark.samples
@@ -122,23 +122,20 @@ def test_two_workers_write_the_same_files_as_one(videos, dataset):
 
 
 def test_pair_dataset_reads_the_preprocessed_clips(dataset):
-    train = PairDataset(dataset, "train", 128, CONFIG.flame.n_shape, CONFIG.flame.n_expression, seed=0)
-    validation = PairDataset(dataset, "validation", 128, CONFIG.flame.n_shape, CONFIG.flame.n_expression, seed=0)
+    train = PairDataset(dataset, "train", 128, seed=0)
+    validation = PairDataset(dataset, "validation", 128, seed=0)
     assert len(train) == len(validation) == FRAMES
     batch = collate_pairs([train[0], train[1]])
-    assert batch.source.image.shape == (2, 3, 128, 128) and batch.driving.mask.shape == (2, 1, 128, 128)
-    assert batch.source.flame.shape is None  # no FLAME file: no coefficients stored
+    assert batch.source.image.shape == (2, 3, 128, 128) and batch.driving.transform.shape == (2, 3, 4)
+    assert not batch.source.pose.shape.any()  # no FLAME file: no coefficients stored, the mean face
     assert batch.driving.cameras[0].width == 128
     pair = train[0]
     assert not torch.equal(pair.source.image, pair.driving.image)
 
 
-def test_with_a_flame_file_the_clips_hold_the_fit_and_its_camera_and_train(videos, tmp_path, monkeypatch):
-    models = tmp_path / "models"
-    synthetic = make_synthetic_flame(seed=0)
-    (models / "flame").mkdir(parents=True)
-    flame = write_flame_npz(synthetic, models / "flame" / "synthetic_flame.npz")
-    write_landmark_embedding(synthetic, models / CONFIG.flame.landmark_embedding_file)
+def test_with_a_flame_file_the_clips_hold_the_fit_and_its_camera_and_train(videos, samples_dir, tmp_path, monkeypatch):
+    models = tmp_path / "models"  # the release's FLAME bundle: training needs it, preprocessing fits its landmarks
+    flame = write_release_flame_bundle(models / "flame", frontal_face_landmarks(samples_dir, CONFIG))
     monkeypatch.setenv("OMG_AVATAR_MODELS", str(models))
     dataset = tmp_path / "dataset"
     summary = preprocess(videos, dataset, "--flame", str(flame))

@@ -8,6 +8,7 @@ import torch
 
 from core.config import load_config
 from core.render import Gaussians, render
+from core.render.projection import drawn_covariance
 from core.render.scenes import head_scene, portrait_camera
 
 pytestmark = pytest.mark.cuda
@@ -40,3 +41,14 @@ def test_gsplat_with_no_gaussians_gives_the_background():
     out = render(Gaussians.empty(3, device="cuda"), portrait_camera(16), "gsplat", background=[0.1, 0.2, 0.3])
     torch.testing.assert_close(out.features[0, 0].cpu(), torch.tensor([0.1, 0.2, 0.3]))
     assert out.alpha.abs().max() == 0
+
+
+def test_gsplat_draws_explicit_covariances_like_the_reference():
+    g = head_scene(300, 30)
+    camera = portrait_camera(64)
+    raw = g.quats * torch.linspace(0.05, 1.5, len(g))[:, None]
+    covariances = drawn_covariance(raw, g.scales)
+    reference = render(g, camera, "reference", covariances=covariances)
+    gpu = render(g.to("cuda"), camera, "gsplat", covariances=covariances.cuda())
+    assert (gpu.alpha.cpu() - reference.alpha).abs().mean().item() <= 1e-2
+    assert torch.mean((gpu.features.cpu() - reference.features) ** 2).item() <= 1e-3

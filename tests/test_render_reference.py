@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import core.render.reference as reference
 from core.geometry.camera import Camera
-from core.render import Gaussians
+from core.model.release_gaussians import drawn_rotations
+from core.render import Gaussians, render
+from core.render.projection import drawn_covariance
+from core.render.renderer import RenderBackendError
 from core.render.reference import render_reference
 from core.render.scenes import random_scene
 
@@ -41,3 +45,28 @@ def test_row_bands_do_not_change_the_image(monkeypatch):
     banded = render_reference(g, camera)
     for name in ("features", "alpha", "depth"):
         torch.testing.assert_close(getattr(banded, name), getattr(whole, name), rtol=1e-5, atol=1e-6)
+
+
+def test_explicit_covariances_draw_what_drawn_rotations_converts_and_pass_gradients_to_raw_quaternions():
+    camera = Camera.look_at((0, 0, 9.5), (0, 0, 0), 48, 40, 12.0)
+    g = random_scene(200, camera, channels=3, seed=3)
+    raw = g.quats * torch.linspace(0.02, 1.5, len(g))[:, None]  # far from unit length, as the release's
+    drawn_quats, drawn_scales = drawn_rotations(raw, g.scales)
+    converted = render(Gaussians(g.means, drawn_quats, drawn_scales, g.opacities, g.features), camera, "reference")
+    raw_quats, scales = raw.clone().requires_grad_(True), g.scales.clone().requires_grad_(True)
+    explicit = render(g, camera, "reference", covariances=drawn_covariance(raw_quats, scales))
+    assert (converted.alpha > 0.05).sum() >= 200
+    torch.testing.assert_close(explicit.features, converted.features, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(explicit.alpha, converted.alpha, atol=2e-5, rtol=1e-4)
+    normalised = render(g, camera, "reference")  # what ignoring the raw quaternions' length draws
+    assert (normalised.features - converted.features).abs().max() > 0.05
+    explicit.features.sum().backward()
+    assert raw_quats.grad.abs().sum() > 0 and scales.grad.abs().sum() > 0
+
+
+def test_the_cpu_backend_refuses_covariances_in_one_line():
+    camera = Camera.look_at((0, 0, 9.5), (0, 0, 0), 16, 16, 12.0)
+    g = random_scene(5, camera)
+    with pytest.raises(RenderBackendError, match="drawn_rotations") as error:
+        render(g, camera, "cpu", covariances=drawn_covariance(g.quats, g.scales))
+    assert "\n" not in str(error.value)

@@ -1,6 +1,6 @@
-"""``omg-avatar train``: the command's summary JSON and run folder, one-line errors, and a
-distributed run under torchrun (2 CPU processes, gloo) that matches one process's loss for
-the same global batch."""
+"""``omg-avatar train``: the command's summary JSON and run folder, the exported checkpoint
+reconstructing an avatar through the network method, one-line errors, and a distributed run
+under torchrun (2 CPU processes, gloo) that matches one process's loss for the same global batch."""
 
 from __future__ import annotations
 
@@ -15,30 +15,35 @@ import pytest
 import torch
 import yaml
 
+from core.avatar import load_avatar
 from core.cli import main
 from core.config import config_to_dict
-from core.model.backbone import DinoBackbone
+from core.model.encoder import dinov2_vit
 from core.paths import PROJECT_ROOT
+from core.train.network import release_config
 from core.train.run_log import read_log
-from synthetic_pairs import flame_layer, train_config, write_flame, write_synthetic_dataset
+from network_files import frontal_face_landmarks
+from synthetic_pairs import train_config, write_flame, write_synthetic_dataset
 
 STEPS = 3
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A test config (tiny with the smallest DINOv2, batch 2) as YAML, the synthetic FLAME,
-    random DINOv2 weights in a file and a synthetic dataset."""
+def setup(tmp_path_factory, samples_dir):
+    """A test config (tiny with the smallest DINOv2, batch 2) as YAML, the synthetic FLAME as the
+    release's bundle (its landmarks laid on a real face, so that photos fit), random DINOv2
+    weights in Meta's layout in a file and a synthetic dataset."""
     root = tmp_path_factory.mktemp("train_cli")
     config = train_config(batch_size=2, validation_every=100, checkpoint_every=100)
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, backbone="vit_small_patch14_dinov2"))
     config_file = root / "test.yaml"
     config_file.write_text(yaml.safe_dump(config_to_dict(config)))
-    flame = write_flame(root / "flame")
+    flame = write_flame(root / "flame", frontal_face_landmarks(samples_dir, config))
+    sizes = release_config(config)
     torch.manual_seed(0)
     dinov2 = root / "dinov2.pth"
-    torch.save(DinoBackbone(config.model, None, random_init=True).vit.state_dict(), dinov2)
-    data = write_synthetic_dataset(root / "data", config, flame_layer(flame, config), clips=4, frames=3)
+    torch.save(dinov2_vit(sizes.image_size, sizes.vit_dim, sizes.vit_depth, sizes.vit_heads).state_dict(), dinov2)
+    data = write_synthetic_dataset(root / "data", config, flame, clips=3, frames=2)
     args = ["train", "--config", str(config_file), "--data", str(data), "--flame", str(flame), "--dinov2", str(dinov2)]
     return root, args
 
@@ -60,6 +65,20 @@ def test_train_writes_the_summary_json_weights_log_and_state(setup, capsys):
     assert f"step {STEPS}/{STEPS}" in out and "validation PSNR" in out
 
 
+def test_the_exported_checkpoint_reconstructs_an_avatar_through_the_network_method(setup, samples_dir):
+    root, args = setup
+    if not (root / "single" / "network.safetensors").is_file():
+        assert main([*args, "--out", str(root / "single"), "--steps", str(STEPS)]) == 0
+    flame, dinov2 = (args[args.index(option) + 1] for option in ("--flame", "--dinov2"))
+    output = root / "einstein.omg"
+    assert main(["reconstruct", str(samples_dir / "photos" / "einstein.jpg"), "-o", str(output), "--method", "network",
+                 "--checkpoint", str(root / "single" / "network.safetensors"), "--flame", flame, "--dinov2", dinov2,
+                 "--config", "tiny"]) == 0  # fmt: skip
+    avatar = load_avatar(output)
+    assert avatar.method == "network" and avatar.num_lods == 3 and avatar.refiner is not None
+    assert avatar.refiner.image_size == 32  # the trained refiner, at the training config's render size
+
+
 def test_torchrun_with_two_cpu_processes_matches_one_process(setup):
     root, args = setup
     if not (root / "single" / "log.jsonl").is_file():
@@ -74,11 +93,14 @@ def test_torchrun_with_two_cpu_processes_matches_one_process(setup):
     done = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("training tiny for") == 1  # rank 0 prints
+    assert done.stderr.count("the released network ignores model.splat_channels 8") == 1
     assert "over 2 process(es)" in done.stdout
     single, distributed = train_losses(root / "single"), train_losses(root / "ddp")
     assert len(distributed) == STEPS  # rank 0 logs, once per step
     print(f"largest loss difference, 2 processes vs 1: {max(abs(a - b) for a, b in zip(distributed, single)):.2e}")
-    assert distributed == pytest.approx(single, abs=1e-5)
+    # Summing gradients over processes rounds differently; Adam's normalised steps carry that
+    # to ~3e-5 by step 3 (measured). Noise drawn per batch instead of per pair made 1.7e-4.
+    assert distributed == pytest.approx(single, abs=6e-5)
     assert len(set(single)) == STEPS  # the steps changed the network
 
 

@@ -1,5 +1,5 @@
-"""A CI-sized training run: the tiny config on the synthetic dataset learns, the loss falls
-by at least half and the validation PSNR rises above step 0's."""
+"""A CI-sized training run of the released network: the tiny config (32 px render) on the
+synthetic dataset learns: the loss falls and the validation PSNR rises above step 0's."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ import time
 
 from core.train.run_log import read_log
 from core.train.trainer import ModelFiles, Trainer, TrainOptions
-from synthetic_pairs import flame_layer, train_config, write_flame, write_synthetic_dataset
+from synthetic_pairs import train_config, write_flame, write_synthetic_dataset
 
-STEPS = 30
+STEPS = 12
 
 
-def test_tiny_training_halves_the_loss_and_raises_validation_psnr(tmp_path):
+def test_tiny_training_lowers_the_loss_and_raises_validation_psnr(tmp_path):
     config = train_config(batch_size=2, validation_every=STEPS, checkpoint_every=STEPS)
     flame = write_flame(tmp_path / "flame")
-    data = write_synthetic_dataset(tmp_path / "data", config, flame_layer(flame, config), clips=5, frames=4)
+    data = write_synthetic_dataset(tmp_path / "data", config, flame, clips=5, frames=4)
     options = TrainOptions(data, tmp_path / "run", steps=STEPS, files=ModelFiles(flame=flame, random_dinov2=True))
     trainer = Trainer(config, options)
     started = time.perf_counter()
@@ -27,7 +27,6 @@ def test_tiny_training_halves_the_loss_and_raises_validation_psnr(tmp_path):
           f"val PSNR {summary['val_psnr_first']:.2f} -> {summary['val_psnr_last']:.2f} dB, coarse "
           f"{validation[0]['coarse_psnr_lod0']:.2f} -> {validation[-1]['coarse_psnr_lod0']:.2f} dB")  # fmt: skip
     assert len(losses) == STEPS and summary["loss_first"] == losses[0] and summary["loss_last"] == losses[-1]
-    assert sum(losses[-5:]) / 5 <= 0.5 * losses[0]
-    assert summary["loss_last"] <= 0.5 * summary["loss_first"]
-    assert summary["val_psnr_last"] > summary["val_psnr_first"] + 0.3  # the refiner starts at the coarse image
+    assert sum(losses[-3:]) / 3 <= 0.6 * losses[0]
+    assert summary["val_psnr_last"] > summary["val_psnr_first"] + 1.0
     assert validation[-1]["coarse_psnr_lod0"] > validation[0]["coarse_psnr_lod0"] + 1.0  # the splats learn too

@@ -1,6 +1,7 @@
-"""The trainer: progressive levels of detail, the learning-rate schedule, resumable
-checkpoints that continue the same loss curve bit for bit, the exported weights, and
-one-line errors for missing model files and mismatched resumes."""
+"""The trainer of the released network: progressive levels of detail, the learning-rate
+schedule, resumable checkpoints that continue the same loss curve bit for bit, the exported
+weights, and one-line errors for missing model files, mismatched resumes and runs of the
+earlier network."""
 
 from __future__ import annotations
 
@@ -12,26 +13,31 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
+from core.config import load_config
 from core.errors import ConfigError, ModelFileError
-from core.model.checkpoint import load_strict, read_checkpoint
+from core.model.network_checkpoint import read_network_checkpoint
+from core.model.release_loading import load_release_network
+from core.model.release_network import ReleaseConfig
+from core.model.encoder import dinov2_vit
+from core.train.network import FROZEN_PREFIXES, load_dinov2, release_config
 from core.train.run_log import TENSORBOARD_DIR, read_log
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
-from core.train.state import FILE, TrainingStateError, load_state
+from core.train.state import FILE, TrainingStateError, load_state, save_state
 from core.train.summary import KEYS as SUMMARY_KEYS
 from core.train.summary import LOSS_WINDOW, RunSummary
-from core.train.trainer import WEIGHTS_FILE, ModelFiles, Trainer, TrainOptions, build_network
+from core.train.trainer import WEIGHTS_FILE, ModelFiles, Trainer, TrainOptions
 from lpips_stand_in import write_stand_in_lpips
-from synthetic_pairs import flame_layer, train_config, write_flame, write_synthetic_dataset
+from synthetic_pairs import train_config, write_flame, write_synthetic_dataset
 
-CONFIG = train_config(batch_size=4, checkpoint_every=3, validation_every=3)
+CONFIG = train_config(batch_size=2, checkpoint_every=3, validation_every=3)
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("trainer")
     flame = write_flame(root / "flame")
-    # 3 training clips of 3 frames: 2 steps of 4 pairs per epoch, so 6 steps cross epochs
-    data = write_synthetic_dataset(root / "data", CONFIG, flame_layer(flame, CONFIG), clips=4, frames=3)
+    # 2 training clips of 2 frames: 2 steps of 2 pairs per epoch, so 6 steps cross epochs
+    data = write_synthetic_dataset(root / "data", CONFIG, flame, clips=3, frames=2)
     return data, ModelFiles(flame=flame, random_dinov2=True)
 
 
@@ -42,6 +48,19 @@ def trainer(files, run_dir, steps=6, resume=False, config=CONFIG) -> Trainer:
 
 def train_losses(run_dir) -> list[float]:
     return [record["loss"] for record in read_log(run_dir) if record["kind"] == "train"]
+
+
+# --------------------------------------------------------------------------- sizes
+def test_the_paper_config_is_the_released_network_and_tiny_is_small():
+    assert release_config(load_config("paper")) == ReleaseConfig()
+    tiny = release_config(load_config("tiny"))
+    assert (tiny.dim, tiny.transformer_layers, tiny.image_size, tiny.refiner_size, tiny.plane_size) == (32, 1, 56, 64, 32)
+    assert (tiny.vit_dim, tiny.vit_depth, tiny.vit_heads) == (768, 12, 12)  # timm's vit_base_patch14_dinov2
+    small = dataclasses.replace(CONFIG, model=dataclasses.replace(CONFIG.model, backbone="vit_small_patch14_dinov2"))
+    assert (release_config(small).vit_dim, release_config(small).vit_heads) == (384, 6)
+    other = dataclasses.replace(CONFIG, model=dataclasses.replace(CONFIG.model, backbone="vit_base_patch16_224"))
+    with pytest.raises(ConfigError, match="not a DINOv2 ViT with 14 px patches"):
+        release_config(other)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -121,35 +140,40 @@ def test_resume_continues_the_same_loss_curve_bit_for_bit(files, tmp_path):
     assert summary["loss_first"] == expected[0] and summary["loss_last"] == expected[-1]
     assert summary["loss_first_mean"] == pytest.approx(sum(expected) / 6)  # a window longer than the run
     assert summary["val_psnr_first"] is not None and summary["val_psnr_last"] is not None
-    # both runs export the same weights
-    state_a, config = read_checkpoint(tmp_path / "straight" / WEIGHTS_FILE)
-    state_b, _ = read_checkpoint(tmp_path / "resumed" / WEIGHTS_FILE)
-    assert config == CONFIG and state_a.keys() == state_b.keys()
-    assert all(torch.equal(state_a[key], state_b[key]) for key in state_a)
+    # both runs export the same weights, the released network's of the config's sizes
+    exported_a = read_network_checkpoint(tmp_path / "straight" / WEIGHTS_FILE)
+    exported_b = read_network_checkpoint(tmp_path / "resumed" / WEIGHTS_FILE)
+    assert exported_a.sizes == release_config(CONFIG) and exported_a.model.keys() == exported_b.model.keys()
+    assert all(torch.equal(exported_a.model[key], exported_b.model[key]) for key in exported_a.model)
 
 
 def test_the_checkpoint_holds_model_optimiser_scheduler_step_rng_and_data_position(files, tmp_path):
     run = trainer(files, tmp_path, steps=6)
     run.fit(until=3)
     state = load_state(tmp_path)
-    assert {"model", "optimizer", "scheduler", "scaler", "step", "rng", "data", "config", "summary"} <= set(state)
+    assert {"model", "optimizer", "scheduler", "step", "rng", "data", "config", "summary"} <= set(state)
     assert state["data"] == {"epoch": 1, "position": 1, "steps_per_epoch": 2, "world_size": 1, "seed": 0}
     assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
     assert state["scheduler"]["last_epoch"] == 3 and state["optimizer"]["state"]
-    assert not [key for key in state["model"] if key.startswith(("backbone.", "poser."))]
+    assert {"head_base", "gs_head_generators.1.color_layers.0.weight", "upsampler.final_linear.weight"} <= set(
+        state["model"]
+    )
+    assert not [key for key in state["model"] if key.startswith(FROZEN_PREFIXES)]  # DINOv2 and FLAME are files
     validation = [record for record in read_log(tmp_path) if record["kind"] == "validation"]
     assert [record["step"] for record in validation] == [0, 3]
     assert {"psnr", "psnr_lod0", "ssim_lod0"} <= set(validation[-1]) and "psnr_lod1" not in validation[-1]
     assert (tmp_path / "images" / "step_00000003.png").is_file()
     assert not (tmp_path / WEIGHTS_FILE).exists()  # only at the end of the run
-    # the exported weights fit a freshly built network
+    # the exported weights load as the network method loads them (DINOv2 from its file)
     run.fit()
     last = [record for record in read_log(tmp_path) if record["kind"] == "validation"][-1]
     assert last["step"] == 6 and {"psnr_lod1", "ssim_lod1"} <= set(last)  # level 1 joined at step 3
-    net = build_network(CONFIG, files[1])
-    state, _ = read_checkpoint(tmp_path / WEIGHTS_FILE)
-    load_strict(net, state, WEIGHTS_FILE)
-    assert torch.equal(net.refiner.to_rgb.weight, run.net.refiner.to_rgb.weight)
+    dinov2 = tmp_path / "dinov2.pth"
+    torch.save(run.net.base_dino_model.dino_model.state_dict(), dinov2)
+    loaded = load_release_network(tmp_path / WEIGHTS_FILE, files[1].flame, dinov2)
+    trained = run.net.state_dict()
+    assert loaded.state_dict().keys() == trained.keys()
+    assert all(torch.equal(value, trained[key]) for key, value in loaded.state_dict().items())
 
 
 def test_a_resumed_run_drops_what_was_logged_after_its_checkpoint(files, tmp_path):
@@ -174,7 +198,7 @@ def test_a_resumed_run_drops_what_was_logged_after_its_checkpoint(files, tmp_pat
 
 def test_validation_reports_the_evaluation_metrics_with_lpips_from_the_perceptual_weights(files, tmp_path):
     lpips = write_stand_in_lpips(tmp_path / "lpips.safetensors", "vgg")
-    config = train_config(batch_size=4, validation_every=100, checkpoint_every=100, perceptual_weights=str(lpips))
+    config = train_config(batch_size=2, validation_every=100, checkpoint_every=100, perceptual_weights=str(lpips))
     trainer(files, tmp_path / "run", steps=1, config=config).fit()
     records = read_log(tmp_path / "run")
     first_step = next(record for record in records if record["kind"] == "train")
@@ -197,13 +221,36 @@ def test_resuming_needs_a_state_the_same_plan_and_the_same_config(files, tmp_pat
         trainer(files, tmp_path, steps=4, resume=True, config=other)
 
 
+def test_a_run_of_the_earlier_network_is_refused_in_one_line(files, tmp_path):
+    save_state(tmp_path, {"step": 3, "model": {"backbone.x": torch.zeros(1)}})
+    state = torch.load(tmp_path / FILE, weights_only=True)
+    torch.save({**state, "version": 1}, tmp_path / FILE)  # what the earlier trainer wrote
+    with pytest.raises(TrainingStateError, match="a run of the earlier network, which cannot be resumed") as error:
+        trainer(files, tmp_path, resume=True)
+    assert "\n" not in str(error.value)
+
+
 # --------------------------------------------------------------------------- model files
 def test_missing_flame_or_dinov2_files_are_one_line_model_file_errors(files, tmp_path):
     data, _ = files
     for model_files, match in (
-        (ModelFiles(flame=tmp_path / "absent.pkl", random_dinov2=True), "FLAME model not found"),
+        (ModelFiles(flame=tmp_path / "absent.pt", random_dinov2=True), "FLAME model not found"),
         (ModelFiles(flame=files[1].flame, dinov2=tmp_path / "absent.pth"), "DINOv2 weights not found"),
     ):
         with pytest.raises(ModelFileError, match=match) as error:
             Trainer(CONFIG, TrainOptions(data, tmp_path / "run", files=model_files))
         assert "\n" not in str(error.value)
+
+
+def test_meta_dinov2_weights_of_another_image_size_load_with_their_position_embedding_resampled(tmp_path):
+    torch.manual_seed(0)
+    meta = dinov2_vit(112, 48, 4, 2)  # Meta's file is at 518 px; any other size shows the same
+    torch.save(meta.state_dict(), tmp_path / "dinov2.pth")
+    vit = dinov2_vit(56, 48, 4, 2)
+    load_dinov2(vit, tmp_path / "dinov2.pth")
+    assert vit.pos_embed.shape == (1, 1 + 4 * 4, 48)
+    torch.testing.assert_close(vit.pos_embed[:, 0], meta.pos_embed[:, 0])  # the class token's stays
+    assert torch.equal(vit.blocks[3].mlp.fc2.weight, meta.blocks[3].mlp.fc2.weight)
+    with pytest.raises(ModelFileError, match="does not fit the config's DINOv2 ViT") as error:
+        load_dinov2(dinov2_vit(56, 64, 4, 2), tmp_path / "dinov2.pth")
+    assert "\n" not in str(error.value)

@@ -1,10 +1,11 @@
-"""``omg-avatar train``: train the OMG-Avatar network on a dataset in the layout of
+"""``omg-avatar train``: train the released OMG-Avatar network on a dataset in the layout of
 :mod:`core.dataset.layout` (see :mod:`core.train.trainer`). Under ``torchrun`` every process
 runs this command; rank 0 prints, logs and writes files.
 
 Writes to the run folder: ``training_state.pt`` (resumable, ``--resume``), ``log.jsonl``,
 ``images/step_<n>.png`` and, at the end, ``network.safetensors`` (the network method's
-checkpoint). ``--json`` writes ``loss_first``, ``loss_last``, ``loss_first_mean``,
+checkpoint: ``omg-avatar reconstruct --method network --checkpoint RUN_DIR/network.safetensors
+--flame FILE``). ``--json`` writes ``loss_first``, ``loss_last``, ``loss_first_mean``,
 ``loss_last_mean`` (over the first and last 10 steps), ``val_psnr_first``, ``val_psnr_last``
 (dB, level 0), ``steps``, ``steps_per_second`` and ``weights``.
 """
@@ -42,7 +43,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="train N steps in all (default: training.epochs passes over the data)")  # fmt: skip
     parser.add_argument("--json", type=Path, metavar="FILE", help="write the run's summary to FILE as JSON")
     parser.add_argument("--flame", type=Path, metavar="FILE",
-                        help="FLAME model (default: the config's flame.model_file)")  # fmt: skip
+                        help="the release's FLAME_with_eye.pt, with head_template_mesh.obj and FLAME_masks.pkl "
+                             "beside it (default: <models>/flame/FLAME_with_eye.pt)")  # fmt: skip
     parser.add_argument("--dinov2", type=Path, metavar="FILE",
                         help="DINOv2 weights (default: <models>/dinov2/dinov2_vitb14_pretrain.pth)")  # fmt: skip
     parser.set_defaults(run=run)

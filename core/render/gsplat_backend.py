@@ -19,8 +19,12 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def render_gsplat(gaussians: Gaussians, camera: Camera, background: Background = 0.0) -> RenderOutput:
-    """Render on CUDA (Gaussians elsewhere are moved there). Returns float32 CUDA tensors."""
+def render_gsplat(
+    gaussians: Gaussians, camera: Camera, background: Background = 0.0, covariances: torch.Tensor | None = None
+) -> RenderOutput:
+    """Render on CUDA (Gaussians elsewhere are moved there). Returns float32 CUDA tensors.
+    ``covariances``: [N, 3, 3] world covariances drawn instead of the quaternions' and scales'
+    (gsplat's ``covars``)."""
     from gsplat import rasterization  # imported here: the module is usable without gsplat's CUDA build
 
     device = gaussians.device if gaussians.device.type == "cuda" else torch.device("cuda")
@@ -32,6 +36,8 @@ def render_gsplat(gaussians: Gaussians, camera: Camera, background: Background =
         zeros = torch.zeros(shape, dtype=torch.float32, device=device)
         return RenderOutput(bg.expand(*shape, channels).clone(), zeros, zeros.clone())
     viewmats, Ks = camera.to_gsplat(device=device, dtype=torch.float32)
+    if covariances is not None:
+        covariances = covariances.to(device=device, dtype=torch.float32)
     colors, alphas, _ = rasterization(
         gaussians.means,
         gaussians.quats,
@@ -48,5 +54,6 @@ def render_gsplat(gaussians: Gaussians, camera: Camera, background: Background =
         render_mode="RGB+ED",
         rasterize_mode="classic",
         channel_chunk=channels + 1,
+        covars=covariances,
     )
     return RenderOutput(colors[0, ..., :channels], alphas[0, ..., 0], colors[0, ..., channels])

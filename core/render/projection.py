@@ -66,13 +66,24 @@ def covariance_3d(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     return rs @ rs.transpose(-1, -2)
 
 
-def project_gaussians(gaussians: Gaussians, camera: Camera) -> Projection:
-    """Project ``gaussians`` through ``camera`` (differentiable in all Gaussian attributes)."""
+def drawn_covariance(raw_quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """[N, 4] quaternions (w, x, y, z), not necessarily unit, and [N, 3] scales -> [N, 3, 3]
+    ``M M^T`` with ``M = quaternion_matrix(q) diag(s)``: the covariance a 3DGS rasteriser that
+    skips the normalisation draws (the released OMG-Avatar's); ``R S S R^T`` for unit quaternions."""
+    matrix = quaternion_matrix(raw_quats) * scales[..., None, :]
+    return matrix @ matrix.transpose(-1, -2)
+
+
+def project_gaussians(gaussians: Gaussians, camera: Camera, covariances: torch.Tensor | None = None) -> Projection:
+    """Project ``gaussians`` through ``camera`` (differentiable in all Gaussian attributes).
+    ``covariances``: [N, 3, 3] world covariances drawn instead of the quaternions' and scales'."""
     like = dict(dtype=gaussians.dtype, device=gaussians.device)
     rotation = torch.as_tensor(camera.R, **like)
     K = torch.as_tensor(camera.K, **like)
     means_cam = gaussians.means @ rotation.T + torch.as_tensor(camera.t, **like)
-    covars_cam = rotation @ covariance_3d(gaussians.quats, gaussians.scales) @ rotation.T
+    if covariances is None:
+        covariances = covariance_3d(gaussians.quats, gaussians.scales)
+    covars_cam = rotation @ covariances.to(**like) @ rotation.T
 
     depths = means_cam[:, 2]
     in_front = depths > NEAR_PLANE

@@ -34,12 +34,14 @@ def render_reference(
     camera: Camera,
     background: Background = 0.0,
     timer: StageTimer | None = None,
+    covariances: torch.Tensor | None = None,
 ) -> RenderOutput:
-    """Render ``gaussians`` through ``camera``; differentiable. See :class:`RenderOutput`."""
+    """Render ``gaussians`` through ``camera``; differentiable. See :class:`RenderOutput`.
+    ``covariances``: [N, 3, 3] world covariances drawn instead of the quaternions' and scales'."""
     width, height, channels = camera.width, camera.height, gaussians.num_channels
     like = dict(dtype=gaussians.dtype, device=gaussians.device)
     with stage(timer, "projection"):
-        projection = project_gaussians(gaussians, camera)
+        projection = project_gaussians(gaussians, camera, covariances)
     with stage(timer, "sorting"):
         visible = torch.nonzero(projection.visible)[:, 0]
         front_to_back = visible[torch.sort(projection.depths.detach()[visible], stable=True).indices]

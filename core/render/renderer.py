@@ -3,6 +3,8 @@ differentiable torch reference), the same rules and outputs."""
 
 from __future__ import annotations
 
+from torch import Tensor
+
 from core.errors import OmgError
 from core.geometry.camera import Camera
 from core.render.cpu import render_cpu
@@ -49,6 +51,7 @@ def render(
     backend: str = "auto",
     background: Background = 0.0,
     timer: StageTimer | None = None,
+    covariances: Tensor | None = None,
 ) -> RenderOutput:
     """Render ``gaussians`` through ``camera``.
 
@@ -61,13 +64,19 @@ def render(
         background: one value, or C values, composited behind the Gaussians.
         timer: collects seconds per stage (projection, sorting, blending); not for gsplat,
             whose stages are fused.
+        covariances: [N, 3, 3] world covariances to draw instead of the quaternions' and
+            scales' (e.g. :func:`~core.render.projection.drawn_covariance` of raw quaternions);
+            gsplat and reference only: the cpu backend takes unit quaternions and scales
+            (convert with :func:`core.model.release_gaussians.drawn_rotations`).
 
     Returns:
         features [H, W, C], alpha [H, W] and expected depth [H, W] (0 where alpha is 0).
     """
     backend = resolve_backend(backend)
     if backend == "gsplat":
-        return render_gsplat(gaussians, camera, background)
+        return render_gsplat(gaussians, camera, background, covariances)
     if backend == "cpu":
+        if covariances is not None:
+            raise RenderBackendError("the cpu backend draws quaternions and scales, not covariances: use drawn_rotations")
         return render_cpu(gaussians, camera, background, timer)
-    return render_reference(gaussians, camera, background, timer)
+    return render_reference(gaussians, camera, background, timer, covariances)

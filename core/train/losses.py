@@ -88,7 +88,7 @@ class ReconstructionLoss(nn.Module):
     def forward(
         self, coarse: Tensor, refined: Tensor, target: Tensor, offsets: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Args: coarse, refined, target [B, 3, H, W] in [0, 1]; offsets [B, V, 3].
+        """Args: coarse, refined, target [B, 3, H, W] in [0, 1]; offsets [B, V, 3] (metres).
 
         Returns the total (a scalar) and the weighted parts by name (:data:`PARTS`), which sum to it.
         """
@@ -100,5 +100,8 @@ class ReconstructionLoss(nn.Module):
             parts["ssim"] = parts["ssim"] + w.ssim * (1 - ssim(image, target)).mean()
             if self.perceptual is not None:
                 parts["perceptual"] = parts["perceptual"] + w.perceptual * self.perceptual(image, target).mean()
+        # The released network's learned FLAME template offsets are in metres (added before FLAME's
+        # x5 scale), the earlier network's were world units: with the same weight, this term now
+        # pulls 25 times less for the same movement of the avatar.
         parts["offset"] = w.offset * offsets.pow(2).sum(dim=-1).mean()
         return sum(parts.values(), zero), parts

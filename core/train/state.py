@@ -1,9 +1,10 @@
-"""The trainer's resumable checkpoint: one ``RUN_DIR/training_state.pt`` holding the learned
-weights (as network checkpoints store them, :func:`core.model.checkpoint.learned_state`), the
-optimiser, learning-rate scheduler and gradient scaler states, the step, the data position
+"""The trainer's resumable checkpoint: one ``RUN_DIR/training_state.pt`` holding the released
+network's learned weights (:func:`core.train.network.learned_state`: its state dict without
+DINOv2 and FLAME), the optimiser and learning-rate scheduler states, the step, the data position
 (epoch and batch within it, world size), the random generators (torch, CUDA, numpy, Python),
 the config and the run's first logged values. Written atomically; read with
-``torch.load(weights_only=True)``, so no pickled code runs.
+``torch.load(weights_only=True)``, so no pickled code runs. Version 1 was the state of the
+earlier network (:mod:`core.model.network`), which cannot be resumed.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from core.errors import OmgError, first_line
 from core.fileio import write_bytes_atomic
 
 FORMAT = "omg-avatar-training"
-VERSION = 1
+VERSION = 2
+EARLIER_NETWORK_VERSION = 1
 FILE = "training_state.pt"
 
 
@@ -68,6 +70,8 @@ def load_state(run_dir: Path) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # untrusted bytes can fail in any way; all of them mean "not readable"
         raise TrainingStateError(f"{path}: not a readable training state ({first_line(exc)})") from None
+    if isinstance(state, dict) and state.get("format") == FORMAT and state.get("version") == EARLIER_NETWORK_VERSION:
+        raise TrainingStateError(f"{path}: a run of the earlier network, which cannot be resumed; train anew")
     if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != VERSION:
         raise TrainingStateError(f"{path}: not an {FORMAT} file of version {VERSION}")
     return state

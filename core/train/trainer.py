@@ -1,13 +1,17 @@
-"""Training the OMG-Avatar network on (source, driving) pairs of the same clip.
+"""Training the released OMG-Avatar network (:mod:`core.train.network`) on (source, driving)
+pairs of the same clip.
 
 Per step: the pairs of the batch go through :class:`Reenactor` (the network encodes the
-source photo, re-poses it to the driving FLAME at the step's level of detail, the Gaussians
-are splatted through the driving camera at ``model.render_size``: the first three channels
-are the coarse image, :meth:`OmgAvatarNet.refine` gives the refined one), the loss of
-:mod:`core.train.losses` against the driving frame, Adam (DINOv2 and FLAME frozen). The
-level of detail and the learning rate follow :mod:`core.train.schedules`. Rendering uses the
-differentiable torch reference on the CPU and gsplat on CUDA, where the network also runs in
-mixed precision (float16 autocast, a gradient scaler).
+source photo, reconstructs the avatar at the step's level of detail with its head on the
+driving FLAME pose, the Gaussians are splatted through the driving camera at
+``model.render_size`` with the covariances the release's rasteriser draws from its raw
+quaternions: the first three of the 32 channels are the coarse image,
+:meth:`ReleaseNetwork.refine` gives the refined one, with fresh noise as the release trains),
+the loss of :mod:`core.train.losses` against the driving frame, Adam (DINOv2 and FLAME
+frozen). Level k trains head generators 0..k. The level of detail and the learning rate follow
+:mod:`core.train.schedules`. Rendering uses the differentiable torch reference on the CPU and
+gsplat on CUDA. Everything runs in float32: the network's occlusion test depends on the last
+bits of float32 NDC depths (:mod:`core.geometry.release_camera`), which float16 autocast loses.
 
 Every ``validation_every`` steps (and at step 0 and the last step) rank 0 renders the fixed
 validation pairs at every level trained so far and logs the evaluation's metrics (PSNR,
@@ -16,7 +20,8 @@ image grid to TensorBoard and ``log.jsonl`` (:mod:`core.train.run_log`). Every
 ``checkpoint_every`` steps it writes the resumable state (:mod:`core.train.state`); a resumed
 run continues the same loss curve (bit for bit on the CPU, where training runs torch's
 deterministic algorithms). At the end the weights are exported with
-:func:`core.model.checkpoint.save_checkpoint` to ``RUN_DIR/network.safetensors``.
+:func:`core.model.network_checkpoint.save_network_checkpoint` to ``RUN_DIR/network.safetensors``,
+which the ``network`` reconstruction method loads (with the same FLAME and DINOv2 files).
 Distributed runs (``torchrun``) are :mod:`core.train.distributed`'s.
 """
 
@@ -40,17 +45,15 @@ from core.dataset.layout import DatasetError
 from core.errors import ConfigError
 from core.evaluation import metrics
 from core.evaluation.scoring import FrameScorer, FrameScores, mean_present
-from core.flame import FlameLayer, load_flame_model
 from core.geometry.camera import Camera
-from core.model.backbone import DinoBackbone
-from core.model.checkpoint import learned_state, load_strict, save_checkpoint
-from core.model.network import OmgAvatarNet
-from core.paths import resolve_model_file
+from core.model.network_checkpoint import save_network_checkpoint
+from core.model.release_gaussians import ReleaseGaussians
+from core.model.release_network import ReleaseNetwork, Source
 from core.render import render
-from core.render.gaussians import Gaussians
 from core.train.distributed import Distributed
 from core.train.losses import PerceptualLoss, ReconstructionLoss, load_perceptual
-from core.train.pairs import PairBatch, PairDataset, collate_pairs
+from core.train.network import ModelFiles, build_network, drawn_gaussians, ignored_sizes, learned_state
+from core.train.pairs import FrameBatch, PairBatch, PairDataset, collate_pairs
 from core.train.run_log import RunLog
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
 from core.train.state import TrainingStateError, capture_rng, load_state, restore_rng, save_state
@@ -60,16 +63,6 @@ WEIGHTS_FILE = "network.safetensors"
 GRID_PAIRS = 4  # validation pairs shown in an image grid
 #: The evaluation metrics validation reports per level (AED needs a FLAME fit per stream: eval only).
 VALIDATION_METRICS = ("psnr", "ssim", "lpips", "akd", "apd")
-
-
-@dataclass(frozen=True)
-class ModelFiles:
-    """The network's frozen parts; None: the default place (the config's FLAME file, the
-    models folder's DINOv2). ``random_dinov2``: random backbone weights (tests only)."""
-
-    flame: Path | None = None
-    dinov2: Path | None = None
-    random_dinov2: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,14 +90,6 @@ class StepRecord:
     learning_rate: float
 
 
-def build_network(config: Config, files: ModelFiles) -> OmgAvatarNet:
-    """The network with FLAME and DINOv2 from ``files``; a missing file is a one-line ModelFileError."""
-    flame_file = files.flame or resolve_model_file(config.flame.model_file)
-    flame = FlameLayer(load_flame_model(flame_file), config.flame.n_shape, config.flame.n_expression)
-    backbone = DinoBackbone(config.model, files.dinov2, random_init=files.random_dinov2)
-    return OmgAvatarNet(config, flame, backbone)
-
-
 class Reenactor(nn.Module):
     """The network and the renderer: a batch of pairs to the coarse and refined driving images.
 
@@ -113,28 +98,42 @@ class Reenactor(nn.Module):
         backend: ``reference`` (CPU, differentiable) or ``gsplat`` (CUDA).
     """
 
-    def __init__(self, net: OmgAvatarNet, backend: str) -> None:
+    def __init__(self, net: ReleaseNetwork, backend: str) -> None:
         super().__init__()
         self.net = net
         self.backend = backend
 
-    def forward(self, batch: PairBatch, lod: int) -> tuple[Tensor, Tensor, Tensor]:
-        """Coarse [B, 3, R, R], refined [B, 3, R, R] (R = ``render_size``) and offsets [B, V_0, 3]."""
-        source = batch.source
-        gaussians, offsets = self.net(source.image, source.flame, source.mask, batch.driving.flame, lod, source.cameras)
-        coarse, refined = self.render(gaussians, batch.driving.cameras)
-        return coarse, refined, offsets
+    def forward(self, batch: PairBatch, lod: int, noise: Sequence[torch.Generator]) -> tuple[Tensor, Tensor, Tensor]:
+        """Coarse [B, 3, R, R], refined [B, 3, R, R] (R = the refiner's size) and the learned
+        FLAME offsets [B, V_0, 3] (metres); the refiner draws fresh noise, as the release trains,
+        for pair i from ``noise[i]``."""
+        encoding = self.net.encode(self.source(batch.source))
+        avatar = self.net.reconstruct(encoding, lod, batch.driving.pose)
+        coarse, refined = self.render(avatar.gaussians, batch.driving.cameras, noise)
+        return coarse, refined, encoding.offsets
 
-    def render(self, gaussians: Sequence[Gaussians], cameras: Sequence[Camera]) -> tuple[Tensor, Tensor]:
-        """B Gaussian sets through their B cameras: coarse and refined images [B, 3, R, R]."""
-        size = self.net.config.model.render_size
-        with torch.autocast(gaussians[0].device.type, enabled=False):
-            splats = [
-                render(g.to(dtype=torch.float32), camera.resized(size, size), self.backend).features
-                for g, camera in zip(gaussians, cameras)
-            ]
-        features = torch.stack(splats).permute(0, 3, 1, 2)  # [B, C, R, R]
-        return features[:, :3], self.net.refine(features)
+    def source(self, frames: FrameBatch) -> Source:
+        """The network's input: the frames resized (antialiased) to DINOv2's side, their cameras and poses."""
+        size = self.net.config.image_size
+        image = F.interpolate(frames.image, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return Source(image, frames.transform, frames.pose)
+
+    def render(
+        self, gaussians: ReleaseGaussians, cameras: Sequence[Camera], noise: Sequence[torch.Generator] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """B Gaussian sets through their B cameras: coarse and refined images [B, 3, R, R].
+        ``noise``: one generator per image, from which the refiner draws its noise (one image at
+        a time, so that a pair's noise does not depend on its batch); None: its fixed noise."""
+        size = self.net.config.refiner_size
+        splats = []
+        for index, camera in enumerate(cameras):
+            drawn, covariances = drawn_gaussians(gaussians, index)
+            splats.append(render(drawn, camera.resized(size, size), self.backend, covariances=covariances).features)
+        features = torch.stack(splats).permute(0, 3, 1, 2)  # [B, 32, R, R]
+        if noise is None:
+            return features[:, :3], self.net.refine(features)
+        refined = [self.net.refine(image[None], "random", generator) for image, generator in zip(features, noise)]
+        return features[:, :3], torch.cat(refined)
 
 
 class Trainer:
@@ -156,9 +155,7 @@ class Trainer:
             )
         self.local_batch = training.batch_size // self.dist.world_size
         self.train_set, self.val_set = (
-            PairDataset(options.data, split, config.image_size, config.flame.n_shape, config.flame.n_expression,
-                        training.seed)  # fmt: skip
-            for split in ("train", "validation")
+            PairDataset(options.data, split, config.image_size, training.seed) for split in ("train", "validation")
         )
         self.sampler = DistributedSampler(
             self.train_set, self.dist.world_size, self.dist.rank, shuffle=True, seed=training.seed, drop_last=True
@@ -173,7 +170,11 @@ class Trainer:
         self.total_steps = self._total_steps(state)
 
         torch.manual_seed(training.seed)
-        self.net = build_network(config, options.files).to(self.device).train()
+        self.net = build_network(config, options.files).to(self.device)
+        self._train_mode()
+        ignored = ignored_sizes(config, self.net)
+        if ignored and self.dist.is_main:
+            print(f"omg-avatar: warning: the released network ignores {'; '.join(ignored)}", file=sys.stderr)
         self.model = Reenactor(self.net, "gsplat" if self.device.type == "cuda" else "reference")
         self.ddp: nn.Module = self.model
         if self.dist.world_size > 1:
@@ -182,8 +183,6 @@ class Trainer:
         self.loss = ReconstructionLoss(training.loss, PerceptualLoss(self.lpips.network) if self.lpips else None)
         self.optimizer = torch.optim.Adam([p for p in self.net.parameters() if p.requires_grad], training.learning_rate)
         self.scheduler = make_scheduler(training.scheduler, self.optimizer, self.total_steps)
-        self.mixed_precision = self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision)
         self.step = 0
         self.summary = RunSummary()
         self.log = RunLog(options.run_dir, state["step"] if state else None) if self.dist.is_main else None
@@ -210,7 +209,7 @@ class Trainer:
         if self.dist.is_main:
             self.log.flush()
             if self.step == self.total_steps:
-                save_checkpoint(self.net, self.config, self.options.run_dir / WEIGHTS_FILE)
+                save_network_checkpoint(self.net, self.options.run_dir / WEIGHTS_FILE)
         self.dist.barrier()
         return self.summary.values()
 
@@ -246,13 +245,11 @@ class Trainer:
         lod = lod_at(self.step, self.total_steps, self.config.training.lod_schedule)
         batch = batch.to(self.device)
         target = self._at_render_size(batch.driving.image)
-        with self._autocast():
-            coarse, refined, offsets = self.ddp(batch, lod)
-        total, parts = self.loss(coarse.float(), refined.float(), target, offsets.float())
+        coarse, refined, offsets = self.ddp(batch, lod, self._noise_generators(len(batch.source.cameras)))
+        total, parts = self.loss(coarse, refined, target, offsets)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+        total.backward()
+        self.optimizer.step()
         learning_rate = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         values = self.dist.mean(torch.stack([total.detach(), *(p.detach() for p in parts.values())])).tolist()
@@ -283,19 +280,18 @@ class Trainer:
                     batch = batch.to(self.device)
                     source, driving = batch.source, batch.driving
                     target = self._at_render_size(driving.image)
-                    with self._autocast():
-                        encoding = self.net.encode(source.image, source.flame, source.mask, source.cameras, max(levels))
-                        for level in levels:
-                            gaussians = self.net.gaussians(encoding, driving.flame, level)
-                            coarse, refined = self.model.render(gaussians, driving.cameras)
-                            for image, rough, reference in zip(_rgb8(refined), _rgb8(coarse), _rgb8(target)):
-                                scores[level].append(scorer.compare(image, reference))
-                                coarse_psnr[level].append(metrics.psnr(rough / 255.0, reference / 255.0))
+                    encoding = self.net.encode(self.model.source(source))
+                    for level in levels:
+                        avatar = self.net.reconstruct(encoding, level, driving.pose)
+                        coarse, refined = self.model.render(avatar.gaussians, driving.cameras)
+                        for image, rough, reference in zip(_rgb8(refined), _rgb8(coarse), _rgb8(target)):
+                            scores[level].append(scorer.compare(image, reference))
+                            coarse_psnr[level].append(metrics.psnr(rough / 255.0, reference / 255.0))
                     if grid is None:
                         grid = [source.image, driving.image, coarse.clamp(0, 1), refined]
                         grid = [images[:GRID_PAIRS].float() for images in grid]
         finally:
-            self.net.train()
+            self._train_mode()
         result = {}
         for level in levels:
             for name in VALIDATION_METRICS:
@@ -322,10 +318,9 @@ class Trainer:
                 "total_steps": self.total_steps,
                 "data": {"epoch": epoch, "position": position, "steps_per_epoch": self.steps_per_epoch,
                          "world_size": self.dist.world_size, "seed": self.config.training.seed},  # fmt: skip
-                "model": {key: value.detach().cpu() for key, value in learned_state(self.net).items()},
+                "model": learned_state(self.net),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
                 "rng": capture_rng(),
                 "summary": self.summary.state_dict(),
             },
@@ -346,10 +341,9 @@ class Trainer:
     def _restore(self, state: dict) -> None:
         if state["config"] != config_to_dict(self.config):
             raise TrainingStateError(f"{self.options.run_dir} was trained with another config; resume with the same")
-        load_strict(self.net, state["model"], str(self.options.run_dir))
+        self._load_learned(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.summary.load_state_dict(state["summary"])
         restore_rng(state["rng"])
@@ -358,9 +352,29 @@ class Trainer:
             print(f"omg-avatar: warning: resuming a run of {data['world_size']} processes with "
                   f"{self.dist.world_size}: the data order differs from here on", file=sys.stderr)  # fmt: skip
 
+    def _load_learned(self, model: dict[str, Tensor]) -> None:
+        """The resumed run's learned weights into the network: exactly its learned entries."""
+        expected = learned_state(self.net)
+        if model.keys() != expected.keys() or any(model[k].shape != v.shape for k, v in expected.items()):
+            raise TrainingStateError(f"{self.options.run_dir}: its weights do not fit the network of its config")
+        self.net.load_state_dict(model, strict=False)  # the frozen entries come from the model files
+
     # ------------------------------------------------------------------ helpers
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.mixed_precision)
+    def _noise_generators(self, count: int) -> list[torch.Generator]:
+        """The refiner's noise generators of this step's ``count`` pairs of this process, seeded
+        by the run's seed, the step and the pair's place in the global batch: the same noise
+        with any number of processes, and after a resume."""
+        first = self.dist.rank * self.local_batch
+        seeds = (np.random.SeedSequence([self.config.training.seed, self.step, first + i]) for i in range(count))
+        return [torch.Generator(self.device).manual_seed(int(seed.generate_state(1)[0])) for seed in seeds]
+
+    def _train_mode(self) -> None:
+        """The network in training mode; on the CPU its query decoder without dropout: torch's
+        CPU attention with dropout builds the [B, 8, V, V] weights (measured for 2 x 2,646
+        queries of 32 channels: 4.8 s instead of 0.24 s forward, 2.2 s instead of 1.0 s backward)."""
+        self.net.train()
+        if self.device.type == "cpu":
+            self.net.transformer.eval()
 
     def _at_render_size(self, image: Tensor) -> Tensor:
         size = self.config.model.render_size
@@ -372,13 +386,17 @@ class Trainer:
 @contextlib.contextmanager
 def _deterministic(enabled: bool) -> Iterator[None]:
     """torch's deterministic algorithms while training on the CPU, where the threaded
-    ``index_add`` of the reference renderer otherwise sums in a varying order; restored after."""
+    ``index_add`` of the reference renderer otherwise sums in a varying order; restored after.
+    Without their filling of every new tensor (a debugging aid that took a quarter of a step)."""
     previous = torch.are_deterministic_algorithms_enabled()
+    previous_fill = torch.utils.deterministic.fill_uninitialized_memory
     torch.use_deterministic_algorithms(enabled or previous)
+    torch.utils.deterministic.fill_uninitialized_memory = previous_fill and previous
     try:
         yield
     finally:
         torch.use_deterministic_algorithms(previous)
+        torch.utils.deterministic.fill_uninitialized_memory = previous_fill
 
 
 def _rgb8(images: Tensor) -> np.ndarray:

@@ -1,0 +1,155 @@
+"""The network training trains: the released OMG-Avatar network
+(:class:`~core.model.release_network.ReleaseNetwork`) sized by the project config, with its
+frozen parts from the user's files, and what it renders.
+
+The config's sizes map to the network's (:func:`release_config`): ``model.feature_dim`` ->
+``dim``, ``model.global_layers`` -> ``transformer_layers``, ``lod.levels`` -> ``subdivision``,
+``model.backbone_image_size`` -> ``image_size``, ``model.render_size`` -> ``refiner_size``,
+and the ViT's width, depth and heads are timm's for ``model.backbone``. Three config values
+size nothing in the released network: ``model.splat_channels`` (it always splats 32),
+``model.feature_plane_size`` (its plane is 8/14 of the image side) and ``model.global_heads``
+(its query decoder has 8 heads); :func:`ignored_sizes` names those that disagree.
+
+Frozen: FLAME, from the release's bundle (``FLAME_with_eye.pt`` with ``head_template_mesh.obj``
+and ``FLAME_masks.pkl`` beside it), and DINOv2, from Meta's file (``dinov2_vitb14_pretrain.pth``,
+its position embedding resampled to the image size when it differs). They are not in the
+optimiser and not in the learned state (:func:`learned_state`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import timm
+import torch
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer
+from torch import Tensor
+
+from core.config import Config
+from core.errors import ConfigError, ModelFileError, first_line
+from core.flame.files import RELEASE_FLAME_FILE
+from core.model.encoder import PATCH_SIZE
+from core.model.gaussian_generators import COLOR_CHANNELS
+from core.model.release_checkpoint import DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES
+from core.model.release_gaussians import ReleaseGaussians
+from core.model.release_loading import BUNDLE_FILES, build_release_network
+from core.model.release_network import ReleaseConfig, ReleaseNetwork
+from core.model.state_files import mismatch_report, read_state_dict
+from core.paths import DINOV2_FILE, resolve_model_file
+from core.render import Gaussians
+from core.render.projection import drawn_covariance
+
+#: State-dict prefixes of the frozen parts and of what the topology gives.
+FROZEN_PREFIXES = (DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES)
+POSITION_EMBEDDING = "pos_embed"
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The network's frozen parts; None: the default place in the models folder (the release's
+    ``flame/FLAME_with_eye.pt``, Meta's ``dinov2/dinov2_vitb14_pretrain.pth``).
+    ``random_dinov2``: random backbone weights (tests only)."""
+
+    flame: Path | None = None
+    dinov2: Path | None = None
+    random_dinov2: bool = False
+
+
+@functools.lru_cache(maxsize=4)
+def vit_sizes(architecture: str) -> tuple[int, int, int]:
+    """timm's width, depth and heads of the DINOv2 ViT ``architecture`` (built on the meta device:
+    no memory); ConfigError for another model."""
+    try:
+        with torch.device("meta"):
+            vit = timm.create_model(architecture, pretrained=False, num_classes=0)
+    except RuntimeError as exc:  # timm's "Unknown model"
+        raise ConfigError(f"model.backbone: {first_line(exc)}") from None
+    if not isinstance(vit, VisionTransformer) or tuple(vit.patch_embed.patch_size) != (PATCH_SIZE, PATCH_SIZE):
+        raise ConfigError(f"model.backbone: {architecture} is not a DINOv2 ViT with {PATCH_SIZE} px patches")
+    return vit.embed_dim, len(vit.blocks), vit.blocks[0].attn.num_heads
+
+
+def release_config(config: Config) -> ReleaseConfig:
+    """The network sizes of ``config`` (see the module docstring)."""
+    model = config.model
+    vit_dim, vit_depth, vit_heads = vit_sizes(model.backbone)
+    return ReleaseConfig(
+        dim=model.feature_dim,
+        transformer_layers=model.global_layers,
+        subdivision=config.lod.levels,
+        image_size=model.backbone_image_size,
+        vit_dim=vit_dim,
+        vit_depth=vit_depth,
+        vit_heads=vit_heads,
+        refiner_size=model.render_size,
+    )
+
+
+def ignored_sizes(config: Config, network: ReleaseNetwork) -> list[str]:
+    """The config values that size nothing in ``network`` and disagree with what it has."""
+    model = config.model
+    heads = network.transformer.decoder.layers[0].self_attn.num_heads
+    used = {
+        "splat_channels": (COLOR_CHANNELS, "splatted channels"),
+        "feature_plane_size": (network.config.plane_size, "feature plane side"),
+        "global_heads": (heads, "query decoder heads"),
+    }
+    return [f"model.{name} {getattr(model, name)} (the network's {what}: {value})"
+            for name, (value, what) in used.items() if getattr(model, name) != value]  # fmt: skip
+
+
+def build_network(config: Config, files: ModelFiles) -> ReleaseNetwork:
+    """The network of ``config`` with FLAME and DINOv2 from ``files``, weights as constructed
+    otherwise (seeded by the caller); a missing file is a one-line ModelFileError."""
+    flame = Path(files.flame).expanduser() if files.flame else resolve_model_file(RELEASE_FLAME_FILE)
+    if not flame.is_file():
+        raise ModelFileError(
+            f"FLAME model not found at {flame}: the OMG-Avatar release's {BUNDLE_FILES['flame']} with "
+            f"{BUNDLE_FILES['topology']} and {BUNDLE_FILES['masks']} beside it; give it with --flame"
+        )
+    network = build_release_network(release_config(config), flame)
+    if not files.random_dinov2:
+        load_dinov2(network.base_dino_model.dino_model, Path(files.dinov2 or resolve_model_file(DINOV2_FILE)))
+    return network
+
+
+def load_dinov2(vit: VisionTransformer, path: Path) -> None:
+    """Meta's DINOv2 state dict (the encoder's ViT has its keys) into ``vit``, its position
+    embedding resampled to ``vit``'s patch grid; one-line ModelFileError when it does not fit."""
+    path = path.expanduser()
+    if not path.is_file():
+        raise ModelFileError(
+            f"DINOv2 weights not found at {path}: Meta's dinov2_vitb14_pretrain.pth (for the config's "
+            "backbone size); give it with --dinov2 or put it there"
+        )
+    state = read_state_dict(path)
+    wanted = vit.state_dict()[POSITION_EMBEDDING]
+    given = state.get(POSITION_EMBEDDING)
+    if given is not None and given.ndim == 3 and given.shape[-1] == wanted.shape[-1] and given.shape != wanted.shape:
+        grid = round((wanted.shape[1] - 1) ** 0.5)
+        state[POSITION_EMBEDDING] = resample_abs_pos_embed(given, [grid, grid], num_prefix_tokens=1)
+    problems = [line.strip() for line in mismatch_report(vit.state_dict(), state)]
+    if problems:
+        raise ModelFileError(f"{path.name}: does not fit the config's DINOv2 ViT: {' '.join(problems[:2])}")
+    vit.load_state_dict(state)
+
+
+def learned_state(network: ReleaseNetwork) -> dict[str, Tensor]:
+    """The state-dict entries training changes (all but :data:`FROZEN_PREFIXES`), on the CPU."""
+    return {key: value.detach().cpu() for key, value in network.state_dict().items()
+            if not key.startswith(FROZEN_PREFIXES)}  # fmt: skip
+
+
+def drawn_gaussians(gaussians: ReleaseGaussians, index: int) -> tuple[Gaussians, Tensor]:
+    """Image ``index``'s Gaussians, float32, and the [N, 3, 3] covariances the release's
+    rasteriser draws from their raw quaternions (:func:`~core.render.projection.drawn_covariance`;
+    the shoulders' are unit already). The quaternions stay raw: only the covariances are drawn."""
+    g = Gaussians(
+        gaussians.xyz[index], gaussians.rotations[index], gaussians.scales[index],
+        gaussians.opacities[index, :, 0], gaussians.colors[index],
+    ).to(dtype=torch.float32)  # fmt: skip
+    return g, drawn_covariance(g.quats, g.scales)
+
