@@ -35,6 +35,10 @@ class ModelFileError(OmgError):
     """A model file (FLAME, landmark embedding, weights) is missing or malformed."""
 
 
+class CheckpointError(ModelFileError):
+    """A network checkpoint is unreadable, not an OMG-Avatar checkpoint, or does not fit the network."""
+
+
 class FrameSourceError(OmgError):
     """A webcam or video cannot be opened."""
 

@@ -18,6 +18,8 @@ SAMPLES_DIR = PROJECT_ROOT.parent / "shared" / "samples"
 #: (the configs name FLAME's, its landmark embedding's and the perceptual LPIPS weights').
 FLAME_DIR = "flame"
 DINOV2_FILE = "dinov2/dinov2_vitb14_pretrain.pth"
+#: Where Meta publishes that file (DINOv2 ViT-B/14, Apache-2.0).
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitb14/dinov2_vitb14_pretrain.pth"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = f"{CHECKPOINT_DIR}/omg_avatar.safetensors"
 LPIPS_FILE = "lpips/lpips_alex.safetensors"

@@ -1,4 +1,4 @@
-"""``omg-avatar info``: parameter counts per module and Gaussians per LOD."""
+"""``omg-avatar info``: the released network's parameter counts per module and Gaussians per LOD."""
 
 from __future__ import annotations
 
@@ -6,19 +6,21 @@ import json
 
 import numpy as np
 import pytest
+from official_parity import parity_folder
 
 from core.cli import main
 from core.config import load_config
-from core.flame import FlameLayer, load_flame_model
+from core.flame import load_flame_model
 from core.geometry.mesh import unique_edges
-from core.model import OmgAvatarNet
-from core.model.backbone import DinoBackbone
-from synthetic_flame import make_synthetic_flame, write_flame_npz
+from core.model.release_checkpoint import DINO_PREFIX
+from core.model.release_loading import build_release_network
+from core.model.release_network import release_config
 
 
 @pytest.fixture(scope="module")
-def flame_file(tmp_path_factory):
-    return write_flame_npz(make_synthetic_flame(seed=0), tmp_path_factory.mktemp("flame") / "flame.npz")
+def flame_file():
+    """The parity fixture's synthetic FLAME, in the release's bundle."""
+    return parity_folder() / "synthetic_flame" / "FLAME_with_eye.pt"
 
 
 def _info(tmp_path, capsys, *args: str) -> tuple[dict, str]:
@@ -29,21 +31,19 @@ def _info(tmp_path, capsys, *args: str) -> tuple[dict, str]:
 def test_counts_are_those_of_the_network_and_gaussians_grow_by_the_edges(tmp_path, capsys, flame_file):
     info, printed = _info(tmp_path, capsys, "--flame", str(flame_file))
     config = load_config("tiny")
-    model = load_flame_model(flame_file)
-    net = OmgAvatarNet(config, FlameLayer(model, config.flame.n_shape, config.flame.n_expression),
-                       DinoBackbone(config.model, None, random_init=True))
-    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in net.parameters() if not p.requires_grad)
+    network = build_release_network(release_config(config), flame_file)
+    frozen = sum(p.numel() for key, p in network.named_parameters() if key.startswith(DINO_PREFIX))
+    trainable = sum(p.numel() for p in network.parameters()) - frozen
     assert info["total"] == {"trainable": trainable, "frozen": frozen}
-    assert info["modules"]["backbone"] == {"trainable": 0, "frozen": frozen}
+    assert info["modules"]["base_dino_model"]["frozen"] == frozen
+    assert set(info["modules"]) == {name for name, _ in network.named_children()} - {"flame_model", "subdivider"} | {"head_base"}
+    model = load_flame_model(flame_file)
     assert info["flame_vertices"] == len(model.v_template)
 
     counts = info["head_gaussians_per_lod"]
     assert len(counts) == config.lod.levels + 1 and counts[0] == len(model.v_template)
-    faces = model.faces
-    for level in range(config.lod.levels):  # V_{k+1} = V_k + E_k, and each level has 4x the faces
-        assert counts[level + 1] == counts[level] + len(unique_edges(faces)[0])
-        faces = net.lod.faces[level + 1]
+    assert counts[1] == counts[0] + len(unique_edges(model.faces)[0])  # a new vertex per edge
+    assert counts == list(network.geometry.subdivision.num_vertices)
     assert f"Sub#0 {counts[0]:,}" in printed and "total" in printed
 
 
@@ -62,10 +62,10 @@ def test_the_queries_grow_with_flame_vertices(tmp_path, capsys, flame_file, monk
     without, _ = _info(tmp_path, capsys)
     with_flame, _ = _info(tmp_path, capsys, "--flame", str(flame_file))
     per_vertex = load_config("tiny").model.feature_dim  # one learnable query of feature_dim per vertex
-    difference = without["modules"]["global_branch"]["trainable"] - with_flame["modules"]["global_branch"]["trainable"]
+    difference = without["modules"]["head_base"]["trainable"] - with_flame["modules"]["head_base"]["trainable"]
     assert difference == (5023 - with_flame["flame_vertices"]) * per_vertex
     assert np.all([without["modules"][name] == with_flame["modules"][name]
-                   for name in without["modules"] if name != "global_branch"])
+                   for name in without["modules"] if name != "head_base"])
 
 
 def test_a_missing_flame_file_is_a_one_line_error(tmp_path, capsys):

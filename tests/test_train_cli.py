@@ -20,7 +20,7 @@ from core.cli import main
 from core.config import config_to_dict
 from core.model.encoder import dinov2_vit
 from core.paths import PROJECT_ROOT
-from core.train.network import release_config
+from core.model.release_network import release_config
 from core.train.run_log import read_log
 from network_files import frontal_face_landmarks
 from synthetic_pairs import train_config, write_flame, write_synthetic_dataset

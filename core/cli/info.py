@@ -1,7 +1,9 @@
-"""``omg-avatar info``: the OMG-Avatar network's size for a config: parameters per module
-(trainable and frozen), Gaussians per level of detail with a FLAME file, and which of the
-network's files are in place. With ``--checkpoint``: how the release's checkpoint fits the
-release network (:mod:`core.model.release_checkpoint`)."""
+"""``omg-avatar info``: the OMG-Avatar network's size for a config (the released network,
+:func:`core.model.release_network.release_config`): parameters per top-level module, by the
+release's names (trainable and frozen: DINOv2's ViT), head Gaussians per level of detail with a
+FLAME file, and which of the network's files are in place. With ``--checkpoint``: how a
+checkpoint (the release's or ours) fits the released network
+(:mod:`core.model.release_checkpoint`)."""
 
 from __future__ import annotations
 
@@ -9,15 +11,15 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from torch import nn
+import torch
 
 from core.config import available_configs, load_config
 from core.fileio import check_output_path, write_json_atomic
 from core.flame import find_flame_file, load_flame_model
-from core.geometry.subdivision import build_lod
-from core.model.backbone import DinoBackbone
-from core.model.checkpoint import CheckpointError
-from core.model.network import learned_modules, parameter_counts
+from core.errors import CheckpointError
+from core.geometry.release_subdivision import ReleaseSubdivision
+from core.model.release_checkpoint import DINO_PREFIX
+from core.model.release_network import ReleaseConfig, ReleaseNetwork, release_config
 from core.model.network_checkpoint import read_network_checkpoint
 from core.model.release_checkpoint import (
     FlameSizes,
@@ -27,8 +29,8 @@ from core.model.release_checkpoint import (
 )
 from core.paths import DINOV2_FILE, resolve_model_file
 
-#: FLAME's vertex count (FLAME 2020 and 2023), which sizes the global branch's queries when
-#: no FLAME file is at hand.
+#: FLAME's vertex count (FLAME 2020 and 2023), which sizes the learned head queries
+#: (``head_base``) when no FLAME file is at hand.
 FLAME_VERTICES = 5023
 
 
@@ -62,12 +64,11 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint is not None:
         return _run_checkpoint(args.checkpoint, flame, flame_file, args.json)
     num_vertices = flame.v_template.shape[0] if flame else FLAME_VERTICES
-    backbone = DinoBackbone(config.model, None, random_init=True)  # counted, never run
-    modules = nn.ModuleDict({"backbone": backbone, **learned_modules(config, num_vertices, backbone.embed_dim)})
-    counts = parameter_counts(modules)
+    sizes = release_config(config)
+    counts = parameter_counts(sizes, num_vertices)
     total = {kind: sum(module[kind] for module in counts.values()) for kind in ("trainable", "frozen")}
     head_gaussians = (
-        build_lod(flame.faces, num_vertices, config.lod.levels, config.lod.scheme).num_vertices if flame else None
+        list(ReleaseSubdivision(flame.faces, num_vertices, sizes.subdivision).num_vertices) if flame else None
     )
     dinov2 = resolve_model_file(DINOV2_FILE)
     summary = {
@@ -86,16 +87,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def parameter_counts(sizes: ReleaseConfig, num_vertices: int) -> dict[str, dict[str, int]]:
+    """Parameters of the released network of ``sizes`` for a FLAME of ``num_vertices`` vertices,
+    per top-level module (``head_base`` too): ``{"trainable": n, "frozen": n}``, DINOv2's ViT
+    frozen. Counted on the meta device: nothing is allocated."""
+    with torch.device("meta"):
+        modules = ReleaseNetwork.learned_modules(sizes)
+    counts = {"head_base": {"trainable": num_vertices * sizes.dim, "frozen": 0}}
+    vit_prefix = DINO_PREFIX.split(".", 1)[1]  # below base_dino_model
+    for name, module in modules.items():
+        frozen = sum(p.numel() for key, p in module.named_parameters() if name == "base_dino_model"
+                     and key.startswith(vit_prefix))  # fmt: skip
+        counts[name] = {"trainable": sum(p.numel() for p in module.parameters()) - frozen, "frozen": frozen}
+    return counts
+
+
 def _print_summary(summary: dict) -> None:
     print(f"OMG-Avatar network, config {summary['config']}")
-    print(f"{'module':<16}{'trainable':>14}{'frozen':>14}")
+    print(f"{'module':<24}{'trainable':>14}{'frozen':>14}")
     for name, count in [*summary["modules"].items(), ("total", summary["total"])]:
-        print(f"{name:<16}{count['trainable']:>14,}{count['frozen']:>14,}")
+        print(f"{name:<24}{count['trainable']:>14,}{count['frozen']:>14,}")
     if summary["flame_file"]:
         per_lod = " / ".join(f"Sub#{lod} {count:,}" for lod, count in enumerate(summary["head_gaussians_per_lod"]))
         print(f"head Gaussians per LOD ({Path(summary['flame_file']).name}): {per_lod} (plus the shoulders, per photo)")
     else:
-        print(f"no FLAME file: the global branch is counted for FLAME's {FLAME_VERTICES:,} vertices; "
+        print(f"no FLAME file: the head queries are counted for FLAME's {FLAME_VERTICES:,} vertices; "
               "Gaussians per LOD need the file (see the README's model files)")
     state = "present" if summary["dinov2_file_present"] else "missing"
     print(f"DINOv2 weights: {summary['dinov2_file']} ({state})")

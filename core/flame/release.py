@@ -8,9 +8,6 @@
 * no translation; the output is multiplied by 5.0 (world units); the head pose otherwise
   lives in the camera (``core.geometry.release_camera``).
 
-This differs from :class:`core.model.posing.HeadPoser` (offsets in world units added after the
-blendshapes, joints FLAME's own), by about 0.034 world units on the parity fixture's target mesh.
-
 The forward runs in float32 in the release's order of operations (smplx-style linear blend
 skinning, including its Rodrigues formula with ``angle = |r + 1e-8|``), so that it reproduces the
 release's vertices to the last bit: its occlusion test normalises depths spread over ~1e-4, and

@@ -1,31 +1,23 @@
-"""The OMG-Avatar network (Ren, Liu, Hoi): one photo to an animatable multi-LOD
-head-and-shoulder 3D Gaussian avatar.
+"""The OMG-Avatar network (Ren, Liu, Hoi) as its authors released it: one photo to an animatable
+multi-LOD head-and-shoulder 3D Gaussian avatar. :class:`~core.model.release_network.ReleaseNetwork`
+composes single-purpose modules under the release's names, so that its checkpoint loads by key.
 
-Reconstruction, once per photo (:meth:`OmgAvatarNet.encode` -> :class:`SourceEncoding`)::
+Reconstruction, once per photo (``encode`` then ``reconstruct`` per level)::
 
-    photo -> DINOv2 (frozen, backbone.py) -> 4 token grids -> DPT (dpt.py) -> local plane
-                                          -> identity tokens -> global branch (global_branch.py):
-                                             per-vertex queries x cross-attention -> F_global
-    F_global -> offset MLP -> FLAME + offsets, posed (posing.py)           eq. 1
-    for every level k = 0..K:                                              eq. 3-8
-        F_global_k = subdivide(Phi_{k-1}(F_global_{k-1}))  (coarse_to_fine.py)
-        vertices_k = subdivide(vertices_{k-1})
-        F_local_k  = local plane sampled at the projected vertices  (hpfs.py)
-        F_h        = F_global_k + F_local_k * visible  (oaff.py, depth buffer)
-        Gaussian heads -> colour feature, opacity, scale, rotation  (heads.py)
-    local plane -> conv net -> shoulder cells in the shoulder mask  (shoulders.py) eq. 9-11
+    photo (518, background black) -> DINOv2 ViT-B/14 + DPT head (encoder.py) -> 296 x 296 plane
+                                                                           -> 1,369 tokens
+    learned head queries x tokens -> query decoder (query_decoder.py) -> per-vertex features
+    view-direction code (direction_code.py) of the source camera's plane direction
+    offsets (offset_generator.py) -> FLAME with template offsets (core.flame.release)
+    for every level k = 0..K: midpoint subdivision of vertices and features (release_geometry.py)
+        plane sampled at the projected vertices (projection.py), occlusion by the depth buffer
+        (occlusion.py), fusion, head Gaussian generator k (gaussian_generators.py)
+    plane -> shoulder generator on the plane behind the head (shoulder_plane.py), masked
+    -> the Gaussians, shoulders first (release_gaussians.py)
 
-Animation, per frame (:meth:`OmgAvatarNet.gaussians`): FLAME re-posed with the source's
-shape and offsets and the frame's expression and pose, subdivided to the level of detail,
-the encoding's attributes attached, the shoulders appended. The backbone does not run.
-
-Rendering splats the ``splat_channels`` features (the first 3 a coarse RGB) with
-:func:`core.render.render`; :meth:`OmgAvatarNet.refine` (refiner.py, a UNet) turns the
-feature image into the final RGB image. Checkpoints (checkpoint.py) hold the learned
-weights only: neither DINOv2's nor FLAME's.
+Animation, per frame: FLAME re-posed with the source's shape and offsets and the frame's
+expression, jaw and eyes, subdivided to the level; nothing else runs. The splatted 32-channel
+features (the first 3 a coarse RGB) go through the StyleUNet refiner (style_refiner.py,
+style_decoder.py). Checkpoints: the release's ``omg_ckpt.pt`` (release_checkpoint.py) or ours
+(network_checkpoint.py), loaded onto a FLAME bundle by release_loading.py.
 """
-
-from core.model.network import OmgAvatarNet, SourceEncoding, parameter_counts
-from core.model.posing import FlameCoefficients
-
-__all__ = ["FlameCoefficients", "OmgAvatarNet", "SourceEncoding", "parameter_counts"]

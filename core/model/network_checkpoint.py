@@ -5,8 +5,8 @@
 Ours holds the released network's state dict under the release's key names, without what comes
 from elsewhere: Meta's frozen DINOv2 weights (``base_dino_model.dino_model.*``: the DINOv2 file),
 FLAME's buffers (the FLAME file) and the subdivider's faces (the topology). Its metadata holds
-``format`` (``omg-avatar-network``), ``version`` (``2``; version 1 was the earlier network of
-:mod:`core.model.checkpoint`) and ``sizes``, the :class:`ReleaseConfig` as JSON. The file's kind
+``format`` (``omg-avatar-network``), ``version`` (``2``; version 1 was an earlier network's, which
+no weights were trained for) and ``sizes``, the :class:`ReleaseConfig` as JSON. The file's kind
 is told by its first bytes, not its name. A safetensors file holds only tensors, so reading one
 runs nothing; its sizes are checked against bounds before any network is built.
 """
@@ -21,9 +21,8 @@ import safetensors
 import safetensors.torch
 import torch
 
-from core.errors import first_line
+from core.errors import CheckpointError, first_line
 from core.fileio import write_bytes_atomic
-from core.model.checkpoint import CheckpointError
 from core.model.encoder import PATCH_SIZE
 from core.model.release_checkpoint import (
     DINO_PREFIX,

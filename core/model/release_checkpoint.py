@@ -22,7 +22,7 @@ Reading is bounded (:data:`MAX_CHECKPOINT_BYTES`, checked before reading) and we
 release's training code may have pickled its config as its own ``dict`` subclass with an
 OmegaConf view inside: such objects are read as inert stand-ins (``OrderedDict`` for the
 ``dict`` subclass, its items kept; :func:`core.torch_files.read_weights_only`). Every
-problem is one :class:`~core.model.checkpoint.CheckpointError` line naming the file.
+problem is one :class:`~core.errors.CheckpointError` line naming the file.
 """
 
 from __future__ import annotations
@@ -36,15 +36,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from core.errors import ModelFileError
+from core.errors import CheckpointError, ModelFileError
 from core.flame.files import FlameModelData
 from core.torch_files import read_weights_only
 from core.flame.release_state import LANDMARK_SHAPES
-from core.model.checkpoint import CheckpointError
 from core.model.state_files import KeyDifferences, key_differences
 from core.model.encoder import PATCH_SIZE, PLANE_PER_PATCH
 from core.model.release_network import ReleaseConfig, ReleaseNetwork
-from core.paths import DINOV2_FILE, resolve_model_file
+from core.paths import DINOV2_FILE, DINOV2_URL, resolve_model_file
 
 RELEASE_CHECKPOINT_FILE = "omg_ckpt.pt"
 #: Largest checkpoint read: the release's network with DINOv2, the perceptual loss and FLAME's
@@ -227,8 +226,6 @@ def require_dinov2_file(report: KeyReport, path: str | Path | None = None) -> Pa
     the weights, else ``path`` (default: its place in the models folder), which must exist."""
     if report.has_dinov2:
         return None
-    from core.model.backbone import DINOV2_URL
-
     path = Path(path) if path else resolve_model_file(DINOV2_FILE)
     if not path.is_file():
         raise ModelFileError(

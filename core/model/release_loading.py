@@ -18,7 +18,7 @@ import torch
 from core.flame.bundle import NECK_MASKS, load_flame_masks, load_template_faces
 from core.flame.files import load_flame_model
 from core.flame.release_state import ReleaseFlameModel
-from core.model.checkpoint import CheckpointError
+from core.errors import CheckpointError
 from core.model.network_checkpoint import read_network_checkpoint
 from core.model.release_checkpoint import (
     DINO_PREFIX,

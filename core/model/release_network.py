@@ -19,11 +19,17 @@ Gaussians.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
+import timm
 import torch
+from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
+
+from core.config import Config
+from core.errors import ConfigError, first_line
 
 from core.flame.release_state import ReleaseFlameModel
 from core.geometry.release_subdivision import blocked_midpoint_faces
@@ -73,6 +79,40 @@ class ReleaseConfig:
     def plane_size(self) -> int:
         """The feature plane's side (296 at 518, ``DATASET.POINT_PLANE_SIZE``)."""
         return PLANE_PER_PATCH * self.image_size // PATCH_SIZE
+
+
+@functools.lru_cache(maxsize=4)
+def vit_sizes(architecture: str) -> tuple[int, int, int]:
+    """timm's width, depth and heads of the DINOv2 ViT ``architecture`` (built on the meta device:
+    no memory); ConfigError for another model."""
+    try:
+        with torch.device("meta"):
+            vit = timm.create_model(architecture, pretrained=False, num_classes=0)
+    except RuntimeError as exc:  # timm's "Unknown model"
+        raise ConfigError(f"model.backbone: {first_line(exc)}") from None
+    if not isinstance(vit, VisionTransformer) or tuple(vit.patch_embed.patch_size) != (PATCH_SIZE, PATCH_SIZE):
+        raise ConfigError(f"model.backbone: {architecture} is not a DINOv2 ViT with {PATCH_SIZE} px patches")
+    return vit.embed_dim, len(vit.blocks), vit.blocks[0].attn.num_heads
+
+
+def release_config(config: Config) -> ReleaseConfig:
+    """The network sizes of a project ``config``: ``model.feature_dim`` -> ``dim``,
+    ``model.global_layers`` -> ``transformer_layers``, ``lod.levels`` -> ``subdivision``,
+    ``model.backbone_image_size`` -> ``image_size``, ``model.render_size`` -> ``refiner_size``,
+    and the ViT's width, depth and heads timm's for ``model.backbone`` (the paper's config gives
+    ``ReleaseConfig()``)."""
+    model = config.model
+    vit_dim, vit_depth, vit_heads = vit_sizes(model.backbone)
+    return ReleaseConfig(
+        dim=model.feature_dim,
+        transformer_layers=model.global_layers,
+        subdivision=config.lod.levels,
+        image_size=model.backbone_image_size,
+        vit_dim=vit_dim,
+        vit_depth=vit_depth,
+        vit_heads=vit_heads,
+        refiner_size=model.render_size,
+    )
 
 
 @dataclass(frozen=True)

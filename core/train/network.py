@@ -2,10 +2,8 @@
 (:class:`~core.model.release_network.ReleaseNetwork`) sized by the project config, with its
 frozen parts from the user's files, and what it renders.
 
-The config's sizes map to the network's (:func:`release_config`): ``model.feature_dim`` ->
-``dim``, ``model.global_layers`` -> ``transformer_layers``, ``lod.levels`` -> ``subdivision``,
-``model.backbone_image_size`` -> ``image_size``, ``model.render_size`` -> ``refiner_size``,
-and the ViT's width, depth and heads are timm's for ``model.backbone``. Three config values
+The config's sizes map to the network's by
+:func:`core.model.release_network.release_config`. Three config values
 size nothing in the released network: ``model.splat_channels`` (it always splats 32),
 ``model.feature_plane_size`` (its plane is 8/14 of the image side) and ``model.global_heads``
 (its query decoder has 8 heads); :func:`ignored_sizes` names those that disagree.
@@ -18,25 +16,22 @@ optimiser and not in the learned state (:func:`learned_state`).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 import torch
 from timm.layers import resample_abs_pos_embed
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor
 
 from core.config import Config
-from core.errors import ConfigError, ModelFileError, first_line
+from core.errors import ModelFileError
 from core.flame.files import RELEASE_FLAME_FILE
-from core.model.encoder import PATCH_SIZE
 from core.model.gaussian_generators import COLOR_CHANNELS
 from core.model.release_checkpoint import DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES
 from core.model.release_gaussians import ReleaseGaussians
 from core.model.release_loading import BUNDLE_FILES, build_release_network
-from core.model.release_network import ReleaseConfig, ReleaseNetwork
+from core.model.release_network import ReleaseNetwork, release_config
 from core.model.state_files import mismatch_report, read_state_dict
 from core.paths import DINOV2_FILE, resolve_model_file
 from core.render import Gaussians
@@ -56,36 +51,6 @@ class ModelFiles:
     flame: Path | None = None
     dinov2: Path | None = None
     random_dinov2: bool = False
-
-
-@functools.lru_cache(maxsize=4)
-def vit_sizes(architecture: str) -> tuple[int, int, int]:
-    """timm's width, depth and heads of the DINOv2 ViT ``architecture`` (built on the meta device:
-    no memory); ConfigError for another model."""
-    try:
-        with torch.device("meta"):
-            vit = timm.create_model(architecture, pretrained=False, num_classes=0)
-    except RuntimeError as exc:  # timm's "Unknown model"
-        raise ConfigError(f"model.backbone: {first_line(exc)}") from None
-    if not isinstance(vit, VisionTransformer) or tuple(vit.patch_embed.patch_size) != (PATCH_SIZE, PATCH_SIZE):
-        raise ConfigError(f"model.backbone: {architecture} is not a DINOv2 ViT with {PATCH_SIZE} px patches")
-    return vit.embed_dim, len(vit.blocks), vit.blocks[0].attn.num_heads
-
-
-def release_config(config: Config) -> ReleaseConfig:
-    """The network sizes of ``config`` (see the module docstring)."""
-    model = config.model
-    vit_dim, vit_depth, vit_heads = vit_sizes(model.backbone)
-    return ReleaseConfig(
-        dim=model.feature_dim,
-        transformer_layers=model.global_layers,
-        subdivision=config.lod.levels,
-        image_size=model.backbone_image_size,
-        vit_dim=vit_dim,
-        vit_depth=vit_depth,
-        vit_heads=vit_heads,
-        refiner_size=model.render_size,
-    )
 
 
 def ignored_sizes(config: Config, network: ReleaseNetwork) -> list[str]:

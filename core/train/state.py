@@ -3,8 +3,8 @@ network's learned weights (:func:`core.train.network.learned_state`: its state d
 DINOv2 and FLAME), the optimiser and learning-rate scheduler states, the step, the data position
 (epoch and batch within it, world size), the random generators (torch, CUDA, numpy, Python),
 the config and the run's first logged values. Written atomically; read with
-``torch.load(weights_only=True)``, so no pickled code runs. Version 1 was the state of the
-earlier network (:mod:`core.model.network`), which cannot be resumed.
+``torch.load(weights_only=True)``, so no pickled code runs. Version 1 was the state of an
+earlier network (removed), which cannot be resumed.
 """
 
 from __future__ import annotations
