@@ -26,9 +26,8 @@ from official_parity import (
 )
 
 from core.cli import main
-from core.errors import ModelFileError
+from core.errors import CheckpointError, ModelFileError
 from core.model import release_checkpoint
-from core.model.checkpoint import CheckpointError
 from core.flame.files import load_flame_model
 from core.model.release_loading import load_release_network
 from core.torch_files import read_weights_only
