@@ -108,7 +108,10 @@ class StyleRefiner(nn.Module):
             raise ValueError(f"refiner input must be [B, {', '.join(map(str, expected))}], got {list(features.shape)}")
         # Channels-last maps with the in-place updates: 0.77 s instead of 1.0-1.1 s per 512 x 512
         # forward on 2 CPU cores (measured; either alone gains little). Same values within 1e-5.
-        features = features.contiguous(memory_format=torch.channels_last)
+        # Always a copy with the layout's own strides: a splatted [H, W, C] image viewed as
+        # [1, C, H, W] is channels-last already but with a batch stride of C, which sends the
+        # convolutions down a slower path (1.1 s instead of 0.85 s, measured).
+        features = torch.empty_like(features, memory_format=torch.channels_last).copy_(features)
         x = F.leaky_relu_(self.conv_body_first(features), NEGATIVE_SLOPE)
         skips = []
         for block in self.conv_body_down:
