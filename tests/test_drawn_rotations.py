@@ -9,13 +9,7 @@ import torch
 from gsplat.cuda._torch_impl import _quat_scale_to_covar_preci
 
 from core.model.release_gaussians import MIN_DRAWN_SCALE, drawn_rotations
-from core.render.projection import quaternion_matrix
-
-
-def drawn_covariance(raw_quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """What the 3DGS rasteriser draws: ``M = R(q) diag(s)`` with the unnormalised formula, ``M M^T``."""
-    matrix = quaternion_matrix(raw_quats.double()) * scales.double()[:, None, :]
-    return matrix @ matrix.transpose(1, 2)
+from core.render.projection import drawn_covariance
 
 
 def gsplat_covariance(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -29,7 +23,7 @@ def test_gsplat_draws_the_converted_gaussians_with_the_releases_covariance(lengt
     raw = torch.nn.functional.normalize(torch.randn(2000, 4, generator=generator), dim=1) * length
     scales = torch.rand(2000, 3, generator=generator) * 0.05 + 1e-3
     quats, converted = drawn_rotations(raw, scales)
-    expected = drawn_covariance(raw, scales)
+    expected = drawn_covariance(raw.double(), scales.double())
     assert torch.allclose(quats.norm(dim=1), torch.ones(2000), atol=1e-6)
     assert (gsplat_covariance(quats, converted) - expected).abs().max() < 1e-6 * expected.abs().max()
     if length == 1.0:  # unit quaternions: the release draws what gsplat draws from them directly

@@ -274,7 +274,8 @@ class Avatar:
         if self.refiner is None or not use_refiner:
             return features[..., :3]
         image = features.permute(2, 0, 1)[None]
-        if next(self.refiner.parameters()).device != image.device:
+        weight = next(self.refiner.parameters(), None)
+        if weight is not None and weight.device != image.device:
             self.refiner.to(image.device)  # once: gsplat's features stay on the GPU
         size = getattr(self.refiner, "image_size", None)  # a refiner of one image size
         resized = size is not None and tuple(image.shape[2:]) != (size, size)

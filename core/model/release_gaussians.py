@@ -18,7 +18,7 @@ from scipy.spatial.transform import Rotation
 from torch import Tensor
 
 from core.model.gaussian_generators import ATTRIBUTES, GaussianAttributes, ShoulderCells
-from core.render.projection import quaternion_matrix
+from core.render.projection import drawn_covariance
 
 MIN_OPACITY = 1e-4
 #: Smallest standard deviation a drawn covariance gives (world units): a raw quaternion can
@@ -107,8 +107,7 @@ def drawn_rotations(raw_quats: Tensor, scales: Tensor) -> tuple[Tensor, Tensor]:
     Returns:
         unit quaternions [N, 4] (w, x, y, z) and scales [N, 3], float32.
     """
-    matrix = quaternion_matrix(raw_quats.double()) * scales.double()[:, None, :]
-    variances, axes = torch.linalg.eigh(matrix @ matrix.transpose(1, 2))
+    variances, axes = torch.linalg.eigh(drawn_covariance(raw_quats.double(), scales.double()))
     axes = axes.numpy()
     axes[:, :, 2] *= np.sign(np.linalg.det(axes))[:, None]  # a rotation, not a reflection
     x, y, z, w = Rotation.from_matrix(axes).as_quat().T  # scipy: scalar last

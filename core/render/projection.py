@@ -42,15 +42,10 @@ class Projection:
     visible: torch.Tensor
 
 
-def quaternion_to_rotation(quats: torch.Tensor) -> torch.Tensor:
-    """[..., 4] quaternions (w, x, y, z), normalised here -> [..., 3, 3] rotation matrices."""
-    return quaternion_matrix(torch.nn.functional.normalize(quats, dim=-1))
-
-
 def quaternion_matrix(quats: torch.Tensor) -> torch.Tensor:
     """[..., 4] quaternions (w, x, y, z) -> [..., 3, 3] by the rotation formula, without
     normalising: a rotation only for unit quaternions (3DGS rasterisers that skip the
-    normalisation draw with this matrix)."""
+    normalisation draw with this matrix; :func:`covariance_3d` normalises first)."""
     w, x, y, z = quats.unbind(-1)
     rows = (
         (1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)),
@@ -62,8 +57,7 @@ def quaternion_matrix(quats: torch.Tensor) -> torch.Tensor:
 
 def covariance_3d(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """[N, 4] quaternions and [N, 3] scales -> [N, 3, 3] covariances ``R S S R^T``."""
-    rs = quaternion_to_rotation(quats) * scales[..., None, :]
-    return rs @ rs.transpose(-1, -2)
+    return drawn_covariance(torch.nn.functional.normalize(quats, dim=-1), scales)
 
 
 def drawn_covariance(raw_quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
