@@ -11,7 +11,8 @@ from PIL import Image
 
 from core.config import load_config
 from core.errors import InputImageError, NoFaceError
-from core.tracking.photo import prepare_portrait, read_image
+from core.tracking.face_mesh import FaceDetector, FaceMesh
+from core.tracking.photo import portrait_from_image, prepare_portrait, read_image
 
 TRACKING = load_config("paper").tracking
 EXIF_ORIENTATION = 0x0112
@@ -153,3 +154,18 @@ def test_huge_photo_gives_the_same_face_and_crop_as_the_original(samples_dir, tm
     assert np.median(error) < 0.02 * face_size
     difference = np.abs(large.crop.image.astype(float) - small.crop.image.astype(float))
     assert difference.mean() < 8.0
+
+
+def test_a_small_face_in_a_full_body_frame_is_found_around_the_detectors_box(samples_dir):
+    """The mesh's own short-range detector misses a 90-pixel face in a 720x1080 full-body shot;
+    the full-range detector's box, enlarged and cropped, gives the mesh a face it can read."""
+    capture = cv2.VideoCapture(str(samples_dir / "videos" / "full_body_small_face.mp4"))
+    frame = cv2.cvtColor(capture.read()[1], cv2.COLOR_BGR2RGB)
+    capture.release()
+    with FaceMesh(TRACKING, static=True) as mesh, FaceDetector(TRACKING.min_detection_confidence) as detector:
+        assert mesh.detect_all(frame) == []  # what the face search relied on before
+        (box,) = detector.boxes(frame)
+    portrait = portrait_from_image(frame, "full_body", TRACKING)
+    low, high = portrait.landmarks[:, :2].min(axis=0), portrait.landmarks[:, :2].max(axis=0)
+    assert np.all(low >= box[:2] - 0.25 * (box[2:] - box[:2])) and np.all(high <= box[2:] + 0.25 * (box[2:] - box[:2]))
+    assert portrait.crop.box.side < frame.shape[0] / 3  # framed around the small face
