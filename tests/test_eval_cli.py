@@ -16,6 +16,7 @@ import pytest
 from core.cli import main
 from core.cli.eval import METRICS
 from core.evaluation.reenactment import SHEET_CELL, SHEET_ROWS_PER_SEQUENCE, EvenSample
+from core.evaluation.views import VIEW_COLUMNS
 from core.media import SHEET_GAP, AtomicMp4Writer, contact_sheet
 from lpips_stand_in import write_stand_in_lpips
 
@@ -28,16 +29,16 @@ def evaluation(samples_dir, tmp_path_factory) -> dict:
     """One eval run on the first frames of a sample clip: its process result, JSON and sheet."""
     folder = tmp_path_factory.mktemp("eval")
     lpips = write_stand_in_lpips(folder / "lpips.safetensors")
-    report, sheet = folder / "scores.json", folder / "sheet.png"
+    report, sheet, views = folder / "scores.json", folder / "sheet.png", folder / "views.png"
     started = time.perf_counter()
     result = subprocess.run(
         [str(OMG_AVATAR), "eval", str(samples_dir / "videos" / "talking_d0.mp4"), "--max-frames", str(FRAMES),
-         "--json", str(report), "--contact-sheet", str(sheet), "--lpips", str(lpips)],
+         "--json", str(report), "--contact-sheet", str(sheet), "--lpips", str(lpips), "--views-sheet", str(views)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     run_s = time.perf_counter() - started
     assert result.returncode == 0, result.stderr
-    return {"result": result, "report": json.loads(report.read_text()), "sheet": sheet, "run_s": run_s}
+    return {"result": result, "report": json.loads(report.read_text()), "sheet": sheet, "views": views, "run_s": run_s}
 
 
 def test_eval_json_has_the_contract_keys_with_plausible_scores(evaluation):
@@ -64,6 +65,21 @@ def test_eval_prints_progress_and_the_table(evaluation):
     table = result.stdout.splitlines()
     assert table[1].split() == ["video", *(key.upper() for key in METRICS)]
     assert table[-2].split()[0] == "mean" and table[-1].startswith("AED unavailable: needs a FLAME model")
+
+
+def test_eval_views_sheet_shows_every_lod_from_five_yaws_beside_the_source(evaluation):
+    sheet = cv2.imread(str(evaluation["views"]))
+    rows, columns = 3, len(VIEW_COLUMNS)  # a training-free avatar has Sub#0..2
+    assert sheet.shape[1] == columns * SHEET_CELL + (columns - 1) * SHEET_GAP
+    label_band = sheet.shape[0] - rows * (SHEET_CELL + SHEET_GAP)
+    assert 0 < label_band < SHEET_CELL
+    for row in range(rows):
+        top = label_band + SHEET_GAP + row * (SHEET_CELL + SHEET_GAP)
+        cells = [sheet[top : top + SHEET_CELL, k * (SHEET_CELL + SHEET_GAP) :][:, :SHEET_CELL].astype(float)
+                 for k in range(columns)]  # fmt: skip
+        left, front, right = cells[1], cells[3], cells[5]  # yaw -45, 0, +45
+        assert all((cell.max(axis=2) > 30).mean() > 0.1 for cell in cells[1:])  # the avatar is in every view
+        assert np.abs(left - front).mean() > 5 and np.abs(right - front).mean() > 5 and np.abs(left - right).mean() > 5
 
 
 def test_eval_contact_sheet_has_rows_of_source_target_and_render(evaluation):

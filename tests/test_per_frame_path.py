@@ -74,7 +74,7 @@ def test_eval_renders_what_drive_renders(avatar_file, video, drive_frames, monke
     settings = reenactment.Settings(CONFIG, "training-free", NetworkFiles(), True, LOD, "cpu", max_frames=FRAMES)
     with PortraitSegmenter() as segmenter, FrameScorer(CONFIG.tracking, None) as scorer:
         sequence = VideoSequence(video, CONFIG, segmenter)
-        scores, _ = reenactment.reenact(sequence, sequence, settings, scorer, lambda message: None)
+        scores, _, _ = reenactment.reenact(sequence, sequence, settings, scorer, lambda message: None)
     assert len(scores.frames) == FRAMES - 1
     driven = [image for _, image in renders]
     assert len(driven) == FRAMES - 1

@@ -36,6 +36,7 @@ from core.evaluation.metrics import load_lpips
 from core.evaluation.reenactment import SHEET_CELL, Settings, aed_flame_layer, reenact
 from core.evaluation.scoring import FRAME_METRICS, FrameScorer, mean_present
 from core.evaluation.sequences import DriverFolderSequence, Sequence, VideoSequence, dataset_sequences
+from core.evaluation.views import VIEW_COLUMNS
 from core.fileio import check_output_path, write_json_atomic
 from core.media import contact_sheet, write_png_atomic
 from core.paths import LPIPS_FILE, resolve_model_file
@@ -70,6 +71,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="FILE", help="write the scores to FILE as JSON")
     parser.add_argument("--contact-sheet", metavar="FILE.png",
                         help="write rows of source, target and render for a few frames of each sequence")
+    parser.add_argument("--views-sheet", metavar="FILE.png",
+                        help="write, for each source, its photo and its avatar at every LOD (rows) seen at yaw "
+                        "-45, -20, 0, 20 and 45 degrees (columns)")  # fmt: skip
     parser.add_argument("--lpips", metavar="FILE",
                         help="LPIPS weights (.safetensors; default: models/lpips/lpips_alex.safetensors when present)")
     parser.add_argument("--renderer", choices=BACKENDS, default="auto", help="rendering backend (default %(default)s)")
@@ -83,7 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for output in (args.json, args.contact_sheet):
+    for output in (args.json, args.contact_sheet, args.views_sheet):
         if output:
             check_output_path(output, tuple(args.inputs))
     config = load_config(args.config)
@@ -91,18 +95,19 @@ def run(args: argparse.Namespace) -> int:
     lpips = load_lpips(args.lpips)
     aed_flame, aed_missing = aed_flame_layer(config, files)
     settings = Settings(config, args.method, files, not args.no_refiner, args.lod, resolve_backend(args.renderer),
-                        args.max_frames, aed_flame)  # fmt: skip
+                        args.max_frames, aed_flame, views=args.views_sheet is not None)  # fmt: skip
     unavailable = _unavailable(args.cross_identity, lpips is not None, aed_missing)
-    results, sheet_rows = {}, []
+    results, sheet_rows, views = {}, [], []
     with PortraitSegmenter() as segmenter, FrameScorer(config.tracking, lpips) as scorer:
         sequences = input_sequences(args.inputs, args.split, config, segmenter)
         if args.cross_identity and len(sequences) < 2:
             raise InputImageError("--cross-identity needs two or more sequences (videos or dataset clips)")
         for source, driver in _pairs(sequences, args.cross_identity):
-            scores, rows = reenact(source, driver, settings, scorer, _progress)
+            scores, rows, source_views = reenact(source, driver, settings, scorer, _progress)
             key = driver.name if source is driver else f"{source.name} driven by {driver.name}"
             results[key] = scores.summary()
             sheet_rows.extend(rows)
+            views.extend(source_views)
             _progress(f"{key}: {_scores_line(results[key])}")
     report = {
         "mode": "cross-identity" if args.cross_identity else "self-reenactment",
@@ -119,6 +124,8 @@ def run(args: argparse.Namespace) -> int:
     if args.contact_sheet:
         columns = ("source", "driver" if args.cross_identity else "target", "render")
         write_png_atomic(args.contact_sheet, contact_sheet(sheet_rows, columns, SHEET_CELL))
+    if args.views_sheet:
+        write_png_atomic(args.views_sheet, contact_sheet(views, VIEW_COLUMNS, SHEET_CELL))
     return 0
 
 

@@ -50,6 +50,7 @@ from core.evaluation.scoring import (
     relative_pose_distance_deg,
 )
 from core.evaluation.sequences import DriverFolderSequence, Sequence
+from core.evaluation.views import view_rows
 from core.flame import FlameLayer, find_flame_file, load_flame_layer
 from core.geometry.camera import Camera
 from core.media import captioned, rgb8
@@ -77,6 +78,7 @@ class Settings:
         lod: level of detail; backend: rendering backend.
         max_frames: use at most this many frames of each driving sequence (its first included).
         aed_flame: the FLAME layer (with its landmark embedding) that AED fits; None: no AED.
+        views: also render the views sheet's rows of each source avatar (:mod:`core.evaluation.views`).
     """
 
     config: Config
@@ -87,6 +89,7 @@ class Settings:
     backend: str
     max_frames: int | None = None
     aed_flame: FlameLayer | None = None
+    views: bool = False
 
 
 @dataclass
@@ -159,13 +162,14 @@ def aed_flame_layer(config: Config, files: NetworkFiles) -> tuple[FlameLayer | N
 
 def reenact(
     source: Sequence, driver: Sequence, settings: Settings, scorer: FrameScorer, progress: Callable[[str], None]
-) -> tuple[ReenactmentScores, list[list[np.ndarray]]]:
+) -> tuple[ReenactmentScores, list[list[np.ndarray]], list[list[np.ndarray]]]:
     """Reenact ``source``'s first frame with ``driver`` (the same sequence: self-reenactment;
     another: cross-identity; see the module docstring). Opens and closes both.
 
     Returns:
-        the scores, and :data:`SHEET_ROWS_PER_SEQUENCE` contact-sheet rows of
-        [SHEET_CELL, SHEET_CELL, 3] uint8 images (source, driving frame, render).
+        the scores; :data:`SHEET_ROWS_PER_SEQUENCE` contact-sheet rows of
+        [SHEET_CELL, SHEET_CELL, 3] uint8 images (source, driving frame, render); and with
+        ``settings.views``, the views sheet's rows of the source's avatar (else none).
     """
     if source is driver:
         with driver:
@@ -203,7 +207,7 @@ def _reenact(
     scorer: FrameScorer,
     cross_identity: bool,
     progress: Callable[[str], None],
-) -> tuple[ReenactmentScores, list[list[np.ndarray]]]:
+) -> tuple[ReenactmentScores, list[list[np.ndarray]], list[list[np.ndarray]]]:
     """:func:`reenact` with the source's portrait and the opened driver."""
     config = settings.config
     scores = ReenactmentScores(source_name, driver.name)
@@ -216,6 +220,7 @@ def _reenact(
     size = portrait.crop.image.shape[0]  # renders are scored against crops of this size
     view = View(avatar.camera().resized(size, size), settings.lod, background=driver.background,
                 use_refiner=settings.use_refiner)  # fmt: skip
+    views = view_rows(avatar, portrait.crop.image, source_name, driver.background, settings.backend) if settings.views else []
 
     def render(state: DrivingState | None, camera: Camera | None = None) -> np.ndarray:
         shown = view if camera is None else dataclasses.replace(view, camera=camera)
@@ -257,7 +262,7 @@ def _reenact(
         rendered_landmarks, driving_landmarks = zip(*landmarks)
         distances = expression_distances(list(rendered_landmarks), list(driving_landmarks), settings.aed_flame, config, size)
         scores.frames = [dataclasses.replace(f, aed=d) for f, d in zip(scores.frames, distances)]
-    return scores, sample.picked()
+    return scores, sample.picked(), views
 
 
 def _tracked_steps(driver: Sequence, avatar: Avatar, config: Config, max_frames: int | None) -> Iterator[_Step]:
