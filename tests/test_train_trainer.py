@@ -20,7 +20,8 @@ from core.model.release_loading import load_release_network
 from core.model.release_network import ReleaseConfig
 from core.model.encoder import dinov2_vit
 from core.model.release_network import release_config
-from core.train.network import FROZEN_PREFIXES, load_dinov2
+from core.model.release_loading import load_dinov2
+from core.train.network import FROZEN_PREFIXES
 from core.train.run_log import TENSORBOARD_DIR, read_log
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
 from core.train.state import FILE, TrainingStateError, load_state, save_state

@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from timm.layers import resample_abs_pos_embed
+from timm.models.vision_transformer import VisionTransformer
 
+from core.errors import CheckpointError, ModelFileError
 from core.flame.bundle import NECK_MASKS, load_flame_masks, load_template_faces
 from core.flame.files import load_flame_model
 from core.flame.release_state import ReleaseFlameModel
-from core.errors import CheckpointError
 from core.model.network_checkpoint import read_network_checkpoint
 from core.model.release_checkpoint import (
     DINO_PREFIX,
@@ -28,6 +30,7 @@ from core.model.release_checkpoint import (
 from core.model.release_network import ReleaseConfig, ReleaseNetwork
 from core.model.state_files import mismatch_report, read_state_dict
 
+POSITION_EMBEDDING = "pos_embed"
 BUNDLE_FILES = {"flame": "FLAME_with_eye.pt", "topology": "head_template_mesh.obj", "masks": "FLAME_masks.pkl"}
 
 
@@ -68,15 +71,30 @@ def load_release_network(checkpoint: str | Path, bundle: str | Path, dinov2: str
     with torch.no_grad():
         network.load_state_dict(learned, strict=False)  # classify_keys checked every key and shape
     if dinov2_file is not None:
-        _load_dinov2(network, dinov2_file)
+        load_dinov2(network.base_dino_model.dino_model, dinov2_file)
     return network.eval()
 
 
-def _load_dinov2(network: ReleaseNetwork, path: Path) -> None:
-    """Meta's DINOv2 state dict into the encoder's ViT, whose keys are Meta's (strict)."""
-    vit = network.base_dino_model.dino_model
+def load_dinov2(vit: VisionTransformer, path: Path) -> None:
+    """Meta's DINOv2 state dict into ``vit`` (the encoder's ViT, whose keys are Meta's), its
+    position embedding resampled to ``vit``'s patch grid when the file's is another size (Meta's
+    is 518 px); one-line CheckpointError when the file does not fit, ModelFileError when it is
+    not there."""
+    path = path.expanduser()
+    if not path.is_file():
+        raise ModelFileError(
+            f"DINOv2 weights not found at {path}: Meta's dinov2_vitb14_pretrain.pth (for the config's "
+            "backbone size); give it with --dinov2 or put it there"
+        )
     state = read_state_dict(path)
+    wanted = vit.state_dict()[POSITION_EMBEDDING]
+    given = state.get(POSITION_EMBEDDING)
+    if given is not None and given.ndim == 3 and given.shape[-1] == wanted.shape[-1] and given.shape != wanted.shape:
+        grid = round((wanted.shape[1] - 1) ** 0.5)
+        state[POSITION_EMBEDDING] = resample_abs_pos_embed(given, [grid, grid], num_prefix_tokens=1)
     problems = [line.strip() for line in mismatch_report(vit.state_dict(), state)]
     if problems:
-        raise CheckpointError(f"{path.name}: does not fit {DINO_PREFIX}* (DINOv2 ViT-B/14): {' '.join(problems[:2])}")
+        raise CheckpointError(
+            f"{path.name}: does not fit the config's DINOv2 ViT ({DINO_PREFIX}*): {' '.join(problems[:2])}"
+        )
     vit.load_state_dict(state)

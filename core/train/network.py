@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from timm.layers import resample_abs_pos_embed
-from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor
 
 from core.config import Config
@@ -30,16 +28,14 @@ from core.flame.files import RELEASE_FLAME_FILE
 from core.model.gaussian_generators import COLOR_CHANNELS
 from core.model.release_checkpoint import DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES
 from core.model.release_gaussians import ReleaseGaussians
-from core.model.release_loading import BUNDLE_FILES, build_release_network
+from core.model.release_loading import BUNDLE_FILES, build_release_network, load_dinov2
 from core.model.release_network import ReleaseNetwork, release_config
-from core.model.state_files import mismatch_report, read_state_dict
 from core.paths import DINOV2_FILE, resolve_model_file
 from core.render import Gaussians
 from core.render.projection import drawn_covariance
 
 #: State-dict prefixes of the frozen parts and of what the topology gives.
 FROZEN_PREFIXES = (DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES)
-POSITION_EMBEDDING = "pos_embed"
 
 
 @dataclass(frozen=True)
@@ -79,27 +75,6 @@ def build_network(config: Config, files: ModelFiles) -> ReleaseNetwork:
     if not files.random_dinov2:
         load_dinov2(network.base_dino_model.dino_model, Path(files.dinov2 or resolve_model_file(DINOV2_FILE)))
     return network
-
-
-def load_dinov2(vit: VisionTransformer, path: Path) -> None:
-    """Meta's DINOv2 state dict (the encoder's ViT has its keys) into ``vit``, its position
-    embedding resampled to ``vit``'s patch grid; one-line ModelFileError when it does not fit."""
-    path = path.expanduser()
-    if not path.is_file():
-        raise ModelFileError(
-            f"DINOv2 weights not found at {path}: Meta's dinov2_vitb14_pretrain.pth (for the config's "
-            "backbone size); give it with --dinov2 or put it there"
-        )
-    state = read_state_dict(path)
-    wanted = vit.state_dict()[POSITION_EMBEDDING]
-    given = state.get(POSITION_EMBEDDING)
-    if given is not None and given.ndim == 3 and given.shape[-1] == wanted.shape[-1] and given.shape != wanted.shape:
-        grid = round((wanted.shape[1] - 1) ** 0.5)
-        state[POSITION_EMBEDDING] = resample_abs_pos_embed(given, [grid, grid], num_prefix_tokens=1)
-    problems = [line.strip() for line in mismatch_report(vit.state_dict(), state)]
-    if problems:
-        raise ModelFileError(f"{path.name}: does not fit the config's DINOv2 ViT: {' '.join(problems[:2])}")
-    vit.load_state_dict(state)
 
 
 def learned_state(network: ReleaseNetwork) -> dict[str, Tensor]:
