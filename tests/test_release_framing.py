@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.avatar.flame_rig import fitting_layer
-from core.avatar.network_method import _fitting_config
+from core.avatar.flame_rig import fitting_layer, release_fitting_config
 from core.config import load_config
 from core.geometry.camera import Camera
 from core.tracking.crop import CropBox
@@ -44,7 +43,7 @@ def test_a_depth_far_from_the_releases_keeps_a_framing_close_to_ours(depth, zoom
 @pytest.mark.samples
 def test_a_fitted_photo_is_reframed_to_the_releases_head_distance(samples_dir, tmp_path):
     flame = write_release_flame_bundle(tmp_path, frontal_face_landmarks(samples_dir, CONFIG))
-    layer, config = fitting_layer(flame, CONFIG), _fitting_config(CONFIG)
+    layer, config = fitting_layer(flame, CONFIG), release_fitting_config(CONFIG)
     portrait = prepare_portrait(samples_dir / "photos" / "einstein.jpg", CONFIG.tracking)
     _, before = fit_photo(layer, config, portrait.crop.landmarks, SIZE)
     framed = release_framed(portrait, before)

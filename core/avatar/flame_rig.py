@@ -30,6 +30,7 @@ from core.errors import ModelFileError
 from core.flame import FlameLayer, FlameParams, load_flame_layer
 from core.flame.files import RELEASE_FLAME_FILE
 from core.flame.release import RELEASE_EXPRESSION, RELEASE_SCALE, RELEASE_SHAPE, ReleaseFlame, load_release_flame
+from core.geometry.release_camera import RELEASE_FOCAL
 from core.paths import resolve_model_file
 
 
@@ -99,13 +100,21 @@ def rig_flame_file(given: str | Path | None) -> Path | None:
     return default if default.is_file() else None
 
 
+def release_fitting_config(config: Config) -> Config:
+    """``config`` with the release's camera focal, FLAME shape and expression counts and scale:
+    how network avatars' photos and drivers are fitted."""
+    return dataclasses.replace(
+        config,
+        camera=dataclasses.replace(config.camera, focal_normalized=RELEASE_FOCAL),
+        flame=dataclasses.replace(config.flame, n_shape=RELEASE_SHAPE, n_expression=RELEASE_EXPRESSION,
+                                  scale=RELEASE_SCALE),
+    )  # fmt: skip
+
+
 def fitting_layer(flame_file: Path, config: Config) -> FlameLayer:
-    """The FLAME model that fits photos and drivers for a network avatar: the release's shape
-    and expression counts and scale, with the landmark embedding
-    :func:`core.flame.load_flame_layer` picks."""
-    flame = dataclasses.replace(config.flame, n_shape=RELEASE_SHAPE, n_expression=RELEASE_EXPRESSION,
-                                scale=RELEASE_SCALE)  # fmt: skip
-    return load_flame_layer(flame_file, flame)
+    """The FLAME model that fits photos and drivers for a network avatar
+    (:func:`release_fitting_config`), with the landmark embedding :func:`core.flame.load_flame_layer` picks."""
+    return load_flame_layer(flame_file, release_fitting_config(config).flame)
 
 
 @dataclass(frozen=True, eq=False)

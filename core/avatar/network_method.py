@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from core.avatar.avatar import Avatar, HeadLod, HeadRig
-from core.avatar.flame_rig import AttachedFlame, FlamePose, FlameRig, fitting_layer
+from core.avatar.flame_rig import AttachedFlame, FlamePose, FlameRig, fitting_layer, release_fitting_config
 from core.avatar.training_free.lifting import lift_landmarks
 from core.avatar.training_free.method import Report
 from core.config import Config
@@ -43,7 +43,7 @@ from core.flame import FlameParams
 from core.flame.files import FLAME_SITE, RELEASE_FLAME_FILE
 from core.flame.release import RELEASE_EXPRESSION, RELEASE_SCALE, RELEASE_SHAPE
 from core.geometry.camera import Camera
-from core.geometry.release_camera import RELEASE_FOCAL, release_from_camera
+from core.geometry.release_camera import release_from_camera
 from core.model.release_checkpoint import RELEASE_CHECKPOINT_FILE
 from core.model.release_gaussians import ReleaseGaussians, drawn_rotations
 from core.model.release_geometry import FlamePose as ReleasePose
@@ -121,7 +121,7 @@ def reconstruct_network(
 
     report(0.2, "fitting FLAME to the photo")
     crop_size = portrait.crop.image.shape[0]
-    fitting_config = _fitting_config(config)
+    fitting_config = release_fitting_config(config)
     _, crop_camera = fit_photo(fitting, fitting_config, portrait.crop.landmarks, crop_size)
     portrait = release_framed(portrait, crop_camera)
     fit, crop_camera = fit_photo(fitting, fitting_config, portrait.crop.landmarks, crop_size)
@@ -151,16 +151,6 @@ def reconstruct_network(
                                             "sizes": dataclasses.asdict(network.config)}}  # fmt: skip
     return Avatar(rig, tuple(_head_lod(level) for level in levels), _shoulders(top.gaussians, shoulders), camera,
                   NAME, provenance, 0, "midpoint", refiner=network.upsampler, flame=flame_rig)  # fmt: skip
-
-
-def _fitting_config(config: Config) -> Config:
-    """``config`` with the release's camera focal and FLAME scale."""
-    return dataclasses.replace(
-        config,
-        camera=dataclasses.replace(config.camera, focal_normalized=RELEASE_FOCAL),
-        flame=dataclasses.replace(config.flame, n_shape=RELEASE_SHAPE, n_expression=RELEASE_EXPRESSION,
-                                  scale=RELEASE_SCALE),
-    )  # fmt: skip
 
 
 def _source_image(portrait: Portrait, size: int) -> torch.Tensor:
