@@ -55,9 +55,11 @@ class View:
 def render_view(avatar: Avatar, view: View, state: DrivingState | None, backend: str) -> np.ndarray:
     """[H, W, 3] float32 RGB image (0..1) of ``avatar`` posed by ``state`` (None: neutral)
     as ``view`` shows it, rendered by ``backend``."""
-    camera = view.camera
-    if view.follow_head and state is not None:
-        camera = camera_following_head(camera, state, avatar.rig.pivot)
+    if view.mode == "final" and view.use_refiner and avatar.refiner is not None:
+        features = splatted_features(avatar, view, state, backend)
+        with torch.inference_mode():
+            return _rgb(avatar.rgb(features).cpu().numpy())
+    camera = view_camera(avatar, view, state)
     background = np.asarray(view.background, np.float32)
     with torch.inference_mode():
         gaussians = avatar.gaussians(view.lod, state)
@@ -65,9 +67,6 @@ def render_view(avatar: Avatar, view: View, state: DrivingState | None, backend:
             return _points_image(gaussians, camera, background)
         if view.mode == "visibility":
             gaussians = _visibility_coloured(avatar, view.lod, gaussians)
-        if view.mode == "final" and view.use_refiner and avatar.refiner is not None:
-            output = render(gaussians, camera, backend, background=avatar.feature_background(tuple(background)))
-            return _rgb(avatar.rgb(output.features).cpu().numpy())
         output = render(coarse_rgb(gaussians), camera, backend, background=background)
     alpha = output.alpha.cpu().numpy()  # one copy per frame from a CUDA renderer, none on the CPU
     if view.mode == "alpha":
@@ -75,6 +74,23 @@ def render_view(avatar: Avatar, view: View, state: DrivingState | None, backend:
     if view.mode == "depth":
         return _rgb(_depth_image(output.depth.cpu().numpy(), alpha, background))
     return _rgb(output.features.cpu().numpy())
+
+
+def splatted_features(avatar: Avatar, view: View, state: DrivingState | None, backend: str) -> torch.Tensor:
+    """[H, W, C] every splatted channel of ``avatar`` as ``view`` sees it: what its refiner takes
+    (the final image of an avatar with a refiner)."""
+    with torch.inference_mode():
+        gaussians = avatar.gaussians(view.lod, state)
+        background = avatar.feature_background(tuple(view.background))
+        return render(gaussians, view_camera(avatar, view, state), backend, background=background).features
+
+
+def view_camera(avatar: Avatar, view: View, state: DrivingState | None) -> Camera:
+    """The camera ``view`` renders ``avatar`` through in ``state``: its own, or carried along by
+    the driven head when it follows the head."""
+    if view.follow_head and state is not None:
+        return camera_following_head(view.camera, state, avatar.rig.pivot)
+    return view.camera
 
 
 def camera_following_head(camera: Camera, state: DrivingState, pivot: np.ndarray) -> Camera:

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 
 from core.avatar import Avatar, DrivingState
-from core.avatar.view import View, camera_following_head, render_view
+from core.avatar.view import View, render_view, splatted_features
 from core.errors import OmgError
-from core.render import render
 from core.session.refining import RefinedFrame, RefineJob, RefinerThread, rgb_image
 
 log = logging.getLogger(__name__)
@@ -64,17 +63,6 @@ def refines_async(request: RenderRequest, view: View) -> bool:
     """Whether ``view``'s final image goes through the refiner worker (see the module docstring)."""
     refined = view.mode == "final" and view.use_refiner and request.avatar.refiner is not None
     return refined and request.backend != INLINE_REFINING_BACKEND
-
-
-def splatted_features(avatar: Avatar, view: View, state: DrivingState | None, backend: str) -> torch.Tensor:
-    """[H, W, C] every splatted channel of ``avatar`` as ``view`` sees it: what its refiner
-    takes (as :func:`~core.avatar.view.render_view` splats it for the final image)."""
-    camera = view.camera
-    if view.follow_head and state is not None:
-        camera = camera_following_head(camera, state, avatar.rig.pivot)
-    with torch.inference_mode():
-        gaussians = avatar.gaussians(view.lod, state)
-        return render(gaussians, camera, backend, background=avatar.feature_background(tuple(view.background))).features
 
 
 class RenderThread:
