@@ -21,7 +21,7 @@ from core.model.release_network import ReleaseConfig
 from core.model.encoder import dinov2_vit
 from core.model.release_network import release_config
 from core.model.release_loading import load_dinov2
-from core.train.network import FROZEN_PREFIXES
+from core.model.network_checkpoint import FROM_FILES
 from core.train.run_log import TENSORBOARD_DIR, read_log
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
 from core.train.state import FILE, TrainingStateError, load_state, save_state
@@ -160,7 +160,7 @@ def test_the_checkpoint_holds_model_optimiser_scheduler_step_rng_and_data_positi
     assert {"head_base", "gs_head_generators.1.color_layers.0.weight", "upsampler.final_linear.weight"} <= set(
         state["model"]
     )
-    assert not [key for key in state["model"] if key.startswith(FROZEN_PREFIXES)]  # DINOv2 and FLAME are files
+    assert not [key for key in state["model"] if key.startswith(FROM_FILES)]  # DINOv2 and FLAME are files
     validation = [record for record in read_log(tmp_path) if record["kind"] == "validation"]
     assert [record["step"] for record in validation] == [0, 3]
     assert {"psnr", "psnr_lod0", "ssim_lod0"} <= set(validation[-1]) and "psnr_lod1" not in validation[-1]

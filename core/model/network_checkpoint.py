@@ -20,6 +20,7 @@ from pathlib import Path
 import safetensors
 import safetensors.torch
 import torch
+from torch import Tensor
 
 from core.errors import CheckpointError, first_line
 from core.fileio import write_bytes_atomic
@@ -47,7 +48,16 @@ SIZE_BOUNDS = {
     "vit_heads": (1, 32),
     "refiner_size": (8, 1024),
 }
-_NOT_STORED = (DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES)
+#: State-dict prefixes whose values come from the user's files, not from training: Meta's
+#: DINOv2, FLAME, and the topology's subdivided faces.
+FROM_FILES = (DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES)
+
+
+def learned_state(network: ReleaseNetwork) -> dict[str, Tensor]:
+    """``network``'s state-dict entries training changes (all but :data:`FROM_FILES`), on the CPU:
+    what our checkpoint stores."""
+    return {key: value.detach().cpu() for key, value in network.state_dict().items()
+            if not key.startswith(FROM_FILES)}  # fmt: skip
 
 
 def save_network_checkpoint(network: ReleaseNetwork, path: str | Path) -> Path:
@@ -57,9 +67,7 @@ def save_network_checkpoint(network: ReleaseNetwork, path: str | Path) -> Path:
     if not path.name.endswith(SUFFIX):
         path = path.with_name(path.name + SUFFIX)
     tensors = {  # contiguous copies: safetensors refuses tensors that share memory
-        key: torch.clone(value.detach().cpu(), memory_format=torch.contiguous_format)
-        for key, value in network.state_dict().items()
-        if not key.startswith(_NOT_STORED)
+        key: torch.clone(value, memory_format=torch.contiguous_format) for key, value in learned_state(network).items()
     }
     metadata = {"format": FORMAT, "version": VERSION, "sizes": json.dumps(dataclasses.asdict(network.config))}
     write_bytes_atomic(path, safetensors.torch.save(tensors, metadata))

@@ -127,7 +127,7 @@ class KeyReport:
             first = self.mismatched[0]
             parts.append(f"{len(self.mismatched)} mis-shaped (first {first['key']}: file {first['file']}, "
                          f"expected {first['expected']})")  # fmt: skip
-        flame = [item["key"] for item in self.mismatched if _is_flame_buffer(item["key"])]
+        flame = [item["key"] for item in self.mismatched if is_flame_buffer(item["key"])]
         note = f"; its FLAME buffers ({flame[0]}) say it was made for another FLAME model" if flame else ""
         return f"{source}: does not fit the release network: {', '.join(parts)}{note}"
 
@@ -216,7 +216,7 @@ def classify_keys(model: Mapping[str, Tensor], expected: Mapping[str, Tensor | t
     has_dinov2 = any(key.startswith(DINO_PREFIX) for key in given)
     wanted = {
         key: shape for key, shape in expected.items()
-        if (has_dinov2 or not key.startswith(DINO_PREFIX)) and (not _is_flame_buffer(key) or key in given)
+        if (has_dinov2 or not key.startswith(DINO_PREFIX)) and (not is_flame_buffer(key) or key in given)
     }  # fmt: skip
     return KeyReport(key_differences(wanted, given), ignored, has_dinov2)
 
@@ -245,7 +245,9 @@ def module_counts(model: Mapping[str, Tensor]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def _is_flame_buffer(key: str) -> bool:
+def is_flame_buffer(key: str) -> bool:
+    """Whether ``key`` is one of FLAME's buffers (``flame_model.*``, the subdivided faces): the
+    FLAME file gives them."""
     return key.startswith(FLAME_PREFIX) or key == SUBDIVIDED_FACES
 
 

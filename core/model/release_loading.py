@@ -25,6 +25,7 @@ from core.model.network_checkpoint import read_network_checkpoint
 from core.model.release_checkpoint import (
     DINO_PREFIX,
     classify_keys,
+    is_flame_buffer,
     require_dinov2_file,
 )
 from core.model.release_network import ReleaseConfig, ReleaseNetwork
@@ -67,7 +68,7 @@ def load_release_network(checkpoint: str | Path, bundle: str | Path, dinov2: str
         raise CheckpointError(problem)
     dinov2_file = require_dinov2_file(report, dinov2)
     learned = {key: value for key, value in release.model.items() if key not in report.ignored
-               and not key.startswith(("flame_model.", "subdivider."))}  # fmt: skip
+               and not is_flame_buffer(key)}  # fmt: skip
     with torch.no_grad():
         network.load_state_dict(learned, strict=False)  # classify_keys checked every key and shape
     if dinov2_file is not None:

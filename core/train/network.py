@@ -11,7 +11,7 @@ size nothing in the released network: ``model.splat_channels`` (it always splats
 Frozen: FLAME, from the release's bundle (``FLAME_with_eye.pt`` with ``head_template_mesh.obj``
 and ``FLAME_masks.pkl`` beside it), and DINOv2, from Meta's file (``dinov2_vitb14_pretrain.pth``,
 its position embedding resampled to the image size when it differs). They are not in the
-optimiser and not in the learned state (:func:`learned_state`).
+optimiser and not in the learned state (:func:`core.model.network_checkpoint.learned_state`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from core.config import Config
 from core.errors import ModelFileError
 from core.flame.files import RELEASE_FLAME_FILE
 from core.model.gaussian_generators import COLOR_CHANNELS
-from core.model.release_checkpoint import DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES
 from core.model.release_gaussians import ReleaseGaussians
 from core.model.release_loading import BUNDLE_FILES, build_release_network, load_dinov2
 from core.model.release_network import ReleaseNetwork, release_config
@@ -34,8 +33,6 @@ from core.paths import DINOV2_FILE, resolve_model_file
 from core.render import Gaussians
 from core.render.projection import drawn_covariance
 
-#: State-dict prefixes of the frozen parts and of what the topology gives.
-FROZEN_PREFIXES = (DINO_PREFIX, FLAME_PREFIX, SUBDIVIDED_FACES)
 
 
 @dataclass(frozen=True)
@@ -75,12 +72,6 @@ def build_network(config: Config, files: ModelFiles) -> ReleaseNetwork:
     if not files.random_dinov2:
         load_dinov2(network.base_dino_model.dino_model, Path(files.dinov2 or resolve_model_file(DINOV2_FILE)))
     return network
-
-
-def learned_state(network: ReleaseNetwork) -> dict[str, Tensor]:
-    """The state-dict entries training changes (all but :data:`FROZEN_PREFIXES`), on the CPU."""
-    return {key: value.detach().cpu() for key, value in network.state_dict().items()
-            if not key.startswith(FROZEN_PREFIXES)}  # fmt: skip
 
 
 def drawn_gaussians(gaussians: ReleaseGaussians, index: int) -> tuple[Gaussians, Tensor]:

@@ -1,5 +1,5 @@
 """The trainer's resumable checkpoint: one ``RUN_DIR/training_state.pt`` holding the released
-network's learned weights (:func:`core.train.network.learned_state`: its state dict without
+network's learned weights (:func:`core.model.network_checkpoint.learned_state`: its state dict without
 DINOv2 and FLAME), the optimiser and learning-rate scheduler states, the step, the data position
 (epoch and batch within it, world size), the random generators (torch, CUDA, numpy, Python),
 the config and the run's first logged values. Written atomically; read with

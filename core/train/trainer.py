@@ -52,7 +52,8 @@ from core.model.release_network import ReleaseNetwork, Source
 from core.render import render
 from core.train.distributed import Distributed
 from core.train.losses import PerceptualLoss, ReconstructionLoss, load_perceptual
-from core.train.network import ModelFiles, build_network, drawn_gaussians, ignored_sizes, learned_state
+from core.model.network_checkpoint import learned_state
+from core.train.network import ModelFiles, build_network, drawn_gaussians, ignored_sizes
 from core.train.pairs import FrameBatch, PairBatch, PairDataset, collate_pairs
 from core.train.run_log import RunLog
 from core.train.schedules import check_lod_schedule, levels_on, lod_at, make_scheduler
