@@ -28,8 +28,9 @@ import torch
 from core.config import Config
 from core.errors import ModelFileError
 from core.flame import FlameLayer, FlameParams, load_flame_layer
-from core.flame.files import RELEASE_FLAME_FILE
-from core.flame.release import RELEASE_EXPRESSION, RELEASE_SCALE, RELEASE_SHAPE, ReleaseFlame, load_release_flame
+from core.flame.files import RELEASE_FLAME_FILE, load_flame_model
+from core.flame.layer import fitting_flame_layer
+from core.flame.release import RELEASE_EXPRESSION, RELEASE_SCALE, RELEASE_SHAPE, ReleaseFlame
 from core.geometry.release_camera import RELEASE_FOCAL
 from core.paths import resolve_model_file
 
@@ -84,8 +85,10 @@ class AttachedFlame:
 
     @classmethod
     def load(cls, flame_file: Path, config: Config) -> AttachedFlame:
-        """The FLAME model of ``flame_file`` both ways (``config.flame`` picks the embedding)."""
-        return cls(load_release_flame(flame_file), fitting_layer(flame_file, config))
+        """The FLAME model of ``flame_file`` both ways (``config.flame`` picks the embedding), the
+        file read once."""
+        model = load_flame_model(flame_file)
+        return cls(ReleaseFlame(model), fitting_flame_layer(model, flame_file, release_fitting_config(config).flame))
 
 
 def rig_flame_file(given: str | Path | None) -> Path | None:

@@ -173,7 +173,13 @@ def load_flame_layer(flame_file: Path, config: FlameConfig, embedding_file: Path
     """The FLAME layer of ``flame_file`` with ``config``'s component counts and the landmarks
     it is fitted to: the MediaPipe landmark embedding ``embedding_file`` when given, else the
     embedding :func:`find_landmark_embedding` chooses."""
-    model = load_flame_model(flame_file)
+    return fitting_flame_layer(load_flame_model(flame_file), flame_file, config, embedding_file)
+
+
+def fitting_flame_layer(
+    model: FlameModelData, flame_file: Path, config: FlameConfig, embedding_file: Path | None = None
+) -> FlameLayer:
+    """:func:`load_flame_layer` for ``model``, already read from ``flame_file``."""
     n_faces = model.faces.shape[0]
     if embedding_file:
         embedding = load_landmark_embedding(embedding_file, n_faces=n_faces)
