@@ -260,10 +260,9 @@ def _driver_frames(
 ) -> Generator[Shown, None, SourceEvent]:
     """The driver's frames in order, up to ``max_frames``: states, and their own cameras
     (``size`` pixels) when ``driver_camera``."""
-    first = None if avatar.flame is not None else driver.frames[0]  # head space not FLAME's: relative motion
     for frame in driver.frames[:max_frames]:
         started = time.perf_counter()
-        state = release_state(frame, avatar, expressions, head_motion=not driver_camera, first=first)
+        state = release_state(frame, avatar, expressions, head_motion=not driver_camera, first=driver.frames[0])
         camera = release_camera(frame, size) if driver_camera else None
         stage_ms = {"decode": 0.0, "track": 0.0, "animate": _ms(time.perf_counter() - started)}
         yield Shown(state, True, stage_ms, camera)

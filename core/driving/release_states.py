@@ -49,16 +49,17 @@ def release_state(
         expressions: pose the frame's FLAME codes (the avatar has a FLAME rig and its model).
         head_motion: move the head as the frame's camera sees it from the avatar's source
             camera; False: no head motion (the frame's camera renders).
-        first: the driver's first frame, for an avatar whose head space is not FLAME's (a
-            training-free one): its head then moves as the driver's moved since that frame
-            (:func:`anchored_camera`), the first frame showing the avatar's own pose. None: the
-            driver's absolute pose (an avatar whose head space is FLAME's, as the release's).
+        first: the driver's first frame. An avatar whose head space is not FLAME's (a
+            training-free one, without a FLAME rig) then moves its head as the driver's moved
+            since that frame (:func:`anchored_camera`), the first frame showing the avatar's own
+            pose; one whose head space is FLAME's (a network one) takes the driver's absolute
+            pose, as the release does. None: the absolute pose for every avatar.
     """
     rotation, translation = np.eye(3), np.zeros(3)
     if head_motion:
         source = avatar.source_camera
         driver = release_camera(frame, source.width)
-        if first is not None:
+        if first is not None and avatar.flame is None:
             driver = anchored_camera(driver, release_camera(first, source.width), source)
         rotation, translation = rigid_head_motion(source, driver, avatar.rig.pivot)
     flame = flame_pose(frame) if expressions and avatar.flame is not None else None

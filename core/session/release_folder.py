@@ -99,8 +99,7 @@ class FolderPlayback:
         avatar = self._avatar
         if avatar is None:
             return DrivingUpdate(None, None, None, index)
-        first = None if avatar.flame is not None else self.frames[0]  # head space not FLAME's: relative motion
-        state = release_state(self.frames[index], avatar, drives_expressions(avatar), head_motion=True, first=first)
+        state = release_state(self.frames[index], avatar, drives_expressions(avatar), first=self.frames[0])
         return DrivingUpdate(state, None, None, index)
 
     def _deliver(self, update: DrivingUpdate) -> None:
