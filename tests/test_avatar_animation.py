@@ -62,10 +62,12 @@ def test_driving_changes_only_head_positions(driving):
     head = len(avatar.lods[LOD])
     moved = 0
     for frame in tracked[::10]:
-        posed = avatar.gaussians(LOD, animator.drive(frame))
+        state = animator.drive(frame)
+        posed = avatar.gaussians(LOD, state)
         for name in ("quats", "scales", "opacities", "features"):
             assert torch.equal(getattr(posed, name), getattr(neutral, name))
-        assert torch.equal(posed.means[head:], neutral.means[head:])  # shoulders are static
+        shift = torch.as_tensor(state.body_translation, dtype=torch.float32)
+        torch.testing.assert_close(posed.means[head:], neutral.means[head:] + shift)  # shoulders move rigidly
         moved += int(not torch.equal(posed.means[:head], neutral.means[:head]))
     assert moved >= len(tracked[::10]) - 1  # every frame after the reference moves the head
 
@@ -162,3 +164,31 @@ def test_a_switch_to_another_person_takes_their_face_as_the_new_neutral(driving)
     fresh = Animator(avatar, reference_frames=1)
     fresh.drive(tracked[40])
     np.testing.assert_allclose(after.landmark_offsets, fresh.drive(tracked[41]).landmark_offsets, atol=1e-9)
+
+
+@pytest.mark.samples
+def test_leaning_in_moves_the_whole_bust_and_the_neck_stays_joined(driving):
+    """The driver's face 10 % larger about the crop's centre (leaning towards the camera):
+    the shoulders come closer with the head (their image grows about as much), and the
+    neck's base moves with them instead of stretching to the head."""
+    portrait, avatar, _ = driving
+    reference = portrait.crop.landmarks.astype(np.float64)
+    centre = np.array([portrait.crop.box.size / 2.0] * 2)
+    leaning = reference.copy()
+    leaning[:, :2] = centre + 1.1 * (reference[:, :2] - centre)
+    leaning[:, 2] *= 1.1
+    animator = Animator(avatar, reference_frames=1)
+    animator.drive(_frame(reference, 0))
+    state = animator.drive(_frame(leaning, 1))
+    camera = avatar.source_camera
+
+    def shoulder_width(means: torch.Tensor) -> float:
+        uv = camera.project(means[len(avatar.lods[LOD]) :].numpy().astype(np.float64))[0]
+        return float(np.ptp(uv[:, 0]))
+
+    growth = shoulder_width(avatar.gaussians(LOD, state).means) / shoulder_width(avatar.gaussians(LOD).means)
+    assert 1.07 <= growth <= 1.13
+    base = avatar.rig.rigidity == 0.0  # the neck's lowest ring, bound to the body
+    assert base.any()
+    moved = avatar.rig.posed(state)[base] - avatar.rig.vertices[base]
+    np.testing.assert_allclose(moved, np.broadcast_to(state.body_translation, moved.shape), atol=1e-5)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from core.config import CropConfig
+from core.errors import InputImageError
 from core.tracking.crop import CropBox, crop_box_from_landmarks, crop_image, crop_portrait
 
 CONFIG = CropConfig(output_size=256, face_scale=2.0, vertical_offset=0.25)
@@ -68,9 +69,12 @@ def test_outside_the_image_is_black_and_inside_is_kept():
     assert crop[:95, 105:].min() == 200
 
 
-def test_box_outside_the_image_is_refused():
-    with pytest.raises(ValueError, match="does not overlap"):
+def test_box_outside_the_image_is_refused_with_a_one_line_input_error():
+    with pytest.raises(InputImageError, match="outside the 50x50 image") as refused:
         crop_image(np.zeros((50, 50, 3), np.uint8), CropBox(x0=60, y0=0, side=20, size=32))
+    assert "\n" not in str(refused.value)
+    assert CropBox(x0=-20, y0=49, side=21, size=32).overlaps(50, 50)
+    assert not CropBox(x0=-20, y0=0, side=20, size=32).overlaps(50, 50)
 
 
 def test_crop_portrait_returns_the_crop_box_and_landmarks_in_crop_pixels():

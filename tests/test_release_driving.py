@@ -191,7 +191,7 @@ def test_drive_with_a_driver_folder_turns_the_head_before_a_still_camera(avatar_
     head_shift = _centroid_x(frames[2], head) - _centroid_x(frames[0], head)
     shoulder_shift = _centroid_x(frames[2], shoulders) - _centroid_x(frames[0], shoulders)
     assert head_shift > 40  # 0.5 units at about 9.5: 160 px for the rigid head, less for the fading neck
-    assert abs(shoulder_shift) < 4  # the shoulders stay
+    assert shoulder_shift > 40  # the driver moved sideways: the bust goes along (clipped at the border)
     assert "input:            turning/smoothed.pkl (all 3 driver frames driven)" in out
     assert "frames:           3 (3 with a face)" in out
     assert "head pose:        the driver's, turns the head" in out

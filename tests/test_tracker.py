@@ -243,3 +243,34 @@ def test_the_tracker_follows_one_person_and_switches_only_after_losing_them(two_
     assert all(len(frame.other_faces) == 1 for frame in gone[:switch])  # seen, and not followed
     assert gone[switch].switched and gone[switch].box.x0 > first.box.x0 + SIDE / 2
     assert all(frame.tracked and _source_x(frame) > SIDE and not frame.switched for frame in gone[switch + 1 :])
+
+
+# ----------------------------------------------------------------- small faces
+
+SMALL_FACE_PX = 50  # the face's landmark box side in the full-body frame
+FULL_BODY = (1080, 720)  # frame height, width
+
+
+@pytest.mark.samples
+def test_a_small_face_moving_in_a_full_body_frame_is_tracked_in_every_frame(samples_dir, static_mesh):
+    """A face of 50 px in a 720x1080 frame (far below what the face mesh's own detector
+    finds) sliding 3 px per frame: tracked in every frame, landmarks where the photo's go."""
+    photo = read_image(samples_dir / "photos" / "einstein.jpg")
+    photo_landmarks = static_mesh.detect(photo)
+    low, high = np.split(landmark_box(photo_landmarks), 2)
+    scale = SMALL_FACE_PX / float((high - low).max())
+    small = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    errors, tracked = [], 0
+    with Tracker.from_config(CONFIG) as tracker:
+        for index in range(30):
+            frame = np.full((*FULL_BODY, 3), 128, np.uint8)
+            x0, y0 = 200 + 3 * index, 150 + index
+            frame[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+            result = tracker.track(Frame(frame, index, index / 30.0))
+            tracked += result.tracked
+            if result.tracked:
+                expected = photo_landmarks[:, :2] * scale + (x0, y0)
+                found = result.box.to_source(result.landmarks)[:, :2]
+                errors.append(np.median(np.linalg.norm(found - expected, axis=1)))
+    assert tracked == 30
+    assert np.max(errors) < 0.06 * SMALL_FACE_PX  # 3 px: landmarks on the face, smoothing lag included

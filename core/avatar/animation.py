@@ -15,7 +15,9 @@ Per frame (landmarks in the driving crop's pixels, MediaPipe's depth in the same
    are among them: the avatar's eyes follow the driver's irises.
 4. Head motion: the frame's rotation relative to the reference, carried into head space
    by the same similarity, turns the head about the rig's pivot; the pivot's image
-   motion becomes a translation, and the face's change of size a move in depth.
+   motion becomes a translation, and the face's change of size a move in depth. The body
+   (shoulders, the neck's base) follows that translation: turning the head moves only the
+   head, leaning in or drifting sideways moves the whole bust.
 
 5. FLAME (avatars with a FLAME rig, when a FLAME file is at hand: :func:`attach_flame`):
    the tracked frame's FLAME fit (the tracking step after the face mesh, set up by
@@ -125,7 +127,9 @@ class Animator:
         translation = to_avatar.scale * to_avatar.rotation @ (pivot_in_frame - pivot_in_reference)
         translation += self._view_axis * self._pivot_depth * (to_reference.scale - 1.0)
         flame = self._last.flame if frame.flame is None else FlamePose.from_fit(frame.flame)
-        self._last = DrivingState(offsets, rotation, translation, flame)
+        # A head translating with the pivot (not by turning about it) is the driver leaning
+        # in or drifting: the body goes with it, the neck does not stretch.
+        self._last = DrivingState(offsets, rotation, translation, flame, body_translation=translation)
         return self._last
 
     def _add_to_reference(self, landmarks: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""The avatar: multi-LOD head Gaussians on an animatable control mesh, plus static shoulders.
+"""The avatar: multi-LOD head Gaussians on an animatable control mesh, plus rigid shoulders.
 
 Every reconstruction method produces this one type. The head's Gaussians sit on the
 vertices of a subdivided control mesh (one Gaussian per vertex, as in the paper); their
@@ -58,12 +58,16 @@ class DrivingState:
         translation: [3] head translation applied after the rotation.
         flame: the frame's FLAME expression, jaw, eyes and eyelids, or None (landmark-only
             driving: an avatar with a FLAME rig keeps its source expression).
+        body_translation: [3] translation of the shoulders and of the neck's base (the
+            driver leaning in or drifting sideways); the neck blends it into the head's
+            motion, so head and body stay joined.
     """
 
     landmark_offsets: np.ndarray
     rotation: np.ndarray
     translation: np.ndarray
     flame: FlamePose | None = None
+    body_translation: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     @classmethod
     def neutral(cls, num_landmarks: int) -> DrivingState:
@@ -115,7 +119,8 @@ class HeadRig:
         moved = np.asarray(expressed, dtype=np.float32)
         rotation = np.asarray(state.rotation, dtype=np.float32)
         rigid = (moved - self.pivot) @ rotation.T + self.pivot + np.asarray(state.translation, np.float32)
-        return moved + self.rigidity[:, None] * (rigid - moved)
+        with_body = moved + np.asarray(state.body_translation, np.float32)
+        return with_body + self.rigidity[:, None] * (rigid - with_body)
 
 
 @dataclass(frozen=True)
@@ -161,7 +166,8 @@ class Avatar:
     Attributes:
         rig: the head's control mesh and its animation data.
         lods: the head's Gaussians per level of detail, coarsest first.
-        shoulders: static shoulder Gaussians (the heads' C feature channels).
+        shoulders: shoulder Gaussians (the heads' C feature channels), moved only by a
+            state's ``body_translation``.
         source_camera: the view of the source photo (head space is its world).
         method: the reconstruction method that made it.
         provenance: where it came from (photo name and hash, date, versions, config).
@@ -254,7 +260,10 @@ class Avatar:
                                     ("features", "features"))
             )  # fmt: skip
         # numpy, not torch.cat: torch's thread pool stalls for milliseconds on a busy machine.
-        means = np.concatenate([self.head_means(lod, state).numpy(), self.shoulders.means.numpy()])
+        shoulders = self.shoulders.means.numpy()
+        if state is not None:
+            shoulders = shoulders + np.asarray(state.body_translation, np.float32)
+        means = np.concatenate([self.head_means(lod, state).numpy(), shoulders])
         return Gaussians(torch.from_numpy(means), *self._fixed_attributes[lod])
 
     def head_means(self, lod: int, state: DrivingState | None = None) -> torch.Tensor:

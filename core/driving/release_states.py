@@ -63,7 +63,8 @@ def release_state(
             driver = anchored_camera(driver, release_camera(first, source.width), source)
         rotation, translation = rigid_head_motion(source, driver, avatar.rig.pivot)
     flame = flame_pose(frame) if expressions and avatar.flame is not None else None
-    return DrivingState(np.zeros((len(avatar.rig.landmarks), 3)), rotation, translation, flame)
+    offsets = np.zeros((len(avatar.rig.landmarks), 3))
+    return DrivingState(offsets, rotation, translation, flame, body_translation=translation)
 
 
 def flame_pose(frame: DriverFrame) -> FlamePose:

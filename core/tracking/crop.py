@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from core.config import CropConfig
+from core.errors import InputImageError
 
 #: Largest shrink (box side / crop side) done by the bilinear warp alone.
 MAX_BILINEAR_SHRINK = 2.0
@@ -52,6 +53,10 @@ class CropBox:
         """[2, 3] affine map from source pixels to crop pixels."""
         s = self.scale
         return np.array([[s, 0.0, -s * self.x0], [0.0, s, -s * self.y0]])
+
+    def overlaps(self, width: int, height: int) -> bool:
+        """Whether the box shares any pixel with a ``width`` x ``height`` image."""
+        return self.x0 < width and self.y0 < height and self.x0 + self.side > 0 and self.y0 + self.side > 0
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:
         """Source-pixel points [..., 2 or 3] -> crop pixels (a ``z`` column is scaled like ``x``)."""
@@ -111,10 +116,13 @@ def crop_image(image: np.ndarray, box: CropBox) -> np.ndarray:
     (only the part of the image under the box), so large photos do not alias.
     """
     height, width = image.shape[:2]
+    if not box.overlaps(width, height):
+        raise InputImageError(
+            f"cannot frame the face: its crop ({box.side} px at {box.x0}, {box.y0}) lies outside "
+            f"the {width}x{height} image"
+        )
     x0, y0 = max(box.x0, 0), max(box.y0, 0)
     x1, y1 = min(box.x0 + box.side, width), min(box.y0 + box.side, height)
-    if x0 >= x1 or y0 >= y1:
-        raise ValueError(f"crop box {box} does not overlap the {width}x{height} image")
     source, matrix = image, box.matrix
     if box.side > MAX_BILINEAR_SHRINK * box.size:
         shrunk_size = (max(1, round((x1 - x0) * box.scale)), max(1, round((y1 - y0) * box.scale)))

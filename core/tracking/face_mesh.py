@@ -19,7 +19,7 @@ from mediapipe.python.solutions import face_mesh as mp_face_mesh
 from mediapipe.python.solutions import selfie_segmentation as mp_selfie_segmentation
 
 from core.config import TrackingConfig
-from core.tracking.crop import landmark_box
+from core.tracking.crop import CropBox, crop_image, landmark_box
 
 #: MediaPipe's full-range face detector (faces up to about 5 m); the short-range one
 #: inside the face mesh also fires on some animal faces.
@@ -126,6 +126,41 @@ class PortraitSegmenter(_Graph):
         """[H, W] float32 portrait mask in [0, 1] for ``rgb`` [H, W, 3] uint8 (1 = person)."""
         results = self._process(rgb)
         return np.clip(results.segmentation_mask, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def mesh_around(mesh: FaceMesh, rgb: np.ndarray, box: np.ndarray, context: float, crop_size: int) -> np.ndarray | None:
+    """Landmarks of a face too small for the mesh's own detector, found in a close-up.
+
+    The face mesh's short-range detector misses faces below about a fifth of the image
+    (full-body shots, people far from a webcam); cut a square of ``context`` sides of
+    ``box`` around its centre, enlarge it to ``crop_size`` pixels and look there.
+
+    Args:
+        mesh: the face mesh to run on the close-up (static mode: close-ups move).
+        rgb: [H, W, 3] uint8 image.
+        box: [4] (x0, y0, x1, y1) where the face is, in ``rgb``'s pixels.
+    Returns:
+        [N, 3] landmarks in ``rgb``'s pixels of the largest face in the close-up, or None.
+    """
+    side = context * float(max(box[2] - box[0], box[3] - box[1]))
+    centre = (box[:2] + box[2:]) / 2.0
+    close_up = CropBox(round(centre[0] - side / 2), round(centre[1] - side / 2), max(1, round(side)), crop_size)
+    if not close_up.overlaps(rgb.shape[1], rgb.shape[0]):
+        return None
+    found = mesh.detect(crop_image(rgb, close_up))
+    return None if found is None else close_up.to_source(found)
+
+
+def first_face_around(
+    mesh: FaceMesh, rgb: np.ndarray, boxes: np.ndarray, context: float, crop_size: int
+) -> np.ndarray | None:
+    """:func:`mesh_around` each of ``boxes`` [F, 4], largest first, until a face is found:
+    its [N, 3] landmarks in ``rgb``'s pixels, or None."""
+    for box in sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True):
+        landmarks = mesh_around(mesh, rgb, box, context, crop_size)
+        if landmarks is not None:
+            return landmarks
+    return None
 
 
 def _box_area(landmarks: np.ndarray) -> float:

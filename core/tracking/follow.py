@@ -59,6 +59,14 @@ class FaceFollower:
         self._size = 0.0  # its size there (larger side of its landmark box)
         self._lost_since: float | None = None  # timestamp of the first frame it was missing from
 
+    @property
+    def last_seen(self) -> np.ndarray | None:
+        """[4] box (x0, y0, x1, y1) of the followed face where it was last seen (a square of
+        its size), None before the first face or after a reset."""
+        if self._centre is None:
+            return None
+        return np.concatenate([self._centre - self._size / 2.0, self._centre + self._size / 2.0])
+
     def follow(self, faces: list[np.ndarray], timestamp_s: float) -> Following:
         """The followed face among ``faces`` ([N, 3] landmarks each) of the frame at ``timestamp_s``
         (frames in order; a timestamp earlier than the previous one, as when a video loops,

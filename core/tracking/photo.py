@@ -21,11 +21,14 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.config import TrackingConfig
 from core.errors import InputImageError, NoFaceError
-from core.tracking.crop import CropBox, PortraitCrop, crop_image, crop_portrait
-from core.tracking.face_mesh import FaceDetector, FaceMesh, PortraitSegmenter
+from core.tracking.crop import PortraitCrop, crop_portrait
+from core.tracking.face_mesh import FaceDetector, FaceMesh, PortraitSegmenter, first_face_around
 
 #: Background that transparent pixels are composited on.
 TRANSPARENT_BACKGROUND = (255, 255, 255)
+#: Side of the close-up around a face too small for the face mesh's own detector, in
+#: sides of the full-range detector's box, and its pixels.
+SMALL_FACE_CONTEXT, SMALL_FACE_CROP = 3.0, 512
 
 
 @dataclass(frozen=True)
@@ -153,23 +156,7 @@ def _find_face(rgb: np.ndarray, name: str, config: TrackingConfig) -> np.ndarray
                 return landmarks / scale
         # A face too small for the mesh's own short-range detector (a full-body shot): look
         # again in an enlarged crop around each of the full-range detector's faces.
-        for box in sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True):
-            landmarks = _mesh_around(mesh, small, box)
-            if landmarks is not None:
-                return landmarks / scale
-    raise NoFaceError(name)
-
-
-#: Side of the crop around a small detected face, in face-box sides, and its pixels.
-SMALL_FACE_CONTEXT, SMALL_FACE_CROP = 3.0, 512
-
-
-def _mesh_around(mesh: FaceMesh, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-    """[N, 3] landmarks (``rgb``'s pixels) of the face the mesh finds in a square crop of
-    :data:`SMALL_FACE_CONTEXT` box sides around the detector's ``box`` [4], enlarged to
-    :data:`SMALL_FACE_CROP` pixels; None when it finds none."""
-    side = SMALL_FACE_CONTEXT * float(max(box[2] - box[0], box[3] - box[1]))
-    centre = (box[:2] + box[2:]) / 2.0
-    crop_box = CropBox(round(centre[0] - side / 2), round(centre[1] - side / 2), max(1, round(side)), SMALL_FACE_CROP)
-    found = mesh.detect(crop_image(rgb, crop_box))
-    return None if found is None else crop_box.to_source(found)
+        landmarks = first_face_around(mesh, small, boxes, SMALL_FACE_CONTEXT, SMALL_FACE_CROP)
+    if landmarks is None:
+        raise NoFaceError(name)
+    return landmarks / scale

@@ -1,7 +1,8 @@
 """Per-frame face tracking: frame -> face mesh -> followed face -> crop -> smoothing -> head pose.
 
 The face mesh runs on the whole frame (MediaPipe's video mode crops its own face regions
-and tracks them between frames) and finds up to ``TrackingConfig.max_faces`` faces; the
+and tracks them between frames) and finds up to ``TrackingConfig.max_faces`` faces, small
+faces in a close-up (:mod:`core.tracking.frame_faces`); the
 tracker follows one person among them (:mod:`core.tracking.follow`: the face nearest the
 one followed so far, another only after that one has been lost for a while). The followed
 face's landmarks then move into the frame's portrait crop, the same framing as photos
@@ -35,8 +36,8 @@ import numpy as np
 from core.config import CameraConfig, Config, TrackingConfig
 from core.geometry.camera import Camera
 from core.tracking.crop import CropBox, crop_box_from_landmarks, crop_image
-from core.tracking.face_mesh import FaceMesh
 from core.tracking.follow import FaceFollower
+from core.tracking.frame_faces import FrameFaces
 from core.tracking.head_pose import HeadPose, estimate_head_pose
 from core.tracking.smoothing import OneEuroFilter
 from core.tracking.sources import Frame
@@ -104,7 +105,7 @@ class Tracker:
         self._units_per_metre = units_per_metre
         size = tracking.crop.output_size
         self._intrinsics = Camera.intrinsics(size, size, camera.focal_normalized)
-        self._mesh = FaceMesh(tracking, static=False)
+        self._faces = FrameFaces(tracking)
         self._follower = FaceFollower()
         self._smoother = OneEuroFilter.from_config(tracking.smoothing)
         self._framing = framing
@@ -141,7 +142,8 @@ class Tracker:
             clock = now
 
         index, timestamp = frame.index, frame.timestamp_s
-        following = self._follower.follow(self._mesh.detect_all(frame.rgb), timestamp)
+        faces = self._faces.find(frame.rgb, self._follower.last_seen)
+        following = self._follower.follow(faces, timestamp)
         landmarks, switched = following.landmarks, following.switched
         lap("face_mesh")
         if switched:
@@ -170,7 +172,7 @@ class Tracker:
             yield self.track(frame)
 
     def close(self) -> None:
-        self._mesh.close()
+        self._faces.close()
 
     def _restart(self) -> None:
         """Start over on the next face followed: its own framing (unless given), no smoothing state."""
