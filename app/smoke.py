@@ -134,6 +134,7 @@ def run(options: AppOptions, frames: int, screenshot: Path | None, json_path: Pa
             "first_avatar_frame_s": round(app.first_avatar_frame_s or 0.0, 2),
             "window_frames": app.frames,
             "screenshot": str(screenshot) if screenshot else None,
+            "view_image": list(app.viewport.image_rect()),  # where the screenshot shows the avatar
         }
     finally:
         app.close()

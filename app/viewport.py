@@ -214,6 +214,13 @@ class Viewport:
         pmin, pmax = (dpg.get_item_configuration(self._images[0])[key] for key in ("pmin", "pmax"))
         return max(1.0, pmax[1] - pmin[1])
 
+    def image_rect(self) -> tuple[int, int, int, int]:
+        """Where the (first) image is in the window, in pixels: (left, top, right, bottom),
+        right and bottom exclusive (e.g. to find it in a screenshot of the window)."""
+        left, top = dpg.get_item_rect_min(self.drawlist)
+        pmin, pmax = (dpg.get_item_configuration(self._images[0])[key] for key in ("pmin", "pmax"))
+        return tuple(round(value) for value in (left + pmin[0], top + pmin[1], left + pmax[0], top + pmax[1]))
+
 
 def _refiner_line(figures: Figures) -> str:
     """The refiner worker's cost, empty when frames are not refined there."""

@@ -32,6 +32,11 @@ TIMEOUT_S = 60.0
 #: Render rates no working renderer falls outside of, on any machine: a frame of these
 #: views takes more than 0.1 ms and less than a second (a slip of units or of a factor fails).
 PLAUSIBLE_FPS = (1.0, 10_000.0)
+#: A screenshot's pixel shows the view's black background when no channel exceeds this (the
+#: overlay's translucent box, over the image's top left corner, is about 16 there).
+BACKGROUND_LEVEL = 24
+#: Pixels along each border of the view's image that must show only background.
+BORDER_BAND = 4
 
 
 def _end_with_parent() -> None:
@@ -345,6 +350,25 @@ def test_smoke_run_from_the_command_line(display, samples_dir, tmp_path):
     assert json.loads(figures.read_text()) == line
     window = cv2.imread(str(screenshot))
     assert window.shape == (800, 1280, 3) and window.std() > 10
+
+
+def test_the_smoke_run_frames_the_demo_avatar_with_a_margin_on_every_side(display, tmp_path):
+    screenshot, figures = tmp_path / "smoke.png", tmp_path / "smoke.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "core.cli", "app", "--smoke", "--frames", "40", "--window", "1280x800",
+         "--screenshot", str(screenshot), "--json", str(figures)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": display},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    left, top, right, bottom = json.loads(figures.read_text())["view_image"]
+    view = cv2.imread(str(screenshot))[top:bottom, left:right]
+    assert view.shape[0] == view.shape[1] > 200  # the whole square image
+    drawn = view.max(axis=2) > BACKGROUND_LEVEL
+    band = BORDER_BAND
+    for side, edge in {"top": drawn[:band], "bottom": drawn[-band:], "left": drawn[:, :band],
+                       "right": drawn[:, -band:]}.items():
+        assert not edge.any(), f"the avatar touches the view's {side} border"
+    assert drawn.mean() >= 0.25  # head and shoulders, not a small figure in the middle
 
 
 def test_a_missing_webcam_is_one_error_line_on_every_run(display):

@@ -1,15 +1,18 @@
 """The app's facade: reconstruction jobs, driving threads, rendering views, figures."""
 
+import itertools
 import math
 import threading
 import time
 
 import numpy as np
 import pytest
+from framing import assert_framed_with_a_margin
 from waiting import wait_for, wait_until
 
 from core.avatar import AvatarError, DrivingState
 from core.errors import FrameSourceError
+from core.geometry.camera import Camera
 from core.render import load_ply
 from core.session import (
     INSPECTION_MODES,
@@ -21,6 +24,7 @@ from core.session import (
 )
 from core.session.controls import EYELID_PAIRS, LOWER_LIP, ControlRig
 from core.session.driving import FOLLOWED_COLOUR, OTHER_FACE_COLOUR, PREVIEW_SIZE, _preview
+from core.session.session import HOME_MARGIN, framing_orbit
 from core.tracking.crop import CropBox
 from core.tracking.tracker import TrackedFrame
 from core.avatar.view import camera_following_head, render_view
@@ -115,6 +119,38 @@ def test_follow_head_keeps_a_turned_head_where_the_camera_put_it(session):
     followed = render(session, View(view, 1, follow_head=True), turned)
     face = slice(SIZE // 4, SIZE // 2), slice(SIZE // 3, 2 * SIZE // 3)  # eyes and nose
     assert np.abs(followed[face] - reference[face]).mean() < 0.3 * np.abs(moved[face] - reference[face]).mean()
+
+
+def test_the_home_view_frames_the_demo_avatar_with_a_margin(session):
+    assert_framed_with_a_margin(session)
+
+
+@pytest.mark.samples
+def test_the_home_view_frames_big_hair_with_a_margin(einstein_avatar_file):
+    session = Session()
+    try:
+        session.load_avatar(einstein_avatar_file)
+        assert_framed_with_a_margin(session)
+    finally:
+        session.close()
+
+
+def test_framing_orbit_fills_the_view_less_the_margins_centred():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(500, 3)) * [0.3, 0.5, 0.2] + [0.1, 0.2, -0.4]  # taller than wide
+    front = Camera.orbit(np.zeros(3), 0.0, 0.0, 1.0, 1, 1, 12.0).R
+    target, distance = framing_orbit(points @ front.T, np.zeros_like(points), front, 12.0, HOME_MARGIN)
+    uv, depth = Camera.orbit(target, 0.0, 0.0, distance, SIZE, SIZE, 12.0).project(points)
+    low, high = uv.min(axis=0), uv.max(axis=0)
+    assert (depth > 0).all()
+    np.testing.assert_allclose([low[1], high[1]], [HOME_MARGIN * SIZE, (1 - HOME_MARGIN) * SIZE], atol=1e-6)
+    assert HOME_MARGIN * SIZE < low[0] < high[0] < (1 - HOME_MARGIN) * SIZE  # the narrower axis keeps inside
+    assert abs(low[0] + high[0] - SIZE) < 0.02 * SIZE  # and is centred (to within perspective)
+    boxes = np.full_like(points, 0.05)  # boxes, not points: the same view holds them whole
+    target, distance = framing_orbit(points @ front.T, boxes, front, 12.0, HOME_MARGIN)
+    corners = points[:, None] + boxes[:, None] * np.array(list(itertools.product([-1, 1], repeat=3)))  # [N, 8, 3]
+    uv, _ = Camera.orbit(target, 0.0, 0.0, distance, SIZE, SIZE, 12.0).project(corners.reshape(-1, 3))
+    assert uv.min() >= HOME_MARGIN * SIZE - 1e-6 and uv.max() <= (1 - HOME_MARGIN) * SIZE + 1e-6
 
 
 def test_camera_following_head_undoes_the_rigid_motion():

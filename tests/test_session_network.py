@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from driver_folders import write_driver_folder, write_hostile_folder
+from framing import assert_framed_with_a_margin
 from network_files import frontal_face_landmarks, write_network_files
 from waiting import wait_for, wait_until
 
@@ -45,6 +46,10 @@ def session(tmp_path_factory, samples_dir):
 
 def step(session):
     session.wait(0.05)
+
+
+def test_the_home_view_frames_the_network_avatar_with_a_margin(session):
+    assert_framed_with_a_margin(session)
 
 
 def test_network_frames_are_refined_on_the_worker_and_differ_from_the_coarse_ones(session):

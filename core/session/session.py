@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from core.avatar import Avatar, DrivingState, available_methods, load_avatar, save_avatar
 from core.avatar.animation import REFERENCE_FRAMES, attach_flame
@@ -18,7 +19,9 @@ from core.avatar.view import View
 from core.config import Config, load_config
 from core.driving import DrivingEvent, DrivingPipeline
 from core.errors import OmgError
+from core.geometry.camera import Camera
 from core.render import available_backends, kernels, resolve_backend, save_ply
+from core.render.constants import ALPHA_MIN, EXTENT_SIGMAS
 from core.session.controls import ControlRig, idle_controls
 from core.session.driving import Driver, DrivingUpdate, VideoDriver, WebcamDriver
 from core.session.figures import REFINED_RATE_WINDOW_S, Figures, RateMeter, smoothed
@@ -31,6 +34,8 @@ from core.session.rendering import RenderedFrame, RenderRequest, RenderThread
 RENDERER_CHOICES = ("auto", "gsplat", "cpu")
 #: The One-Euro minimum cutoff (Hz) at smoothing strength 0 and 1 (log scale between).
 SMOOTHING_CUTOFF_HZ = (8.0, 0.25)
+#: Share of the view's side the home view leaves empty on each side of the avatar.
+HOME_MARGIN = 0.07
 
 
 class Session:
@@ -117,15 +122,23 @@ class Session:
         return self.avatar is not None and self.avatar.refiner is not None
 
     def home_orbit(self) -> tuple[np.ndarray, float, float, float, float]:
-        """The avatar's source view as an orbit: (target, yaw and pitch in degrees, distance,
-        normalised focal length), in :meth:`Camera.orbit`'s conventions."""
+        """Where the viewer starts: (target, yaw and pitch in degrees, distance, normalised
+        focal length), in :meth:`Camera.orbit`'s conventions.
+
+        Yaw and pitch are the source photo's direction about the rig centre and the focal is
+        the photo's, so the perspective is the photo's. The target and distance frame the
+        neutral avatar as the viewer shows it after a reset, from the front (yaw 0, pitch 0;
+        :class:`~app.orbit_camera.OrbitCamera`): centred, :data:`HOME_MARGIN` of the view
+        left empty on each side. The photo's own view is its crop, which big hair fills to
+        the top and whose bottom edge cuts the shoulders."""
         avatar = self._require_avatar()
-        camera, target = avatar.source_camera, avatar.rig.centre.astype(np.float64)
-        offset = camera.center - target
-        distance = float(np.linalg.norm(offset))
+        camera, centre = avatar.source_camera, avatar.rig.centre.astype(np.float64)
+        offset = camera.center - centre
         yaw = math.degrees(math.atan2(offset[0], offset[2]))
-        pitch = math.degrees(math.asin(float(np.clip(offset[1] / distance, -1.0, 1.0))))
+        pitch = math.degrees(math.asin(float(np.clip(offset[1] / np.linalg.norm(offset), -1.0, 1.0))))
         focal = camera.K[0, 0] / (min(camera.width, camera.height) / 2.0)
+        front = Camera.orbit(centre, 0.0, 0.0, 1.0, 1, 1, focal).R  # the reset view's turn (any size)
+        target, distance = framing_orbit(*footprints(avatar, front), front, focal, HOME_MARGIN)
         return target, yaw, pitch, distance, focal
 
     def _require_avatar(self) -> Avatar:
@@ -290,3 +303,55 @@ class Session:
         compile of the renderer goes on in its own process until the cache is filled."""
         self.stop_driving()
         self._renderer.stop()
+
+
+def footprints(avatar: Avatar, rotation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where the neutral ``avatar`` can colour a pixel: per Gaussian of its coarsest level of
+    detail, its centre [N, 3] and the half sizes [N, 3] of the box that bounds its footprint,
+    both along the axes of ``rotation`` ([3, 3], world to camera: x right, y down, z forward),
+    in world units. The coarsest level's Gaussians are the largest: its footprint holds the
+    finer levels' (by a few pixels of 256 on the sample avatars), so the framing does not
+    depend on the level shown, and it is the quickest to bound.
+
+    Renderers draw a Gaussian out to ``EXTENT_SIGMAS`` standard deviations, and only as far as
+    its alpha reaches ``ALPHA_MIN`` (:mod:`core.render.constants`): a faint one ends sooner, one
+    fainter than that draws nothing. Seen along z, the box's x and y half sizes are those of
+    the footprint's bounding box (the projection's low-pass, under a pixel, is left out).
+    """
+    with torch.inference_mode():
+        gaussians = avatar.gaussians(0)
+    opacities, means, quats, scales = (value.double().numpy() for value in (
+        gaussians.opacities, gaussians.means, gaussians.quats, gaussians.scales))
+    drawn = opacities >= ALPHA_MIN
+    # alpha = opacity * exp(-s^2 / 2) at s standard deviations falls to ALPHA_MIN at this s
+    sigmas = np.minimum(np.sqrt(2.0 * np.log(opacities[drawn] / ALPHA_MIN)), EXTENT_SIGMAS)
+    # A Gaussian's standard deviation along a camera axis u is |diag(scales) A^T u|, with A its
+    # axes (columns); the rows of ``rotation @ A`` are those u^T A. scipy's quaternions are xyzw.
+    turned = rotation @ Rotation.from_quat(quats[drawn][:, [1, 2, 3, 0]]).as_matrix()  # [n, 3, 3]
+    deviations = np.linalg.norm(turned * scales[drawn][:, None, :], axis=2)  # [n, 3]
+    return means[drawn] @ rotation.T, sigmas[:, None] * deviations
+
+
+def framing_orbit(
+    centres: np.ndarray, half_sizes: np.ndarray, rotation: np.ndarray, focal: float, margin: float
+) -> tuple[np.ndarray, float]:
+    """The orbit target [3] and distance from which a square camera turned by ``rotation``
+    ([3, 3], world to camera) with the normalised ``focal`` sees all the boxes (``centres`` and
+    ``half_sizes``, [N, 3] each, along the camera's axes) inside its view less ``margin`` of
+    its side on each side, centred, from as close as that allows. The target is on the
+    optical axis, at the boxes' middle depth.
+
+    Along one image axis, with the eye at ``e`` across and ``d`` along the view, a box at ``x``
+    and depth ``z`` shows inside when both its sides ``x +- h`` do at its near depth ``z - h_z``:
+    ``|x +- h - e| <= k (z - h_z - d)`` with ``k = (1 - 2 margin) / focal`` (the view's edge is
+    at ``focal * x / z = 1``). For all boxes that is ``e - k d >= low`` and ``e + k d <= high``:
+    the eye comes closest, ``d`` largest, with ``e`` halfway between the bounds, on each axis.
+    """
+    k = (1.0 - 2.0 * margin) / focal
+    near = centres[:, 2] - half_sizes[:, 2]
+    low = np.max(centres[:, :2] + half_sizes[:, :2] - k * near[:, None], axis=0)  # [2], per image axis
+    high = np.min(centres[:, :2] - half_sizes[:, :2] + k * near[:, None], axis=0)
+    eye_depth = float(np.min((high - low) / (2.0 * k)))  # the axis the avatar fills decides
+    middle = (float(near.min()) + float(np.max(centres[:, 2] + half_sizes[:, 2]))) / 2.0
+    target = rotation.T @ np.array([*(low + high) / 2.0, middle])
+    return target, middle - eye_depth
