@@ -10,7 +10,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from core.avatar import Animator, DrivingState, reconstruct
-from core.avatar.animation import fit_similarity
+from core.avatar.animation import NECK_SLACK, fit_similarity
 from core.config import load_config
 from core.driving import DrivingPipeline
 from core.tracking.photo import portrait_from_image
@@ -167,28 +167,27 @@ def test_a_switch_to_another_person_takes_their_face_as_the_new_neutral(driving)
 
 
 @pytest.mark.samples
-def test_leaning_in_moves_the_whole_bust_and_the_neck_stays_joined(driving):
-    """The driver's face 10 % larger about the crop's centre (leaning towards the camera):
-    the shoulders come closer with the head (their image grows about as much), and the
-    neck's base moves with them instead of stretching to the head."""
+@pytest.mark.parametrize("shift_face_widths, body_share", [(0.05, 0.0), (0.5, 1.0 - NECK_SLACK / 0.5)])
+def test_the_body_follows_a_head_that_moves_across_the_image_beyond_the_necks_slack(driving, shift_face_widths,
+                                                                                    body_share):  # fmt: skip
+    """The driver's face shifted sideways: by a nod's few pixels the shoulders stay; by half a
+    face width (stepping aside) they follow all but the slack, and the neck's base goes
+    with them instead of stretching to the head."""
     portrait, avatar, _ = driving
     reference = portrait.crop.landmarks.astype(np.float64)
-    centre = np.array([portrait.crop.box.size / 2.0] * 2)
-    leaning = reference.copy()
-    leaning[:, :2] = centre + 1.1 * (reference[:, :2] - centre)
-    leaning[:, 2] *= 1.1
+    face_width = np.linalg.norm(reference[234, :2] - reference[454, :2])
+    moved = reference + np.array([shift_face_widths * face_width, 0.0, 0.0])
     animator = Animator(avatar, reference_frames=1)
     animator.drive(_frame(reference, 0))
-    state = animator.drive(_frame(leaning, 1))
-    camera = avatar.source_camera
+    state = animator.drive(_frame(moved, 1))
+    camera, head = avatar.source_camera, len(avatar.lods[LOD])
 
-    def shoulder_width(means: torch.Tensor) -> float:
-        uv = camera.project(means[len(avatar.lods[LOD]) :].numpy().astype(np.float64))[0]
-        return float(np.ptp(uv[:, 0]))
+    def shoulder_x(gaussians) -> float:
+        return float(np.median(camera.project(gaussians.means[head:].numpy().astype(np.float64))[0][:, 0]))
 
-    growth = shoulder_width(avatar.gaussians(LOD, state).means) / shoulder_width(avatar.gaussians(LOD).means)
-    assert 1.07 <= growth <= 1.13
+    shift = shoulder_x(avatar.gaussians(LOD, state)) - shoulder_x(avatar.gaussians(LOD))
+    assert shift == pytest.approx(body_share * shift_face_widths * face_width, abs=0.02 * face_width)
     base = avatar.rig.rigidity == 0.0  # the neck's lowest ring, bound to the body
     assert base.any()
-    moved = avatar.rig.posed(state)[base] - avatar.rig.vertices[base]
-    np.testing.assert_allclose(moved, np.broadcast_to(state.body_translation, moved.shape), atol=1e-5)
+    neck_moved = avatar.rig.posed(state)[base] - avatar.rig.vertices[base]
+    np.testing.assert_allclose(neck_moved, np.broadcast_to(state.body_translation, neck_moved.shape), atol=1e-5)

@@ -16,8 +16,8 @@ Per frame (landmarks in the driving crop's pixels, MediaPipe's depth in the same
 4. Head motion: the frame's rotation relative to the reference, carried into head space
    by the same similarity, turns the head about the rig's pivot; the pivot's image
    motion becomes a translation, and the face's change of size a move in depth. The body
-   (shoulders, the neck's base) follows that translation: turning the head moves only the
-   head, leaning in or drifting sideways moves the whole bust.
+   (shoulders, the neck's base) follows that translation across the image beyond a slack
+   (:meth:`Animator._body`): nodding moves only the head, stepping sideways the whole bust.
 
 5. FLAME (avatars with a FLAME rig, when a FLAME file is at hand: :func:`attach_flame`):
    the tracked frame's FLAME fit (the tracking step after the face mesh, set up by
@@ -49,6 +49,12 @@ STABLE_LANDMARKS = (
     10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327,
     33, 133, 362, 263, 109, 338, 67, 297, 21, 251, 162, 389, 127, 356, 234, 454,
 )  # fmt: skip
+
+
+#: The face contour's leftmost and rightmost landmarks (the face's width).
+FACE_WIDTH_LANDMARKS = (234, 454)
+#: How far the head moves across the image before the body follows, in face widths.
+NECK_SLACK = 0.1
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class Animator:
         self._avatar_landmarks = avatar.rig.landmarks.astype(np.float64)
         self._pivot = avatar.rig.pivot.astype(np.float64)
         self._view_axis = avatar.source_camera.R[2]  # the source camera's forward axis, head space
+        self._face_width = float(np.linalg.norm(np.subtract(*self._avatar_landmarks[list(FACE_WIDTH_LANDMARKS)])))
         self._pivot_depth = float(avatar.source_camera.world_to_camera(self._pivot)[2])
         self._wanted = max(1, reference_frames)
         self._stable = list(STABLE_LANDMARKS)
@@ -127,10 +134,21 @@ class Animator:
         translation = to_avatar.scale * to_avatar.rotation @ (pivot_in_frame - pivot_in_reference)
         translation += self._view_axis * self._pivot_depth * (to_reference.scale - 1.0)
         flame = self._last.flame if frame.flame is None else FlamePose.from_fit(frame.flame)
-        # A head translating with the pivot (not by turning about it) is the driver leaning
-        # in or drifting: the body goes with it, the neck does not stretch.
-        self._last = DrivingState(offsets, rotation, translation, flame, body_translation=translation)
+        self._last = DrivingState(offsets, rotation, translation, flame, body_translation=self._body(translation))
         return self._last
+
+    def _body(self, translation: np.ndarray) -> np.ndarray:
+        """[3] the body's translation for the head's ``translation`` [3] (head space).
+
+        The pivot also moves when the driver nods or tilts about a lower point of the neck
+        (10-25 px in a talking-head clip whose shoulders stay), so the body is on a leash: the
+        head moves up to :data:`NECK_SLACK` face widths across the image on its own, and
+        beyond that drags the body along (someone stepping or dancing across the frame).
+        Depth is left to the head: the face's size also changes with pitch and expression.
+        """
+        across = translation - self._view_axis * (translation @ self._view_axis)
+        distance, slack = float(np.linalg.norm(across)), NECK_SLACK * self._face_width
+        return across * (max(distance - slack, 0.0) / distance) if distance > 0.0 else across
 
     def _add_to_reference(self, landmarks: np.ndarray) -> None:
         """Average ``landmarks`` [L, 3], aligned to the first reference frame, into the reference."""

@@ -1,4 +1,4 @@
-"""The avatar: multi-LOD head Gaussians on an animatable control mesh, plus rigid shoulders.
+"""The avatar: multi-LOD head Gaussians on an animatable control mesh, plus shoulders.
 
 Every reconstruction method produces this one type. The head's Gaussians sit on the
 vertices of a subdivided control mesh (one Gaussian per vertex, as in the paper); their
@@ -116,11 +116,16 @@ class HeadRig:
         """
         if expressed is None:
             expressed = self.vertices + (self.binding @ state.landmark_offsets).astype(np.float32)
-        moved = np.asarray(expressed, dtype=np.float32)
+        return self.follow(expressed, self.rigidity, state)
+
+    def follow(self, points: np.ndarray, rigidity: np.ndarray, state: DrivingState) -> np.ndarray:
+        """[N, 3] float32 ``points`` [N, 3] moved by ``state``: each by the body's translation,
+        blended towards the head's rigid motion (about ``pivot``) by its ``rigidity`` [N]."""
+        points = np.asarray(points, dtype=np.float32)
         rotation = np.asarray(state.rotation, dtype=np.float32)
-        rigid = (moved - self.pivot) @ rotation.T + self.pivot + np.asarray(state.translation, np.float32)
-        with_body = moved + np.asarray(state.body_translation, np.float32)
-        return with_body + self.rigidity[:, None] * (rigid - with_body)
+        rigid = (points - self.pivot) @ rotation.T + self.pivot + np.asarray(state.translation, np.float32)
+        with_body = points + np.asarray(state.body_translation, np.float32)
+        return with_body + rigidity[:, None] * (rigid - with_body)
 
 
 @dataclass(frozen=True)
@@ -166,8 +171,8 @@ class Avatar:
     Attributes:
         rig: the head's control mesh and its animation data.
         lods: the head's Gaussians per level of detail, coarsest first.
-        shoulders: shoulder Gaussians (the heads' C feature channels), moved only by a
-            state's ``body_translation``.
+        shoulders: shoulder Gaussians (the heads' C feature channels), moved by a state's
+            ``body_translation`` and, per ``shoulder_rigidity``, by the head's motion.
         source_camera: the view of the source photo (head space is its world).
         method: the reconstruction method that made it.
         provenance: where it came from (photo name and hash, date, versions, config).
@@ -179,6 +184,10 @@ class Avatar:
             size are resized to its ``image_size`` and back), or None.
         flame: the FLAME rig (network avatars), or None: expressions come from the
             landmark binding.
+        shoulder_rigidity: [M] float32 in [0, 1], the share of the head's rotation and
+            translation each shoulder Gaussian follows, as ``rig.rigidity`` for the mesh
+            (hair falling onto the shoulders goes with the head near the jaw and with the
+            body lower down); None: 0 for all, the shoulders move only with the body.
     """
 
     rig: HeadRig
@@ -192,6 +201,7 @@ class Avatar:
     levels: LevelChain | None = field(default=None, repr=False)
     refiner: torch.nn.Module | None = field(default=None, repr=False)
     flame: FlameRig | None = field(default=None, repr=False)
+    shoulder_rigidity: np.ndarray | None = field(default=None, repr=False)
     _neutral_means: dict[int, torch.Tensor] = field(init=False, repr=False, default_factory=dict)
     _fixed_attributes: dict[int, tuple[torch.Tensor, ...]] = field(init=False, repr=False, default_factory=dict)
 
@@ -213,6 +223,11 @@ class Avatar:
         if self.refiner is not None:
             self.refiner.eval()
         object.__setattr__(self, "levels", levels)
+        rigidity = np.zeros(len(self.shoulders), np.float32) if self.shoulder_rigidity is None else self.shoulder_rigidity
+        rigidity = np.ascontiguousarray(rigidity, dtype=np.float32)
+        if rigidity.shape != (len(self.shoulders),):
+            raise ValueError(f"{len(self.shoulders)} shoulder Gaussians, {list(rigidity.shape)} shoulder rigidities")
+        object.__setattr__(self, "shoulder_rigidity", rigidity)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -262,7 +277,7 @@ class Avatar:
         # numpy, not torch.cat: torch's thread pool stalls for milliseconds on a busy machine.
         shoulders = self.shoulders.means.numpy()
         if state is not None:
-            shoulders = shoulders + np.asarray(state.body_translation, np.float32)
+            shoulders = self.rig.follow(shoulders, self.shoulder_rigidity, state)
         means = np.concatenate([self.head_means(lod, state).numpy(), shoulders])
         return Gaussians(torch.from_numpy(means), *self._fixed_attributes[lod])
 

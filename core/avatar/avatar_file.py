@@ -3,7 +3,7 @@
 No pickle: it is read with ``allow_pickle=False``, so a file can hold only plain arrays.
 The member ``header`` holds UTF-8 JSON::
 
-    {"format": "omg-avatar", "version": 3, "method": "network",
+    {"format": "omg-avatar", "version": 4, "method": "network",
      "provenance": {...}, "first_level": 0, "scheme": "midpoint", "num_lods": 3,
      "camera_size": [512, 512], "flame": {"scale": 5.0} or null,
      "refiner": {"in_channels": 32, "image_size": 512} or null}
@@ -17,7 +17,9 @@ FLAME rig in the released network's convention (``flame.shape``, ``flame.offsets
 offsets in FLAME metres), ``flame.expression``, ``flame.jaw``, ``flame.eyes``,
 ``flame.eyelids``: coefficients and offsets, no FLAME model data; see
 :mod:`core.avatar.flame_rig`) and its refiner's weights (``refiner.<state-dict key>``, a
-:class:`~core.model.style_refiner.StyleRefiner`). Training-free avatars of every version load;
+:class:`~core.model.style_refiner.StyleRefiner`); 4 adds ``shoulders.rigidity`` [M] (how much of
+the head's motion each shoulder Gaussian follows; 0 for older files). Training-free avatars of
+every version load;
 version 2's network avatars came from an earlier network without trained weights and are
 refused with a message saying so.
 Files are written atomically (temporary file, then rename). Reading trusts nothing in the
@@ -60,9 +62,9 @@ from core.render import Gaussians
 
 FORMAT = "omg-avatar"
 #: The version this code writes and the newest it reads.
-VERSION = 3
+VERSION = 4
 #: The first version whose network avatars (FLAME rig, refiner) are the released network's.
-RELEASE_NETWORK_VERSION = 3
+RELEASE_NETWORK_VERSION = 4
 SUFFIX = ".omg"
 
 _GAUSSIAN_FIELDS = ("quats", "scales", "opacities", "features")
@@ -113,6 +115,7 @@ def save_avatar(avatar: Avatar, path: str | Path) -> Path:
         arrays.update({f"lod{lod}.{name}": getattr(head, name).numpy() for name in _GAUSSIAN_FIELDS})
     shoulders = dict(zip(_SHOULDER_FIELDS, _gaussian_arrays(avatar.shoulders)))
     arrays.update({f"shoulders.{name}": values for name, values in shoulders.items()})
+    arrays["shoulders.rigidity"] = avatar.shoulder_rigidity
     if avatar.flame is not None:
         flame = avatar.flame
         arrays.update({"flame.shape": flame.shape, "flame.offsets": flame.offsets})
@@ -250,6 +253,7 @@ def _avatar(header: dict, arrays: dict[str, np.ndarray]) -> Avatar:
         scheme=header["scheme"],
         refiner=_refiner(header.get("refiner"), arrays),
         flame=_flame_rig(header.get("flame"), arrays),
+        shoulder_rigidity=arrays.get("shoulders.rigidity"),
     )
 
 

@@ -30,6 +30,8 @@ MAX_CONTROL_FACES = 100_000
 MAX_LANDMARKS = 1_000
 MAX_COEFFICIENTS = 1_000  # FLAME shape or expression coefficients
 MAX_GAUSSIANS = 4_000_000  # all levels and the shoulders together
+#: The first file version holding ``shoulders.rigidity`` (older files: shoulders follow only the body).
+SHOULDER_RIGIDITY_VERSION = 4
 MAX_GAUSSIAN_VALUES = 64_000_000  # their numbers together: 256 MB of float32
 MAX_COORDINATE = 1e3  # head-space units: a head is about 1
 MAX_SCALE = 1e2
@@ -125,6 +127,8 @@ def gaussian_shapes(
             shapes[f"{prefix}.{name}"] = (size,) if width is None else (size, width)
         if prefix == "shoulders":
             shapes["shoulders.means"] = (size, 3)
+    if header["version"] >= SHOULDER_RIGIDITY_VERSION:
+        shapes["shoulders.rigidity"] = (shoulders,)
     return shapes
 
 
@@ -188,6 +192,7 @@ def check_values(arrays: Mapping[str, np.ndarray]) -> None:
         "rig.pivot": (-MAX_COORDINATE, MAX_COORDINATE),
         "rig.centre": (-MAX_COORDINATE, MAX_COORDINATE),
         "rig.rigidity": (0.0, 1.0),
+        "shoulders.rigidity": (0.0, 1.0),
         "flame.offsets": (-MAX_COORDINATE, MAX_COORDINATE),
         "camera.t": (-MAX_COORDINATE, MAX_COORDINATE),
     }
