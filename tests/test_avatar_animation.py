@@ -191,3 +191,37 @@ def test_the_body_follows_a_head_that_moves_across_the_image_beyond_the_necks_sl
     assert base.any()
     neck_moved = avatar.rig.posed(state)[base] - avatar.rig.vertices[base]
     np.testing.assert_allclose(neck_moved, np.broadcast_to(state.body_translation, neck_moved.shape), atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def long_hair(samples_dir):
+    """The portrait and avatar of a clip's first frame whose hair falls onto the shoulders."""
+    with open_source(str(samples_dir / "videos" / "talking_busy_background.mp4")) as source:
+        first = next(iter(source))
+    portrait = portrait_from_image(first.rgb, "talking_busy_background frame 0", CONFIG.tracking)
+    return portrait, reconstruct(portrait, config=CONFIG)
+
+
+@pytest.mark.samples
+@pytest.mark.parametrize("euler_deg", [(0, 0, 25), (0, 30, 0), (20, 0, 0)], ids=["roll", "yaw", "pitch"])
+def test_hair_beside_the_neck_moves_with_the_neck_instead_of_tearing_from_it(long_hair, euler_deg):
+    """Below the chin the neck bends from the head's motion to the body's; shoulder Gaussians
+    at the same height (hair falling beside the neck) bend with it: a static sheet left the
+    hair behind while the neck and the head moved, tearing it at the jaw."""
+    portrait, avatar = long_hair
+    state = DrivingState(np.zeros((478, 3)), Rotation.from_euler("xyz", euler_deg, degrees=True).as_matrix(), np.zeros(3))
+    camera, landmarks = avatar.source_camera, portrait.crop.landmarks
+    chin_row, face_height = landmarks[152, 1], landmarks[152, 1] - landmarks[10, 1]
+
+    def in_band(points: np.ndarray) -> np.ndarray:
+        rows = camera.project(points.astype(np.float64))[0][:, 1]
+        return (rows > chin_row + 0.05 * face_height) & (rows < chin_row + 0.2 * face_height)
+
+    neck = (avatar.rig.rigidity > 0.0) & (avatar.rig.rigidity < 1.0) & in_band(avatar.rig.vertices)
+    sheet = in_band(avatar.shoulders.means.numpy())
+    assert neck.sum() >= 10 and sheet.sum() >= 50
+    neck_moved = np.linalg.norm(avatar.rig.posed(state)[neck] - avatar.rig.vertices[neck], axis=1)
+    sheet_posed = avatar.gaussians(LOD, state).means[len(avatar.lods[LOD]) :].numpy()
+    sheet_moved = np.linalg.norm(sheet_posed[sheet] - avatar.shoulders.means.numpy()[sheet], axis=1)
+    assert np.median(neck_moved) > 0.02  # the neck bends there
+    assert np.median(sheet_moved) >= 0.6 * np.median(neck_moved)

@@ -66,6 +66,19 @@ def test_round_trip_keeps_every_lod_and_the_provenance(avatar, saved):
 
 
 @pytest.mark.samples
+def test_shoulder_rigidity_round_trips_and_version_3_files_load_with_shoulders_on_the_body(avatar, saved, tmp_path):
+    assert avatar.shoulder_rigidity.max() > 0.5  # hair beside the face follows the head
+    np.testing.assert_array_equal(load_avatar(saved).shoulder_rigidity, avatar.shoulder_rigidity)
+
+    def as_version_3(arrays):
+        del arrays["shoulders.rigidity"]
+        _set_header(arrays, version=3)
+
+    old = load_avatar(_rewrite(saved, tmp_path / "v3.omg", as_version_3))
+    assert old.shoulder_rigidity.shape == (len(avatar.shoulders),) and not old.shoulder_rigidity.any()
+
+
+@pytest.mark.samples
 def test_file_uses_no_pickle_and_has_a_versioned_header(saved):
     with zipfile.ZipFile(saved) as archive:
         assert all(name.endswith(".npy") for name in archive.namelist())
@@ -250,6 +263,7 @@ def test_a_member_that_inflates_beyond_its_declared_size_is_refused_after_one_ch
         ("lod2.scales", lambda v: v * 1e30, "lod2.scales holds values in"),
         ("shoulders.scales", lambda v: -v, "shoulders.scales holds values in"),
         ("shoulders.quats", lambda v: v * 0, "shoulders.quats holds zero-length rotations"),
+        ("shoulders.rigidity", lambda v: v - 1.0, "shoulders.rigidity holds values in"),
         ("rig.faces", lambda v: v + 5000, r"rig.faces index vertices outside \[0, 1276\)"),
         ("rig.vertices", lambda v: v * 1e9, "rig.vertices holds values in"),
         ("camera.R", lambda v: v * 2, "camera.R is not a rotation"),

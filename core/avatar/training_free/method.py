@@ -113,7 +113,8 @@ def reconstruct_training_free(portrait: Portrait, config: Config, provenance: di
         photo, portrait.mask, appearance.depth, portrait.crop.landmarks, neck.pivot, camera, config.lod.shoulder_gaussians
     )
     rig = HeadRig(head.vertices, head.faces, head.binding, head.rigidity, points, neck.pivot, cranium.centre)
-    return Avatar(rig, lods, shoulders, camera, NAME, provenance, FIRST_LOD_LEVEL, config.lod.scheme, levels)
+    return Avatar(rig, lods, shoulders, camera, NAME, provenance, FIRST_LOD_LEVEL, config.lod.scheme, levels,
+                  shoulder_rigidity=neck.blend(shoulders.means.numpy().astype(np.float64)))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,9 @@ neck), behind the chin; its width is the portrait mask's narrowest width below t
 top rim lies inside the cranium and the bottom one below the crop, so neither is seen.
 
 Rigidity (how much of the head's motion a vertex follows) is 1 down to the chin and
-falls smoothly to 0 over :data:`BLEND_FACE_HEIGHTS`, so the neck bends into the static
-shoulders. Below the neck's visible length the tube fades out (its opacity falls to 0):
+falls smoothly to 0 over :data:`BLEND_FACE_HEIGHTS`, so the neck bends into the
+shoulders; the shoulder sheet takes the same blend (:class:`HeightBlend`), so hair falling
+beside the neck bends with it. Below the neck's visible length the tube fades out (its opacity falls to 0):
 the shoulder sheet behind it holds the same pixels of the photo, and a turned head shows
 neck, then clothes on the sheet, instead of a column's edge.
 """
@@ -50,15 +51,33 @@ FADE_FACE_HEIGHTS = 0.2
 
 
 @dataclass(frozen=True)
+class HeightBlend:
+    """How much of the head's motion a point follows, by its height along the neck: 1 down
+    to ``start``, falling smoothly to 0 over ``length`` (head-space units along ``down``,
+    measured from ``top``). The neck's rings and whatever hangs beside them (hair on the
+    shoulder sheet) share it, so they bend together and nothing tears between them."""
+
+    top: np.ndarray
+    down: np.ndarray
+    start: float
+    length: float
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """[N] rigidity in [0, 1] of head-space ``points`` [N, 3]."""
+        return 1.0 - smoothstep(((points - self.top) @ self.down - self.start) / self.length)
+
+
+@dataclass(frozen=True)
 class Neck:
     """The neck tube.
 
     Attributes:
         vertices: [N, 3] head-space positions, ring by ring from the top.
         faces: [F, 3] int64 indices into ``vertices``, normals outwards.
-        rigidity: [N] in [0, 1].
+        rigidity: [N] in [0, 1], ``blend`` at each vertex.
         opacity: [N] in [0, 1], the fade-out at the bottom.
         pivot: [3] the point of the axis level with the mouth corners: the head turns about it.
+        blend: the rigidity by height.
     """
 
     vertices: np.ndarray
@@ -66,6 +85,7 @@ class Neck:
     rigidity: np.ndarray
     opacity: np.ndarray
     pivot: np.ndarray
+    blend: HeightBlend
 
 
 @functools.lru_cache(maxsize=1)
@@ -110,14 +130,14 @@ def build_neck(points: np.ndarray, cranium: Ellipsoid, camera: Camera, mask: np.
     centres = top + along[:, None] * down  # [R, 3]
     vertices = (centres[:, None, :] + section[None]).reshape(-1, 3)
     chin_along = (points[CHIN] - top) @ down
-    blend = max(min(BLEND_FACE_HEIGHTS * face_height, STATIC_FROM * length - chin_along), 0.1 * face_height)
-    ring_rigidity = 1.0 - smoothstep((along - chin_along) / blend)
+    blend_length = max(min(BLEND_FACE_HEIGHTS * face_height, STATIC_FROM * length - chin_along), 0.1 * face_height)
+    blend = HeightBlend(top, down, float(chin_along), float(blend_length))
     ring_opacity = 1.0 - smoothstep(
         (along - chin_along - VISIBLE_BELOW_CHIN * face_height) / (FADE_FACE_HEIGHTS * face_height)
     )
     pivot = top + ((points[list(MOUTH_CORNERS)].mean(axis=0) - top) @ down) * down
     per_vertex = lambda per_ring: np.repeat(per_ring, VERTICES_PER_RING)  # noqa: E731
-    return Neck(vertices, neck_faces(), per_vertex(ring_rigidity), per_vertex(ring_opacity), pivot)
+    return Neck(vertices, neck_faces(), blend(vertices), per_vertex(ring_opacity), pivot, blend)
 
 
 def _length_to_below_crop(top: np.ndarray, down: np.ndarray, camera: Camera) -> float:
