@@ -22,12 +22,21 @@ its own spacing.
 Sharpening: splatting blurs (each pixel mixes several Gaussians); one Van Cittert step
 against a render of the source view gives back most of the photo's detail
 (:func:`sharpen_to_photo`).
+
+Background: a Gaussian's colour must never come from the background (a dark or busy
+background would smear onto the head, neck and shoulders). Every sampler reads the
+photo as a :class:`PersonPhoto`: the person's pixels (the mask eroded past its mixed
+edge) are kept and everything else is replaced by their push-pull extrapolation
+(:func:`push_pull`), so a sample at or across the silhouette gets the nearest person
+colours. Opacities still follow the soft mask, so the silhouette does not shrink, but
+Gaussians large enough to reach well past it fade (:func:`silhouette_fade`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -56,6 +65,17 @@ SMOOTHNESS = 0.05
 MEAN_PULL = 1e-4
 #: Deblurring iterations of :func:`sharpen_to_photo`.
 SHARPEN_ITERATIONS = 1
+#: Mask value above which a pixel is person, and the erosion (in pixels of a 512 pixel
+#: crop, scaled with the crop) that takes the mask's mixed edge pixels away.
+PERSON_THRESHOLD = 0.5
+PERSON_EROSION_AT_512 = 2.0
+#: A Gaussian fades out as this many of its standard deviations reach past the mask's
+#: edge by more than the slack (pixels of a 512 pixel crop, scaled with the crop).
+SILHOUETTE_REACH = 3.0
+SILHOUETTE_SLACK_AT_512 = 2.0
+#: A pulled push-pull weight is the children's summed weight (a pyramid level has a
+#: quarter of the pixels), capped at 1.
+PULL_GAIN = 4.0
 
 
 @dataclass(frozen=True)
@@ -172,26 +192,104 @@ def _smooth_fill(weighted_colour: np.ndarray, support: np.ndarray, faces: np.nda
     return spla.splu(system).solve(weighted_colour + MEAN_PULL * mean[None, :])
 
 
-def sharpen_to_photo(gaussians: Gaussians, trusted: np.ndarray, camera: Camera, photo: np.ndarray) -> torch.Tensor:
+def sharpen_to_photo(
+    gaussians: Gaussians, trust: np.ndarray, camera: Camera, photo: np.ndarray, person: np.ndarray
+) -> torch.Tensor:
     """[N, 3] colours of ``gaussians`` corrected so that their render matches ``photo``.
 
     Splatting blurs: each pixel mixes several Gaussians. Van Cittert iterations (add to
-    each trusted Gaussian the residual ``photo - render`` at its projection) undo most of
-    that blur in the source view. Untrusted Gaussians (not seen by the
-    camera) keep their colours.
+    each Gaussian the residual ``photo - render`` at its projection, times its trust)
+    undo most of that blur in the source view. The residual only counts on the person's
+    pixels: elsewhere the photo says nothing about the avatar. Trust fades with the
+    photo's support, so sharpened and unsharpened Gaussians meet without a seam.
 
     Args:
         gaussians: the head's Gaussians (RGB features).
-        trusted: [N] bool, seen in the photo.
+        trust: [N] in [0, 1], how far each Gaussian follows the residual (0: keeps its colour).
         camera: the source view.
-        photo: [H, W, 3] float32.
+        photo: [H, W, 3] float32, :attr:`PersonPhoto.image`.
+        person: [H, W] bool, :attr:`PersonPhoto.person`.
     """
     colours = gaussians.features.numpy().astype(np.float32, copy=True)
-    uv = camera.project(gaussians.means.numpy().astype(np.float64))[0][trusted]
+    trusted = np.flatnonzero(trust > 0)
+    uv = camera.project(gaussians.means.numpy().astype(np.float64)[trusted])[0]
+    gain = trust[trusted, None].astype(np.float32)
     for _ in range(SHARPEN_ITERATIONS):
         current = Gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, torch.from_numpy(colours))
         out = render(current, camera, backend=host_backend(), background=0.0)
         alpha = out.alpha.numpy()[..., None]
-        residual = alpha * photo - out.features.numpy()  # photo minus the render composited over it
-        colours[trusted] = np.clip(colours[trusted] + sample_bilinear(residual, uv), 0.0, 1.0)
+        residual = (alpha * photo - out.features.numpy()) * person[..., None]  # photo minus the render over black
+        colours[trusted] = np.clip(colours[trusted] + gain * sample_bilinear(residual, uv), 0.0, 1.0)
     return torch.from_numpy(colours)
+
+
+@dataclass(frozen=True)
+class PersonPhoto:
+    """The photo as every sampler reads it (see the module docstring).
+
+    Attributes:
+        image: [S, S, 3] float32, the photo on the person's pixels, their push-pull
+            extrapolation elsewhere (the photo itself when there is no person).
+        person: [S, S] bool, the person's pixels: the mask above :data:`PERSON_THRESHOLD`,
+            eroded by :data:`PERSON_EROSION_AT_512` (scaled to the crop) so that pixels
+            mixing person and background are out.
+        inside: [S, S] float32 signed distance in pixels to the mask's edge (at
+            :data:`PERSON_THRESHOLD`), positive on the person.
+    """
+
+    image: np.ndarray
+    person: np.ndarray
+    inside: np.ndarray
+
+
+def person_photo(photo: np.ndarray, mask: np.ndarray) -> PersonPhoto:
+    """``photo`` [S, S, 3] float32 with its portrait ``mask`` [S, S] made into a :class:`PersonPhoto`."""
+    above = (mask > PERSON_THRESHOLD).astype(np.uint8)
+    radius = max(1, round(PERSON_EROSION_AT_512 * mask.shape[0] / 512))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    person = cv2.erode(above, kernel) > 0
+    inside = cv2.distanceTransform(above, cv2.DIST_L2, 3) - cv2.distanceTransform(1 - above, cv2.DIST_L2, 3)
+    image = push_pull(photo, person.astype(np.float32)) if person.any() else photo
+    return PersonPhoto(image, person, inside)
+
+
+def silhouette_fade(inside: np.ndarray, sigma_px: np.ndarray, crop_size: int) -> np.ndarray:
+    """[N] opacity factors in [0, 1] that keep Gaussians from showing past the mask's edge.
+
+    A Gaussian of standard deviation ``sigma_px`` [N] (pixels) whose centre is ``inside``
+    [N] pixels inside the edge (:attr:`PersonPhoto.inside` there) fades out as its reach
+    of :data:`SILHOUETTE_REACH` deviations crosses the edge by more than
+    :data:`SILHOUETTE_SLACK_AT_512` (scaled to ``crop_size``): coarse levels' large
+    Gaussians would otherwise paint a halo around the person.
+    """
+    slack = SILHOUETTE_SLACK_AT_512 * crop_size / 512
+    return smoothstep((inside + slack) / np.maximum(SILHOUETTE_REACH * sigma_px, 1e-6))
+
+
+def push_pull(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """[H, W, 3] float32: ``values`` [H, W, 3] where ``weight`` [H, W] is 1, an extrapolation
+    of the weighted values where it is 0, a blend in between.
+
+    Gortler et al.'s push-pull on an image pyramid: weighted averages are pulled to ever
+    coarser levels (a level's weight is its children's summed weight, capped at 1), then
+    pushed back down, each level filling its gaps from the filled level above. ``weight``
+    must be positive somewhere.
+    """
+    colour, confidence = values.astype(np.float32), np.clip(weight, 0.0, 1.0).astype(np.float32)
+    mean = (colour * confidence[..., None]).sum(axis=(0, 1)) / confidence.sum()  # fills the coarsest level's gaps
+    levels = [(colour, confidence)]
+    while min(colour.shape[:2]) > 1:
+        support = cv2.pyrDown(confidence)
+        colour = cv2.pyrDown(colour * confidence[..., None]) / np.maximum(support, 1e-12)[..., None]
+        confidence = np.minimum(PULL_GAIN * support, 1.0)
+        levels.append((colour, confidence))
+    filled = _blend(colour, confidence, np.broadcast_to(mean, colour.shape))
+    for colour, confidence in reversed(levels[:-1]):
+        height, width = confidence.shape
+        filled = _blend(colour, confidence, cv2.pyrUp(filled, dstsize=(width, height)))
+    return filled
+
+
+def _blend(colour: np.ndarray, confidence: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """[H, W, 3] ``colour`` where ``confidence`` [H, W] is 1, ``fill`` [H, W, 3] where it is 0."""
+    return confidence[..., None] * colour + (1.0 - confidence[..., None]) * fill

@@ -7,7 +7,9 @@ photo in place of its learned parts.
                -> Loop subdivision: LOD 0/1/2 = 1/2/3 steps, about 5K/20K/80K vertices,
                   one Gaussian per vertex (the paper's Sub#0/1/2 counts)
                -> colours by projection with depth-buffer visibility, mirrored and
-                  push-pull filled where hidden; opacities from the mask at the silhouette
+                  push-pull filled where hidden, always from the person's pixels (the
+                  photo bled past the eroded mask); opacities from the mask at the
+                  silhouette
                -> shoulders from the mask minus the head's depth-buffer mask
 """
 
@@ -22,7 +24,15 @@ import torch
 
 from core.avatar.avatar import Avatar, HeadLod, HeadRig
 from core.avatar.levels import LevelChain, subdivide
-from core.avatar.training_free.colour import fill_levels, pull_levels, sample_photo, sharpen_to_photo
+from core.avatar.training_free.colour import (
+    PersonPhoto,
+    fill_levels,
+    person_photo,
+    pull_levels,
+    sample_photo,
+    sharpen_to_photo,
+    silhouette_fade,
+)
 from core.avatar.training_free.cranium import fit_cranium, shell_layout, shell_vertices
 from core.avatar.training_free.eyes import build_eyes
 from core.avatar.training_free.face_topology import (
@@ -37,7 +47,9 @@ from core.avatar.training_free.head_mesh import PARTS, HeadMesh, assemble_head
 from core.avatar.training_free.lifting import lift_landmarks
 from core.avatar.training_free.mouth import build_mouth
 from core.avatar.training_free.neck import build_neck
+from core.avatar.training_free.openings import seen_through_openings
 from core.avatar.training_free.rings import smoothstep
+from core.avatar.training_free.sampling import sample_bilinear
 from core.avatar.training_free.shoulders import shoulder_gaussians
 from core.avatar.training_free.surface import flat_gaussian_shapes
 from core.config import Config
@@ -56,9 +68,12 @@ SIGMA_PER_EDGE = 0.7
 FLATNESS = 0.15
 #: Larger Gaussians for parts that stretch when animated (the mouth opens).
 PART_SIGMA_GAIN = {"mouth": 1.2}
-#: Opacity of visible silhouette vertices whose pixel the mask calls background; the mask
-#: value at which they become opaque.
+#: Opacity of visible face vertices (face, eyes, mouth) whose pixel the mask calls
+#: background (a face is never cut by its own silhouette; the shell and the neck are:
+#: they only guess the hair's and the neck's extent, so they take the mask's opacity);
+#: the mask value at which vertices become opaque.
 OPACITY_FLOOR = 0.3
+FLOORED_PARTS = ("face", "eyes", "mouth")
 MASK_OPAQUE = 0.5
 #: The hair prior's weight on the shell rises from 0 to HAIR_PRIOR_WEIGHT over this ring
 #: progress (the back of the head).
@@ -70,9 +85,9 @@ SKIN_PRIOR_WEIGHT = 0.2
 #: Face samples at least this confident count towards the skin colour.
 SKIN_SAMPLE_WEIGHT = 0.9
 
-#: Gaussians whose photo support (pulled sample confidence) reaches this are sharpened
-#: against the photo.
-TRUSTED_SUPPORT = 0.5
+#: Photo support (pulled sample confidence) over which a Gaussian's sharpening against
+#: the photo fades in (a ramp, so no seam between sharpened and unsharpened Gaussians).
+TRUSTED_SUPPORT = (0.3, 0.7)
 
 #: ``report(fraction, message)``: progress, and the place to stop when cancelled.
 Report = Callable[[float, str], None]
@@ -81,8 +96,8 @@ Report = Callable[[float, str], None]
 def reconstruct_training_free(portrait: Portrait, config: Config, provenance: dict, report: Report) -> Avatar:
     """An avatar of ``portrait`` (see the module docstring)."""
     report(0.0, "building the head")
-    photo = portrait.crop.image.astype(np.float32) / 255.0
-    lifted = lift_landmarks(portrait.crop.landmarks, photo.shape[0], config.camera, config.flame.scale)
+    photo = person_photo(portrait.crop.image.astype(np.float32) / 255.0, portrait.mask)
+    lifted = lift_landmarks(portrait.crop.landmarks, portrait.mask.shape[0], config.camera, config.flame.scale)
     points, camera = lifted.points, lifted.camera
     cranium = fit_cranium(points)
     shell = shell_vertices(points, cranium)
@@ -140,20 +155,25 @@ def _appearance(
     finest: np.ndarray,
     part: np.ndarray,
     camera: Camera,
-    photo: np.ndarray,
+    photo: PersonPhoto,
     portrait: Portrait,
 ) -> _Appearance:
-    """Colours and opacities from the photo, for the finest level's vertices ``finest``
+    """Colours and opacities from ``photo``, for the finest level's vertices ``finest``
     [N, 3] of parts ``part`` [N], filled and averaged down to every level."""
-    samples = sample_photo(finest, levels.faces[-1], vertex_normals(finest, levels.faces[-1]), camera, photo, portrait.mask)
+    normals = vertex_normals(finest, levels.faces[-1])
+    samples = sample_photo(finest, levels.faces[-1], normals, camera, photo.image, portrait.mask)
     uv = camera.project(finest)[0]
-    under_jaw = (part == PARTS.index("shell")) & _below_jaw(portrait.crop.landmarks, uv, photo.shape[:2])
-    weight = samples.weight * ~under_jaw
+    under_jaw = (part == PARTS.index("shell")) & _below_jaw(portrait.crop.landmarks, uv, portrait.mask.shape)
+    weight = samples.weight * ~under_jaw * seen_through_openings(part, uv, portrait.crop.landmarks, len(portrait.mask))
     prior_colour, prior_weight = _priors(head, levels, samples.colour, weight, uv, part, portrait)
     combined = weight + (1.0 - weight) * prior_weight
     colour = weight[:, None] * samples.colour + ((1.0 - weight) * prior_weight)[:, None] * prior_colour
     colour /= np.maximum(combined, 1e-12)[:, None]
-    opacity = np.where(samples.visible, np.maximum(OPACITY_FLOOR, smoothstep(samples.mask / MASK_OPAQUE)), 1.0)
+    on_face = np.isin(part, [PARTS.index(name) for name in FLOORED_PARTS])
+    # Shell and neck vertices follow the mask seen or not: where it says background, the
+    # source view would show them through the (transparent) surface in front of them.
+    opacity = np.maximum(OPACITY_FLOOR * on_face, smoothstep(samples.mask / MASK_OPAQUE))
+    opacity[on_face & ~samples.visible] = 1.0
     opacity *= levels.refine(head.opacity, len(levels.steps))
     everywhere = np.ones(len(finest))
     return _Appearance(
@@ -171,19 +191,24 @@ def _head_lod(
     appearance: _Appearance,
     level: int,
     camera: Camera,
-    photo: np.ndarray,
+    photo: PersonPhoto,
 ) -> HeadLod:
     """The head's Gaussians on the vertices [N, 3] of one level: flat on the surface,
-    sized by the local edge length, coloured and sharpened against the photo."""
+    sized by the local edge length, faded where they would reach past the silhouette,
+    coloured and sharpened against the photo."""
     gain = np.ones(len(vertices))
     for name, factor in PART_SIGMA_GAIN.items():
         gain[part == PARTS.index(name)] = factor
     sigma = SIGMA_PER_EDGE * gain * mean_edge_lengths(vertices, faces)
     quats, scales = flat_gaussian_shapes(vertex_normals(vertices, faces), sigma, FLATNESS)
     colours = np.clip(appearance.colours[level], 0.0, 1.0)
-    attributes = (vertices, quats, scales, appearance.opacities[level], colours)
+    uv, depth = camera.project(vertices)
+    fade = silhouette_fade(sample_bilinear(photo.inside, uv), sigma * camera.K[0, 0] / depth, len(photo.inside))
+    attributes = (vertices, quats, scales, appearance.opacities[level] * fade, colours)
     gaussians = Gaussians(*(torch.from_numpy(np.ascontiguousarray(values, np.float32)) for values in attributes))
-    sharp = sharpen_to_photo(gaussians, appearance.seen[level] >= TRUSTED_SUPPORT, camera, photo)
+    low, high = TRUSTED_SUPPORT
+    trust = smoothstep((appearance.seen[level] - low) / (high - low))
+    sharp = sharpen_to_photo(gaussians, trust, camera, photo.image, photo.person)
     return HeadLod(gaussians.quats, gaussians.scales, gaussians.opacities, sharp)
 
 

@@ -4,7 +4,7 @@ Shoulder mask = portrait mask in the lower part of the crop (fading in below the
 so hair falling beside the face belongs to it) minus the head's depth-buffer mask. The
 sheet itself also continues behind the head, so a turning head or an opening jaw
 uncovers shoulders instead of a hole: behind the neck (below the chin) with the photo's
-neck and collar, behind the head's outline with colours inpainted from the shoulder
+neck and collar, behind the head's outline with colours filled in from the shoulder
 cells around (a copy of the jaw there would show as a ghost). With the neck's fading
 rigidity and opacity, this is the neck blend.
 
@@ -12,10 +12,12 @@ One Gaussian per grid cell of that mask, each on its cell's ray (image-aligned, 
 source view sees the photo's cells), at the depth of the neck's axis: behind the head's
 front, in front of its back. Away from the neck the sheet bends back by
 :data:`BEND_PER_FACE_WIDTH` (shoulders recede), so seen from the side it is a shallow
-curve rather than a card edge-on. A cell's colour is its mask-weighted mean, its opacity
-how much of it the mask covers; the cell size gives about the configured number of
-Gaussians on the visible shoulder mask (cells behind the head come on top). Shoulders
-are static.
+curve rather than a card edge-on. A cell's colour is the mean of the person's pixels
+(the eroded mask) it sees, cells seeing too few of them are filled by push-pull from the
+cells around (never from the background, whose pixels a soft mask would mix in); its
+opacity is how much of it the mask covers, faded where the cell's Gaussian would reach
+well past the mask's edge. The cell size gives about the configured number of Gaussians
+on the visible shoulder mask (cells behind the head come on top). Shoulders are static.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import cv2
 import numpy as np
 import torch
 
+from core.avatar.training_free.colour import PersonPhoto, push_pull, silhouette_fade
 from core.avatar.training_free.face_topology import (
     CHEEK_EXTREMES,
     CHIN,
@@ -32,6 +35,7 @@ from core.avatar.training_free.face_topology import (
     RIGHT_EYE_CORNERS,
 )
 from core.avatar.training_free.rings import smoothstep
+from core.avatar.training_free.sampling import sample_bilinear
 from core.avatar.training_free.surface import flat_gaussian_shapes
 from core.geometry.camera import Camera
 from core.render import Gaussians
@@ -44,8 +48,6 @@ SIGMA_PER_CELL = 0.6
 FLATNESS = 0.2
 #: Cell side limits in pixels.
 CELL_LIMITS = (1.0, 8.0)
-#: Neighbourhood of the inpainting behind the head, in cells.
-INPAINT_RADIUS_CELLS = 3
 #: How far the sheet bends back at one face width to the side of the neck, in face widths
 #: (a parabola in the horizontal distance).
 BEND_PER_FACE_WIDTH = 0.35
@@ -57,7 +59,7 @@ BEHIND_HEAD_FACE_HEIGHTS = 0.15
 
 
 def shoulder_gaussians(
-    photo: np.ndarray,
+    photo: PersonPhoto,
     mask: np.ndarray,
     head_depth: np.ndarray,
     landmark_pixels: np.ndarray,
@@ -68,7 +70,7 @@ def shoulder_gaussians(
     """The shoulder Gaussians in head space.
 
     Args:
-        photo: [S, S, 3] float32 crop.
+        photo: the crop as the samplers read it.
         mask: [S, S] portrait mask.
         head_depth: [S, S] the head mesh's depth buffer in the source view (+inf off the head).
         landmark_pixels: [478, 2+] landmarks in crop pixels.
@@ -80,9 +82,10 @@ def shoulder_gaussians(
         N Gaussians with RGB features, float32.
     """
     sheet, seen = _sheet_regions(mask, head_depth, landmark_pixels)
-    cell, coverage, colour = _cells(photo, sheet, seen, target_count)
+    cell, coverage, colour = _cells(photo.image, sheet, seen, photo.person, target_count)
     keep_row, keep_column = np.nonzero(coverage >= MIN_COVERAGE)
     pixels = np.column_stack([keep_column, keep_row]) * cell + cell / 2.0
+    fade = silhouette_fade(sample_bilinear(photo.inside, pixels), np.full(len(pixels), SIGMA_PER_CELL * cell), len(mask))
 
     axis = camera.world_to_camera(plane_point)
     focal = camera.K[0, 0]
@@ -93,7 +96,7 @@ def shoulder_gaussians(
     means = (rays * depth[:, None] - camera.t) @ camera.R
     towards_camera = np.broadcast_to(-camera.R[2], means.shape)
     quats, scales = flat_gaussian_shapes(towards_camera, SIGMA_PER_CELL * cell * depth / focal, FLATNESS)
-    attributes = (means, quats, scales, coverage[keep_row, keep_column], colour[keep_row, keep_column])
+    attributes = (means, quats, scales, coverage[keep_row, keep_column] * fade, colour[keep_row, keep_column])
     return Gaussians(*(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)) for values in attributes))
 
 
@@ -115,15 +118,21 @@ def _sheet_regions(
 
 
 def _cells(
-    photo: np.ndarray, sheet: np.ndarray, seen: np.ndarray, target_count: int
+    photo: np.ndarray, sheet: np.ndarray, seen: np.ndarray, person: np.ndarray, target_count: int
 ) -> tuple[float, np.ndarray, np.ndarray]:
     """The sheet on a square grid of about ``target_count`` cells over ``seen``.
+
+    Args:
+        photo: [S, S, 3] float32.
+        sheet: [S, S] in [0, 1], where the sheet is.
+        seen: [S, S] in [0, 1], where the sheet shows the photo.
+        person: [S, S] bool, the person's pixels (the only ones whose colour counts).
 
     Returns:
         cell: the cell side in pixels.
         coverage: [G, G] the sheet's share of each cell.
-        colour: [G, G, 3] the photo's mean over the cell's seen part, inpainted where the
-            cell sees none of it.
+        colour: [G, G, 3] the photo's mean over the cell's seen person pixels, push-pull
+            filled where the cell has too few of them.
     """
     size = sheet.shape[0]
     cells = max(1, round(size / float(np.clip(np.sqrt(seen.sum() / max(target_count, 1)), *CELL_LIMITS))))
@@ -132,9 +141,10 @@ def _cells(
         """Means over the cells (area resampling handles fractional cell sides)."""
         return cv2.resize(values.astype(np.float32), (cells, cells), interpolation=cv2.INTER_AREA)
 
-    seen_share = per_cell(seen)
-    colour = per_cell(photo * seen[..., None]) / np.maximum(seen_share, 1e-9)[..., None]
-    unseen = (seen_share < MIN_COVERAGE).astype(np.uint8)
-    colour8 = np.clip(np.rint(colour * 255.0), 0, 255).astype(np.uint8)
-    colour = cv2.inpaint(colour8, unseen, INPAINT_RADIUS_CELLS, cv2.INPAINT_TELEA).astype(np.float32) / 255.0
+    seen_person = seen * person
+    seen_share = per_cell(seen_person)
+    colour = per_cell(photo * seen_person[..., None]) / np.maximum(seen_share, 1e-9)[..., None]
+    known = (seen_share >= MIN_COVERAGE).astype(np.float32)
+    if known.any():  # else no cell shows the photo: nothing to fill from
+        colour = push_pull(colour, known)
     return size / cells, per_cell(sheet), colour
