@@ -3,7 +3,8 @@
 Its axis runs along the photo's image-down direction (so a tilted head keeps an upright
 neck), behind the chin; its width is the portrait mask's narrowest width below the chin
 (the neck, or hair falling beside it), converted to world units at the neck's depth. The
-top rim lies inside the cranium and the bottom one below the crop, so neither is seen.
+top rim lies inside the cranium and the bottom one below the crop, so neither is seen;
+above the chin the tube is transparent (seen only through an open mouth).
 
 Rigidity (how much of the head's motion a vertex follows) is 1 down to the chin and
 falls smoothly to 0 over :data:`BLEND_FACE_HEIGHTS`, so the neck bends into the
@@ -135,7 +136,11 @@ def build_neck(points: np.ndarray, cranium: Ellipsoid, camera: Camera, mask: np.
     ring_opacity = 1.0 - smoothstep(
         (along - chin_along - VISIBLE_BELOW_CHIN * face_height) / (FADE_FACE_HEIGHTS * face_height)
     )
-    pivot = top + ((points[list(MOUTH_CORNERS)].mean(axis=0) - top) @ down) * down
+    mouth_along = (points[list(MOUTH_CORNERS)].mean(axis=0) - top) @ down
+    pivot = top + mouth_along * down
+    # Inside the head the tube is only seen through an open mouth, where its front would
+    # show skin in front of the mouth's interior: it fades in from the mouth to the chin.
+    ring_opacity *= smoothstep((along - mouth_along) / max(chin_along - mouth_along, 1e-6))
     per_vertex = lambda per_ring: np.repeat(per_ring, VERTICES_PER_RING)  # noqa: E731
     return Neck(vertices, neck_faces(), blend(vertices), per_vertex(ring_opacity), pivot, blend)
 
