@@ -11,7 +11,7 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from core.avatar import Animator, DrivingState, reconstruct
-from core.avatar.animation import NECK_SLACK, fit_similarity
+from core.avatar.animation import CLOSED_EYE_OPENNESS, EYELID_PAIRS, NECK_SLACK, fit_similarity
 from core.avatar.training_free.face_topology import face_topology
 from core.avatar.view import View, render_view
 from core.config import load_config
@@ -254,3 +254,24 @@ def test_an_opening_mouth_shows_a_dark_interior_and_teeth(driving):
     assert len(luminance) > 1000
     assert luminance.mean() < 0.33
     assert (luminance > 0.55).mean() >= 0.02  # teeth
+
+
+@pytest.mark.samples
+def test_a_closed_eye_closes_the_avatars_eye_fully(driving):
+    """The driver's lids come down to a fifth of their open gap (where MediaPipe leaves a
+    closed eye): the avatar's lids meet (a transferred offset left a fifth of the eye open)."""
+    portrait, avatar, _ = driving
+    reference = portrait.crop.landmarks.astype(np.float64)
+    closed = reference.copy()
+    for pairs in EYELID_PAIRS:
+        for upper, lower in pairs:
+            middle = (reference[upper] + reference[lower]) / 2.0
+            closed[upper] = middle + CLOSED_EYE_OPENNESS * (reference[upper] - middle)
+            closed[lower] = middle + CLOSED_EYE_OPENNESS * (reference[lower] - middle)
+    animator = Animator(avatar, reference_frames=1)
+    animator.drive(_frame(reference, 0))
+    posed = avatar.head_means(LOD, animator.drive(_frame(closed, 1))).numpy()  # vertex v < 468: landmark v
+    neutral = avatar.head_means(LOD).numpy()
+    for pairs in EYELID_PAIRS:
+        upper, lower = pairs[len(pairs) // 2]
+        assert np.linalg.norm(posed[upper] - posed[lower]) < 0.05 * np.linalg.norm(neutral[upper] - neutral[lower])

@@ -57,6 +57,19 @@ FACE_WIDTH_LANDMARKS = (234, 454)
 NECK_SLACK = 0.1
 
 
+#: Upper and lower eyelid landmarks facing each other, corner to corner, per eye (the
+#: subject's right eye first); the middle pair measures the eye's openness.
+EYELID_PAIRS = (
+    ((246, 7), (161, 163), (160, 144), (159, 145), (158, 153), (157, 154), (173, 155)),
+    ((466, 249), (388, 390), (387, 373), (386, 374), (385, 380), (384, 381), (398, 382)),
+)
+#: A closed eye's lid gap in MediaPipe's landmarks, as a share of the open eye's.
+CLOSED_EYE_OPENNESS = 0.2
+#: The widest an avatar's eye opens, in its neutral lid gaps (a reference taken mid-blink
+#: would otherwise make every later frame's eyes open without bound).
+MAX_EYE_OPENNESS = 1.6
+
+
 @dataclass(frozen=True)
 class Similarity:
     """``x -> scale * rotation @ x + translation`` on [N, 3] row vectors."""
@@ -125,9 +138,11 @@ class Animator:
         if not self.reference_complete:
             self._add_to_reference(landmarks)
         to_reference = fit_similarity(landmarks[self._stable], self._reference[self._stable])
-        expression = to_reference(landmarks) - self._reference  # driver's reference space
+        canonical = to_reference(landmarks)
+        expression = canonical - self._reference  # driver's reference space
         to_avatar = self._to_avatar
         offsets = to_avatar.scale * expression @ to_avatar.rotation.T
+        offsets = self._eyelids(offsets, canonical)
         rotation = to_avatar.rotation @ to_reference.rotation.T @ to_avatar.rotation.T
         pivot_in_reference = to_avatar.inverse()(self._pivot[None])[0]
         pivot_in_frame = to_reference.inverse()(pivot_in_reference[None])[0]
@@ -136,6 +151,28 @@ class Animator:
         flame = self._last.flame if frame.flame is None else FlamePose.from_fit(frame.flame)
         self._last = DrivingState(offsets, rotation, translation, flame, body_translation=self._body(translation))
         return self._last
+
+    def _eyelids(self, offsets: np.ndarray, canonical: np.ndarray) -> np.ndarray:
+        """``offsets`` [L, 3] with each eye's lid gap set from the driver's eye openness.
+
+        MediaPipe's lids do not meet on a closed eye (the gap stays about
+        :data:`CLOSED_EYE_OPENNESS` of the open one) and a transferred offset only narrows the
+        avatar's gap by as much: a blink left the avatar's eye half open. Per eye, the driver's
+        openness (centre lid gap now over in the reference) is mapped so that closed reads 0,
+        and every upper/lower lid pair of the avatar is set to its neutral gap times that,
+        about the pair's transferred midpoint.
+        """
+        offsets = offsets.copy()
+        avatar = self._avatar_landmarks
+        for pairs in EYELID_PAIRS:
+            centre = pairs[len(pairs) // 2]
+            openness = _gap(canonical, centre) / max(_gap(self._reference, centre), 1e-9)
+            shown = min(max(openness - CLOSED_EYE_OPENNESS, 0.0) / (1.0 - CLOSED_EYE_OPENNESS), MAX_EYE_OPENNESS)
+            for upper, lower in pairs:
+                posed_upper, posed_lower = avatar[upper] + offsets[upper], avatar[lower] + offsets[lower]
+                middle, half_gap = (posed_upper + posed_lower) / 2.0, shown * (avatar[upper] - avatar[lower]) / 2.0
+                offsets[upper], offsets[lower] = middle + half_gap - avatar[upper], middle - half_gap - avatar[lower]
+        return offsets
 
     def _body(self, translation: np.ndarray) -> np.ndarray:
         """[3] the body's translation for the head's ``translation`` [3] (head space).
@@ -157,6 +194,11 @@ class Animator:
         self._collected.append(landmarks)
         self._reference = np.mean(self._collected, axis=0)
         self._to_avatar = fit_similarity(self._reference[self._stable], self._avatar_landmarks[self._stable])
+
+
+def _gap(landmarks: np.ndarray, pair: tuple[int, int]) -> float:
+    """Distance between the two landmarks of ``pair`` in ``landmarks`` [L, 3]."""
+    return float(np.linalg.norm(landmarks[pair[0]] - landmarks[pair[1]]))
 
 
 def attach_flame(avatar: Avatar, flame_file: Path | None, config: Config) -> Avatar:
