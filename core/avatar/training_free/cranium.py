@@ -10,8 +10,8 @@ into the ellipsoid, and their azimuths into an even spacing.
 
 Proportions are anthropometric ratios to the face's own size (the face height from
 forehead top to chin and the width between the cheek extremes), since the photo shows
-only the front of the head; the portrait silhouette later widens the shell where hair
-or ears stick out (:mod:`.hair`).
+only the front of the head; the portrait silhouette later fits the shell's crown and
+its width and depth row by row to the hair (:mod:`.hair`).
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 photo in place of its learned parts.
 
     photo crop -> MediaPipe landmarks lifted to head space (the face mesh)
-               -> completed head: cranium shell widened to the hair's silhouette, neck,
-                  eyeballs, inner mouth (the control mesh, about 1.3K vertices)
+               -> completed head: cranium shell fitted row by row to the person mask's
+                  silhouette (hair volume), neck, eyeballs, inner mouth (the control
+                  mesh, about 1.3K vertices)
                -> Loop subdivision: LOD 0/1/2 = 1/2/3 steps, about 5K/20K/80K vertices,
                   one Gaussian per vertex (the paper's Sub#0/1/2 counts)
                -> colours by projection with depth-buffer visibility, mirrored and
-                  push-pull filled where hidden, always from the person's pixels (the
+                  push-pull filled where hidden (the back of the head from the photo's
+                  hair pixels, so it keeps a hair texture), always from the person's pixels (the
                   photo bled past the eroded mask); opacities from the mask at the
                   silhouette
                -> shoulders from the mask minus the head's depth-buffer mask
@@ -33,16 +35,15 @@ from core.avatar.training_free.colour import (
     sharpen_to_photo,
     silhouette_fade,
 )
-from core.avatar.training_free.cranium import fit_cranium, shell_layout, shell_vertices
+from core.avatar.training_free.cranium import Ellipsoid, fit_cranium, shell_layout, shell_vertices
 from core.avatar.training_free.eyes import build_eyes
 from core.avatar.training_free.face_topology import (
     CHEEK_EXTREMES,
-    LEFT_EYE_CORNERS,
     NUM_MESH_POINTS,
-    RIGHT_EYE_CORNERS,
     face_topology,
 )
-from core.avatar.training_free.hair import hair_colour, widen_to_silhouette
+from core.avatar.training_free.hair import hidden_hair, widen_to_silhouette
+from core.avatar.training_free.hair_mask import hair_mask
 from core.avatar.training_free.head_mesh import PARTS, HeadMesh, assemble_head
 from core.avatar.training_free.lifting import lift_landmarks
 from core.avatar.training_free.mouth import build_mouth
@@ -76,9 +77,10 @@ OPACITY_FLOOR = 0.3
 FLOORED_PARTS = ("face", "eyes", "mouth")
 MASK_OPAQUE = 0.5
 #: The hair prior's weight on the shell rises from 0 to HAIR_PRIOR_WEIGHT over this ring
-#: progress (the back of the head).
-HAIR_PRIOR_PROGRESS = (0.3, 0.7)
-HAIR_PRIOR_WEIGHT = 0.35
+#: progress (the back of the head); it is the photo's hair texture, so it may dominate
+#: the push-pull fill, which would blur it.
+HAIR_PRIOR_PROGRESS = (0.25, 0.55)
+HAIR_PRIOR_WEIGHT = 0.8
 #: Weight of the skin prior on the neck (its sides and back are never seen; the photo's
 #: front of the neck is often collar).
 SKIN_PRIOR_WEIGHT = 0.2
@@ -101,8 +103,9 @@ def reconstruct_training_free(portrait: Portrait, config: Config, provenance: di
     points, camera = lifted.points, lifted.camera
     cranium = fit_cranium(points)
     shell = shell_vertices(points, cranium)
-    outline = np.concatenate([points[:NUM_MESH_POINTS], shell])
-    shell = widen_to_silhouette(shell, shell_layout().progress, outline, cranium, camera, portrait.mask)
+    hair = hair_mask(portrait.crop.image, portrait.mask, portrait.crop.landmarks)
+    face = points[:NUM_MESH_POINTS]
+    shell = widen_to_silhouette(shell, shell_layout().progress, face, cranium, camera, portrait.mask, hair)
     neck = build_neck(points, cranium, camera, portrait.mask)
     head = assemble_head(points, shell, neck, build_eyes(points), build_mouth(points))
 
@@ -115,7 +118,7 @@ def reconstruct_training_free(portrait: Portrait, config: Config, provenance: di
     part = [weights.argmax(axis=1) for weights in part]
 
     report(0.3, "sampling colours")
-    appearance = _appearance(head, levels, vertices[-1], part[-1], camera, photo, portrait)
+    appearance = _appearance(head, levels, vertices[-1], part[-1], camera, photo, portrait, _HairSource(cranium, hair))
 
     report(0.6, "shaping the Gaussians")
     lods = tuple(
@@ -130,6 +133,19 @@ def reconstruct_training_free(portrait: Portrait, config: Config, provenance: di
     rig = HeadRig(head.vertices, head.faces, head.binding, head.rigidity, points, neck.pivot, cranium.centre)
     return Avatar(rig, lods, shoulders, camera, NAME, provenance, FIRST_LOD_LEVEL, config.lod.scheme, levels,
                   shoulder_rigidity=neck.blend(shoulders.means.numpy().astype(np.float64)))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _HairSource:
+    """Where the back of the head's hair texture comes from.
+
+    Attributes:
+        cranium: the fitted cranium (its coronal plane mirrors the back onto the front).
+        mask: [S, S] bool, the photo's hair pixels (:func:`hair_mask`).
+    """
+
+    cranium: Ellipsoid
+    mask: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -157,15 +173,20 @@ def _appearance(
     camera: Camera,
     photo: PersonPhoto,
     portrait: Portrait,
+    hair: _HairSource,
 ) -> _Appearance:
     """Colours and opacities from ``photo``, for the finest level's vertices ``finest``
-    [N, 3] of parts ``part`` [N], filled and averaged down to every level."""
+    [N, 3] of parts ``part`` [N], filled and averaged down to every level; the back of the
+    head textured from ``hair``."""
     normals = vertex_normals(finest, levels.faces[-1])
     samples = sample_photo(finest, levels.faces[-1], normals, camera, photo.image, portrait.mask)
     uv = camera.project(finest)[0]
     under_jaw = (part == PARTS.index("shell")) & _below_jaw(portrait.crop.landmarks, uv, portrait.mask.shape)
     weight = samples.weight * ~under_jaw * seen_through_openings(part, uv, portrait.crop.landmarks, len(portrait.mask))
-    prior_colour, prior_weight = _priors(head, levels, samples.colour, weight, uv, part, portrait)
+    hair_prior = np.full((len(finest), 3), np.nan)
+    shell = part == PARTS.index("shell")
+    hair_prior[shell] = hidden_hair(finest[shell], hair.cranium, camera, photo.image, hair.mask)
+    prior_colour, prior_weight = _priors(head, levels, samples.colour, weight, part, hair_prior)
     combined = weight + (1.0 - weight) * prior_weight
     colour = weight[:, None] * samples.colour + ((1.0 - weight) * prior_weight)[:, None] * prior_colour
     colour /= np.maximum(combined, 1e-12)[:, None]
@@ -232,25 +253,23 @@ def _priors(
     levels: LevelChain,
     colour: np.ndarray,
     weight: np.ndarray,
-    uv: np.ndarray,
     part: np.ndarray,
-    portrait: Portrait,
+    hair: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prior colours [N, 3] and weights [N] at the finest level: the control mesh's (the
-    mouth interior), the hair's colour on the back of the head, the skin's on the neck.
+    mouth interior), the hair's texture on the back of the head, the skin's on the neck.
 
     Args:
         colour, weight: the finest level's photo samples and their confidence.
-        uv: [N, 2] their pixels; part: [N] their parts.
+        part: [N] their parts.
+        hair: [N, 3] hair colours for unseen shell vertices (:func:`hidden_hair`; NaN: none).
     """
     finest = len(levels.steps)
     prior_weight = levels.refine(head.prior_weight, finest)
     prior_colour = levels.refine(head.prior_colour * head.prior_weight[:, None], finest)
     prior_colour /= np.maximum(prior_weight, 1e-12)[:, None]
 
-    on_shell = part == PARTS.index("shell")
-    eye_row = portrait.crop.landmarks[list(RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS), 1].mean()
-    hair = hair_colour(colour, weight, uv[:, 1], on_shell, eye_row)
+    on_shell = (part == PARTS.index("shell")) & np.isfinite(hair).all(axis=1)
     progress = np.zeros(len(head.vertices))
     progress[head.part == PARTS.index("shell")] = shell_layout().progress
     low, high = HAIR_PRIOR_PROGRESS
@@ -259,7 +278,7 @@ def _priors(
     prior_weight = np.maximum(prior_weight, hair_weight)
 
     on_face = (part == PARTS.index("face")) & (weight >= SKIN_SAMPLE_WEIGHT)
-    skin = np.median(colour[on_face], axis=0) if on_face.any() else hair
+    skin = np.median(colour[on_face], axis=0) if on_face.any() else np.median(colour, axis=0)
     on_neck = part == PARTS.index("neck")
     prior_colour[on_neck] = skin
     prior_weight[on_neck] = SKIN_PRIOR_WEIGHT
