@@ -56,7 +56,8 @@ from core.avatar.training_free.surface import flat_gaussian_shapes
 from core.config import Config
 from core.geometry.camera import Camera
 from core.geometry.mesh import mean_edge_lengths, vertex_normals
-from core.render import Gaussians
+from core.render import Gaussians, render
+from core.render.kernels import host_backend
 from core.tracking.photo import Portrait
 
 NAME = "training-free"
@@ -127,9 +128,12 @@ def reconstruct_training_free(portrait: Portrait, config: Config, provenance: di
     )
 
     report(0.85, "shoulders")
-    shoulders = shoulder_gaussians(
-        photo, portrait.mask, appearance.depth, portrait.crop.landmarks, neck.pivot, camera, config.lod.shoulder_gaussians
-    )
+    finest = lods[-1]
+    finest_head = Gaussians(torch.from_numpy(vertices[-1].astype(np.float32)), finest.quats, finest.scales,
+                            finest.opacities, finest.features)  # fmt: skip
+    head_alpha = render(finest_head, camera, backend=host_backend(), background=0.0).alpha.numpy()
+    shoulders = shoulder_gaussians(photo, portrait.mask, appearance.depth, head_alpha, portrait.crop.landmarks,
+                                   neck.pivot, camera, config.lod.shoulder_gaussians)  # fmt: skip
     rig = HeadRig(head.vertices, head.faces, head.binding, head.rigidity, points, neck.pivot, cranium.centre)
     return Avatar(rig, lods, shoulders, camera, NAME, provenance, FIRST_LOD_LEVEL, config.lod.scheme, levels,
                   shoulder_rigidity=neck.blend(shoulders.means.numpy().astype(np.float64)))  # fmt: skip

@@ -1,7 +1,9 @@
 """Shoulders: the paper's multi-region scheme with the photo in place of a conv net.
 
 Shoulder mask = portrait mask in the lower part of the crop (fading in below the eyes,
-so hair falling beside the face belongs to it) minus the head's depth-buffer mask. The
+so hair falling beside the face belongs to it) minus the head's depth-buffer mask, and
+at any height whatever the head's Gaussians leave uncovered (where the head is seen
+edge-on: hair beside the temples). The
 sheet itself also continues behind the head, so a turning head or an opening jaw
 uncovers shoulders instead of a hole: behind the neck (below the chin) with the photo's
 neck and collar, behind the head's outline with colours filled in from the shoulder
@@ -62,6 +64,7 @@ def shoulder_gaussians(
     photo: PersonPhoto,
     mask: np.ndarray,
     head_depth: np.ndarray,
+    head_alpha: np.ndarray,
     landmark_pixels: np.ndarray,
     plane_point: np.ndarray,
     camera: Camera,
@@ -73,6 +76,8 @@ def shoulder_gaussians(
         photo: the crop as the samplers read it.
         mask: [S, S] portrait mask.
         head_depth: [S, S] the head mesh's depth buffer in the source view (+inf off the head).
+        head_alpha: [S, S] the head's Gaussians' alpha in the source view (where the mesh
+            is seen edge-on, the hair beside the temples, they leave the mask uncovered).
         landmark_pixels: [478, 2+] landmarks in crop pixels.
         plane_point: [3] a head-space point of the neck's axis (the sheet's depth there).
         camera: the source view.
@@ -81,7 +86,7 @@ def shoulder_gaussians(
     Returns:
         N Gaussians with RGB features, float32.
     """
-    sheet, seen = _sheet_regions(mask, head_depth, landmark_pixels)
+    sheet, seen = _sheet_regions(mask, head_depth, head_alpha, landmark_pixels)
     cell, coverage, colour = _cells(photo.image, sheet, seen, photo.person, target_count)
     keep_row, keep_column = np.nonzero(coverage >= MIN_COVERAGE)
     pixels = np.column_stack([keep_column, keep_row]) * cell + cell / 2.0
@@ -101,7 +106,7 @@ def shoulder_gaussians(
 
 
 def _sheet_regions(
-    mask: np.ndarray, head_depth: np.ndarray, landmark_pixels: np.ndarray
+    mask: np.ndarray, head_depth: np.ndarray, head_alpha: np.ndarray, landmark_pixels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """[S, S] soft masks: where the sheet is, and where it shows the photo (see the module
     docstring; the rest of the sheet is behind the head)."""
@@ -113,8 +118,10 @@ def _sheet_regions(
     to_outline = cv2.distanceTransform((~off_head).astype(np.uint8), cv2.DIST_L2, 3)  # in pixels
     below_chin = rows > chin_row
     lower = mask * smoothstep((rows - eye_row) / (FADE_IN_FACE_HEIGHTS * face_height))
-    sheet = lower * (off_head | below_chin | (to_outline < BEHIND_HEAD_FACE_HEIGHTS * face_height))
-    return sheet, lower * (off_head | below_chin)
+    # Whatever of the person the head leaves uncovered, at any height: above the chin those
+    # cells follow the head (the neck's blend), so they are hair, not a static card.
+    seen = mask * np.maximum(lower * off_head, np.maximum(1.0 - head_alpha, below_chin))
+    return np.maximum(seen, lower * (to_outline < BEHIND_HEAD_FACE_HEIGHTS * face_height)), seen
 
 
 def _cells(
