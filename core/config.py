@@ -94,10 +94,36 @@ class PhotoConfig:
 
 
 @dataclass(frozen=True)
+class OneEuroConfig:
+    min_cutoff: float  # One-Euro minimum cutoff frequency (Hz)
+    beta: float  # One-Euro cutoff increase per unit of speed (Hz per px/s for landmarks)
+    d_cutoff: float  # One-Euro cutoff of the speed estimate (Hz)
+
+
+#: Landmark groups smoothed with their own One-Euro parameters (core.tracking.smoothing):
+#: the rigid head motion, then the expression of eyelids, lips, irises and every other point.
+SMOOTHING_GROUPS = ("pose", "eyelids", "lips", "irises", "rest")
+
+
+@dataclass(frozen=True)
 class SmoothingConfig:
+    """One-Euro landmark smoothing: the three scalars are every group's defaults; a group's
+    entry (a mapping with any of the three keys) overrides them. YAML files from before the
+    groups existed carry only the scalars and still load."""
+
     min_cutoff: float  # One-Euro minimum cutoff frequency (Hz)
     beta: float  # One-Euro speed coefficient
     d_cutoff: float  # One-Euro cutoff for the derivative (Hz)
+    pose: OneEuroConfig | None = None
+    eyelids: OneEuroConfig | None = None
+    lips: OneEuroConfig | None = None
+    irises: OneEuroConfig | None = None
+    rest: OneEuroConfig | None = None
+
+    def group(self, name: str) -> OneEuroConfig:
+        """The parameters of group ``name`` (one of :data:`SMOOTHING_GROUPS`)."""
+        own = getattr(self, name)
+        return own if own is not None else OneEuroConfig(self.min_cutoff, self.beta, self.d_cutoff)
 
 
 @dataclass(frozen=True)
@@ -182,7 +208,29 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
+def _smoothing_from_dict(data: Any, where: str) -> SmoothingConfig:
+    """:class:`SmoothingConfig` from a mapping: the three scalars are required, each group
+    entry is optional (absent or null: the scalars) and may give only some of the keys."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping for SmoothingConfig, got {type(data).__name__}")
+    scalars = {key: data[key] for key in ("min_cutoff", "beta", "d_cutoff") if key in data}
+    defaults = from_dict(OneEuroConfig, scalars, where)
+    unknown = sorted(set(data) - set(scalars) - set(SMOOTHING_GROUPS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} in SmoothingConfig")
+    groups = {}
+    for name in SMOOTHING_GROUPS:
+        entry = data.get(name)
+        if entry is not None:
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{where}: {name}: expected a mapping, got {entry!r}")
+            groups[name] = from_dict(OneEuroConfig, {**dataclasses.asdict(defaults), **entry}, f"{where}: {name}")
+    return SmoothingConfig(defaults.min_cutoff, defaults.beta, defaults.d_cutoff, **groups)
+
+
 def _convert(hint: Any, value: Any, where: str) -> Any:
+    if hint is SmoothingConfig:
+        return _smoothing_from_dict(value, where)
     if dataclasses.is_dataclass(hint):
         return from_dict(hint, value, where)
     origin = typing.get_origin(hint)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from core.config import Config, available_configs, load_config
+from core.config import (
+    SMOOTHING_GROUPS,
+    Config,
+    OneEuroConfig,
+    available_configs,
+    config_to_dict,
+    from_dict,
+    load_config,
+)
 from core.errors import ConfigError
 from core.paths import CONFIG_DIR
 
@@ -82,3 +90,43 @@ def test_unknown_names_bad_yaml_and_missing_files_are_errors(tmp_path):
     bad.write_text("camera: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_smoothing_groups_default_to_the_three_scalars_so_old_files_still_load(tmp_path):
+    data = _paper_dict()
+    data["tracking"]["smoothing"] = {"min_cutoff": 1.5, "beta": 0.05, "d_cutoff": 1.0}  # before the groups
+    smoothing = load_config(_write(tmp_path, data)).tracking.smoothing
+    for group in SMOOTHING_GROUPS:
+        assert smoothing.group(group) == OneEuroConfig(1.5, 0.05, 1.0)
+
+    data["tracking"]["smoothing"]["eyelids"] = {"beta": 0.3}  # a partial entry: the rest from the scalars
+    data["tracking"]["smoothing"]["pose"] = None
+    smoothing = load_config(_write(tmp_path, data)).tracking.smoothing
+    assert smoothing.group("eyelids") == OneEuroConfig(1.5, 0.3, 1.0)
+    assert smoothing.group("pose") == OneEuroConfig(1.5, 0.05, 1.0)
+
+
+def test_paper_smoothing_has_per_group_entries_and_round_trips():
+    config = load_config("paper")
+    smoothing = config.tracking.smoothing
+    assert smoothing.group("eyelids") != smoothing.group("pose")
+    assert from_dict(Config, config_to_dict(config), "round trip") == config
+
+
+def test_smoothing_unknown_groups_keys_and_types_are_errors(tmp_path):
+    data = _paper_dict()
+    data["tracking"]["smoothing"]["cheeks"] = {"beta": 1.0}
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) cheeks in SmoothingConfig"):
+        load_config(_write(tmp_path, data))
+    data = _paper_dict()
+    data["tracking"]["smoothing"]["lips"] = {"gain": 1.0}
+    with pytest.raises(ConfigError, match=r"lips: unknown key\(s\) gain"):
+        load_config(_write(tmp_path, data))
+    data = _paper_dict()
+    data["tracking"]["smoothing"]["lips"] = {"beta": "fast"}
+    with pytest.raises(ConfigError, match="beta: expected float"):
+        load_config(_write(tmp_path, data))
+    data = _paper_dict()
+    del data["tracking"]["smoothing"]["d_cutoff"]
+    with pytest.raises(ConfigError, match="missing key.*d_cutoff"):
+        load_config(_write(tmp_path, data))

@@ -32,7 +32,21 @@ def test_track_video_summary_and_json(samples_dir, tmp_path):
     assert 0 < summary["ms_per_frame"] < 20
     assert set(summary["stage_ms_per_frame"]) == {"face_mesh", "crop", "smoothing", "head_pose"}
     assert "frames:           78" in result.stdout
+    _assert_smoothing_report(summary["smoothing"], frames=78)
+    assert "smoothing:        lag frames" in result.stdout
     print(f"\ntrack talking_d0: {summary['ms_per_frame']:.2f} ms/frame, tracked {summary['tracked_fraction']:.3f}")
+
+
+def _assert_smoothing_report(report: dict, frames: int) -> None:
+    """The configured smoothing, measured against the raw landmarks, meets its goals on the clip."""
+    assert report["frames"] == frames
+    channels = report["channels"]
+    assert set(channels) == {"pose", "eyelids", "lips", "irises", "rest"}
+    for name, values in channels.items():
+        assert set(values) == {"lag_frames", "amplitude_kept", "jitter_ratio", "events", "fast_error_px"}, name
+        assert abs(values["lag_frames"]) <= 1.0, name
+        assert values["jitter_ratio"] <= 0.6, name  # 0.41 to 0.48 on this clip
+        assert values["amplitude_kept"] is None or values["amplitude_kept"] >= 0.85, name
 
 
 @pytest.mark.samples
@@ -50,6 +64,7 @@ def test_track_photo_counts_one_tracked_frame(samples_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     summary = json.loads(summary_file.read_text())
     assert (summary["frames"], summary["tracked_fraction"]) == (1, 1.0)
+    assert summary["smoothing"] is None  # one frame: nothing to measure a filter on
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ Per frame: MediaPipe face mesh and head pose, always; a FLAME fit when a FLAME f
 configured (shape calibrated once on the first tracked frames, then expression, jaw,
 eyes and pose per frame, warm-started). Prints a summary; ``--json`` writes it with at
 least the keys ``frames``, ``tracked_fraction`` and ``ms_per_frame`` (tracking time per
-frame, decoding excluded).
+frame, decoding excluded), and ``smoothing``: what the configured landmark smoothing does
+to the raw landmarks, per channel (:mod:`core.tracking.lag`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,27 @@ from core.fileio import check_output_path, write_json_atomic
 from core.flame import FlameParams, find_flame_file, load_flame_layer
 from core.paths import resolve_model_file
 from core.tracking.flame_tracking import CalibratedFitting
+from core.tracking.lag import measure
 from core.tracking.photo import portrait_from_image, read_image
 from core.tracking.sources import IMAGE_SUFFIXES, Frame, FrameSource, open_source
 from core.tracking.tracker import STAGES, Tracker
 
 #: Seconds between progress lines on stderr.
 PROGRESS_INTERVAL_S = 2.0
+#: Fewest consecutive tracked frames the smoothing is measured on (a second at 30 fps).
+MIN_MEASURED_FRAMES = 30
+#: Most frames of a run kept for that measurement (a minute at 30 fps: bounded memory).
+MAX_MEASURED_FRAMES = 1800
+
+SMOOTHING_HELP = """The JSON's "smoothing" entry measures the configured landmark smoothing against
+the raw landmarks on the longest run of consecutive tracked frames (at least 30;
+null otherwise): "frames", and per channel ("pose": head motion, "eyelids": lid gaps,
+"lips": lip gap and mouth width, "irises": irises relative to the eye corners, "rest":
+every other point) "lag_frames" (delay of the smoothed motion, fast motion weighing most),
+"amplitude_kept" (fraction of blinks, mouth openings and other large excursions kept;
+null without any), "events" (their number), "jitter_ratio" (smoothed over raw jitter on
+the stillest frames: 0.5 is halved) and "fast_error_px" (RMS smoothed minus raw on the
+fastest frames, pixels of the crop)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,9 +55,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="track a face through a video, image, image folder or webcam",
         description="Track every frame (MediaPipe face mesh and head pose, plus a FLAME fit when "
         "a FLAME file is configured) and print a summary.",
+        epilog=SMOOTHING_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("input", help="video file, image, image folder, or a webcam index (0, 1, ...)")
-    parser.add_argument("--json", metavar="FILE", help="also write the summary to FILE as JSON")
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the summary to FILE as JSON (with the smoothing's lag, see below)"
+    )
     parser.add_argument("--config", default="paper", help="config name in assets/configs, or a YAML file")
     parser.add_argument(
         "--flame", metavar="FILE", help="FLAME model file (default: the config's, used when present)"
@@ -49,6 +69,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-flame", action="store_true", help="skip the FLAME fit even when a file exists")
     parser.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (needed for webcams)")
     parser.set_defaults(run=run)
+
+
+class SmoothingRecorder:
+    """Raw and smoothed landmarks [N, 3] (crop pixels) of the longest run of consecutive
+    tracked frames so far, each run cut at :data:`MAX_MEASURED_FRAMES`."""
+
+    def __init__(self):
+        self._run: list[tuple[np.ndarray, np.ndarray]] = []
+        self._longest: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, raw: np.ndarray | None, smoothed: np.ndarray | None, restarted: bool) -> None:
+        """One frame's landmarks; None (no face) ends the run, ``restarted`` (the smoothing
+        started over on another person) begins a new one."""
+        if restarted or raw is None or smoothed is None:
+            self._run = []
+        if raw is None or smoothed is None:
+            return
+        if len(self._run) < MAX_MEASURED_FRAMES:
+            self._run.append((raw.astype(np.float32), smoothed.astype(np.float32)))
+        if len(self._run) > len(self._longest):
+            self._longest = self._run
+
+    def report(self) -> dict | None:
+        """``frames`` and per-channel ``channels`` (:func:`core.tracking.lag.measure`) of the
+        longest run; None when it is shorter than :data:`MIN_MEASURED_FRAMES`."""
+        if len(self._longest) < MIN_MEASURED_FRAMES:
+            return None
+        raw, smoothed = (np.stack(column) for column in zip(*self._longest))
+        return {"frames": len(self._longest), "channels": measure(raw, smoothed)}
 
 
 @dataclass
@@ -62,6 +111,7 @@ class TrackStats:
     stage_ms: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     fits: list[FlameParams] = field(default_factory=list)
     fit_ms: float = 0.0
+    smoothing: SmoothingRecorder = field(default_factory=SmoothingRecorder)
 
     def summary(self, source: str, flame_file: Path | None) -> dict:
         frames = max(self.frames, 1)
@@ -74,6 +124,7 @@ class TrackStats:
             "decode_ms_per_frame": self.decode_ms / frames,
             "stage_ms_per_frame": {stage: ms / frames for stage, ms in self.stage_ms.items()},
             "flame_file": str(flame_file) if flame_file else None,
+            "smoothing": self.smoothing.report(),
         }
         if self.fits:
             result["flame_fitted_frames"] = len(self.fits)
@@ -97,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
             stats.track_ms += tracked.total_ms
             for stage, ms in tracked.stage_ms.items():
                 stats.stage_ms[stage] += ms
+            stats.smoothing.add(tracker.raw_landmarks, tracked.landmarks, tracked.switched)
             if tracked.tracked:
                 stats.tracked += 1
                 if fitting:
@@ -166,3 +218,11 @@ def _print_summary(summary: dict, flame_file: Path | None, config: Config) -> No
     elif flame_file is None:
         expected = resolve_model_file(config.flame.model_file)
         print(f"FLAME fit:        off (no FLAME file at {expected}; see README, 'Requirements')")
+    if summary["smoothing"]:
+        channels = ", ".join(f"{name} {values['lag_frames']:.2f}/{_percent(values['amplitude_kept'])}/"
+                             f"{values['jitter_ratio']:.2f}" for name, values in summary["smoothing"]["channels"].items())  # fmt: skip
+        print(f"smoothing:        lag frames/amplitude kept/jitter ratio: {channels}")
+
+
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.0f}%"

@@ -39,7 +39,7 @@ from core.tracking.crop import CropBox, crop_box_from_landmarks, crop_image
 from core.tracking.follow import FaceFollower
 from core.tracking.frame_faces import FrameFaces
 from core.tracking.head_pose import HeadPose, estimate_head_pose
-from core.tracking.smoothing import OneEuroFilter
+from core.tracking.smoothing import LandmarkSmoother
 from core.tracking.sources import Frame
 
 if TYPE_CHECKING:
@@ -107,7 +107,8 @@ class Tracker:
         self._intrinsics = Camera.intrinsics(size, size, camera.focal_normalized)
         self._faces = FrameFaces(tracking)
         self._follower = FaceFollower()
-        self._smoother = OneEuroFilter.from_config(tracking.smoothing)
+        self._smoother = LandmarkSmoother(tracking.smoothing)
+        self._raw_landmarks: np.ndarray | None = None
         self._framing = framing
         self._box = framing
 
@@ -126,9 +127,16 @@ class Tracker:
         self._follower.reset()
         self._restart()
 
+    @property
+    def raw_landmarks(self) -> np.ndarray | None:
+        """[N, 3] the last tracked frame's landmarks in crop pixels before smoothing, None
+        when it had no face (what ``omg-avatar track`` measures the smoothing against)."""
+        return self._raw_landmarks
+
     def set_smoothing(self, min_cutoff_hz: float) -> None:
-        """The One-Euro filter's minimum cutoff from the next frame on (lower: smoother, slower)."""
-        self._smoother.min_cutoff = float(min_cutoff_hz)
+        """The default One-Euro minimum cutoff from the next frame on (lower: smoother, slower);
+        every landmark group's cutoff scales with it."""
+        self._smoother.set_min_cutoff(min_cutoff_hz)
 
     def track(self, frame: Frame) -> TrackedFrame:
         """Track one frame (frames must come in order)."""
@@ -145,6 +153,7 @@ class Tracker:
         faces = self._faces.find(frame.rgb, self._follower.last_seen)
         following = self._follower.follow(faces, timestamp)
         landmarks, switched = following.landmarks, following.switched
+        self._raw_landmarks = None
         lap("face_mesh")
         if switched:
             self._restart()
@@ -158,7 +167,8 @@ class Tracker:
         if landmarks is None:
             self._smoother.reset()
             return TrackedFrame(index, timestamp, crop, self._box, None, None, None, stage_ms, other_faces=others)
-        smoothed = self._smoother(self._box.to_crop(landmarks), timestamp).astype(np.float32)
+        self._raw_landmarks = self._box.to_crop(landmarks)
+        smoothed = self._smoother(self._raw_landmarks, timestamp).astype(np.float32)
         lap("smoothing")
         pose = estimate_head_pose(smoothed, self._intrinsics, self._units_per_metre)
         camera = pose.camera(self._intrinsics, self._box.size, self._box.size)
