@@ -27,6 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+from scipy.ndimage import distance_transform_edt
 
 from core.avatar.training_free.colour import PersonPhoto, push_pull, silhouette_fade
 from core.avatar.training_free.face_topology import (
@@ -98,11 +99,29 @@ def shoulder_gaussians(
     face_width = np.linalg.norm(np.subtract(*landmark_pixels[list(CHEEK_EXTREMES), :2])) * axis[2] / focal
     sideways = rays[:, 0] * axis[2] - axis[0]
     depth = axis[2] + BEND_PER_FACE_WIDTH * sideways**2 / face_width
+    # Above the eyes the sheet only fills the rim the head's Gaussians leave of the hair's
+    # outline: there it lies at the depth of the head's outline next to it, so that turned
+    # views see it on the head's side, not as a card sticking out of the hair.
+    eye_row = landmark_pixels[list(RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS), 1].mean()
+    high = pixels[:, 1] < eye_row
+    depth[high] = _nearest_head_depth(head_depth, pixels[high])
     means = (rays * depth[:, None] - camera.t) @ camera.R
     towards_camera = np.broadcast_to(-camera.R[2], means.shape)
     quats, scales = flat_gaussian_shapes(towards_camera, SIGMA_PER_CELL * cell * depth / focal, FLATNESS)
     attributes = (means, quats, scales, coverage[keep_row, keep_column] * fade, colour[keep_row, keep_column])
     return Gaussians(*(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)) for values in attributes))
+
+
+def _nearest_head_depth(head_depth: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """[P] the head mesh's depth at the head pixel nearest to each of ``pixels`` [P, 2]
+    (``head_depth`` [S, S], +inf off the head)."""
+    size = head_depth.shape[0]
+    off_head = ~np.isfinite(head_depth)
+    if off_head.all():
+        return np.full(len(pixels), np.inf)
+    nearest = distance_transform_edt(off_head, return_distances=False, return_indices=True)
+    column, row = np.clip(np.floor(pixels).astype(int), 0, size - 1).T
+    return head_depth[nearest[0][row, column], nearest[1][row, column]]
 
 
 def _sheet_regions(
@@ -119,7 +138,8 @@ def _sheet_regions(
     below_chin = rows > chin_row
     lower = mask * smoothstep((rows - eye_row) / (FADE_IN_FACE_HEIGHTS * face_height))
     # Whatever of the person the head leaves uncovered, at any height: above the chin those
-    # cells follow the head (the neck's blend), so they are hair, not a static card.
+    # cells follow the head (the neck's blend), so they are hair, not a static card (above
+    # the eyes they lie on the head's outline, see shoulder_gaussians).
     seen = mask * np.maximum(lower * off_head, np.maximum(1.0 - head_alpha, below_chin))
     return np.maximum(seen, lower * (to_outline < BEHIND_HEAD_FACE_HEIGHTS * face_height)), seen
 
