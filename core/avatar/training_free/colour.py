@@ -7,9 +7,14 @@ Sampling (finest level): a vertex's weight is its visibility (``visible_vertices
 against the mesh's own depth buffer) times a grazing-angle factor (only surfaces seen
 almost edge-on, at the silhouette, are distrusted: any stricter and the source view
 loses the sides of the nose and face) times how surely the portrait mask calls its
-pixel "person" (a background pixel says nothing about the head). Where that weight is
-below 1, the mirror point ``(-x, y, z)`` (head space is left-right symmetric) is tested
-the same way and its sample fills in.
+pixel "person" (a background pixel says nothing about the head). The mirror point
+``(-x, y, z)`` (head space is left-right symmetric) is tested the same way and its
+sample fills in where the own weight is below 1, and takes over gradually where the
+surface is seen obliquely (:data:`MIRROR_PREFERRED_COSINE`): a grazing sample smears
+the few pixels at the silhouette over a wide band of the far cheek, and a switch to the
+mirror over the narrow grazing band drew a line down that cheek. The other side of the
+face is lit differently, so mirrored colours are scaled by the own/mirror colour ratio
+of the vertices seen well both ways, smoothed over the head (:func:`_mirror_gain`).
 
 Push-pull (Gortler et al.'s hole filling, on the subdivision hierarchy): weighted colours
 are pulled to coarser levels with the transposed subdivision operators, the control mesh
@@ -57,6 +62,17 @@ MASK_PERSON = (0.3, 0.7)
 #: Depth tolerance of the mirror point's visibility test (the mirror image of a vertex is
 #: only near the surface: faces are not exactly symmetric), world units.
 MIRROR_TOLERANCE = 0.04
+#: View-angle cosine below which a vertex's colour comes increasingly from its mirror
+#: image (when that is seen): all of it at grazing, none from here on. Wider, and the
+#: sides of the face lose detail in the source view (sharpening follows the own share);
+#: narrower, and an edge shows where the own samples end on a turned far cheek.
+MIRROR_PREFERRED_COSINE = 0.3
+#: The mirror gain's grid (cells across the head's x and y), its smoothing (cells), the
+#: summed sample confidence of a fully trusted cell, and its largest factor.
+GAIN_GRID = 24
+GAIN_SMOOTHING_CELLS = 1.5
+GAIN_CELL_SUPPORT = 4.0
+MAX_GAIN = 4.0
 #: Pulled support at which a level keeps its own colour entirely.
 FULL_SUPPORT = 0.6
 #: Smoothness weight of the control mesh's colour solve (per edge, against weight 1 per
@@ -85,6 +101,9 @@ class PhotoSamples:
     Attributes:
         colour: [N, 3] sampled colour (RGB in [0, 1]).
         weight: [N] confidence in [0, 1].
+        direct: [N] in [0, 1], the confidence of the vertex's own sample as its colour
+            (seen by the source camera, not obliquely, on the person): how far the photo's
+            pixel at its projection is about this vertex (mirrored samples are not).
         mask: [N] portrait mask at each vertex's own projection.
         visible: [N] bool, seen by the source camera.
         depth: [H, W] the mesh's depth buffer in the source view (+inf where empty).
@@ -92,6 +111,7 @@ class PhotoSamples:
 
     colour: np.ndarray
     weight: np.ndarray
+    direct: np.ndarray
     mask: np.ndarray
     visible: np.ndarray
     depth: np.ndarray
@@ -109,26 +129,58 @@ def sample_photo(
     with unit ``normals`` [N, 3] and the portrait ``mask`` [H, W] (see module docstring)."""
     depth = mesh_depth(vertices, faces, camera)
     visible = visible_vertices(vertices, faces, camera, depth=depth)
-    colour, weight, vertex_mask = _samples(vertices, normals, camera, photo, mask)
-    weight *= visible
+    own_colour, own_weight, vertex_mask, cosine = _samples(vertices, normals, camera, photo, mask)
+    own_weight *= visible
 
     mirror = np.array([-1.0, 1.0, 1.0])
-    doubt = np.flatnonzero(weight < 1.0)
-    mirrored = vertices[doubt] * mirror
-    mirror_colour, mirror_weight, _ = _samples(mirrored, normals[doubt] * mirror, camera, photo, mask)
+    mirrored = vertices * mirror
+    mirror_colour, mirror_weight, _, _ = _samples(mirrored, normals * mirror, camera, photo, mask)
     mirror_weight *= visible_vertices(mirrored, faces, camera, MIRROR_TOLERANCE, depth=depth)
-    own = weight[doubt]
-    total = own + (1.0 - own) * mirror_weight
-    blended = own[:, None] * colour[doubt] + ((1.0 - own) * mirror_weight)[:, None] * mirror_colour
-    colour[doubt] = np.where(total[:, None] > 0, blended / np.maximum(total, 1e-12)[:, None], colour[doubt])
-    weight[doubt] = total
-    return PhotoSamples(colour, weight, vertex_mask, visible, depth)
+    mirror_colour *= _mirror_gain(vertices, own_colour, own_weight, mirror_colour, mirror_weight)
+
+    own_share = own_weight * smoothstep(cosine / MIRROR_PREFERRED_COSINE)
+    mirror_share = (1.0 - own_share) * mirror_weight
+    share = own_share + mirror_share
+    blended = own_share[:, None] * own_colour + mirror_share[:, None] * mirror_colour
+    colour = np.where((share > 0)[:, None], blended / np.maximum(share, 1e-12)[:, None], own_colour)
+    weight = own_weight + (1.0 - own_weight) * mirror_weight
+    return PhotoSamples(colour, weight, own_share, vertex_mask, visible, depth)
+
+
+def _mirror_gain(
+    vertices: np.ndarray, own: np.ndarray, own_weight: np.ndarray, mirror: np.ndarray, mirror_weight: np.ndarray
+) -> np.ndarray:
+    """[N, 3] factors that give mirrored colours [N, 3] the lighting of the vertices'
+    own side: the log ratio own/mirror of the vertices seen both ways (weights [N] each),
+    averaged on a grid over head-space (x, y) (the two sides of the face fall in different
+    cells), smoothed, push-pull filled and clamped to :data:`MAX_GAIN`. Ones when no
+    vertex is seen both ways."""
+    both = own_weight * mirror_weight
+    if not (both > 0).any():
+        return np.ones_like(own)
+    limit = np.log(MAX_GAIN)
+    ratio = np.clip(np.log((own + 1 / 255) / (mirror + 1 / 255)), -limit, limit)
+    low = vertices[:, :2].min(axis=0)
+    cell_size = max(float((vertices[:, :2].max(axis=0) - low).max()) / GAIN_GRID, 1e-12)
+    position = (vertices[:, :2] - low) / cell_size  # grid coordinates, x along columns
+    column, row = np.minimum(position.astype(int), GAIN_GRID - 1).T
+    cell = row * GAIN_GRID + column
+    cells = GAIN_GRID * GAIN_GRID
+    support = np.bincount(cell, both, cells).reshape(GAIN_GRID, GAIN_GRID).astype(np.float32)
+    sums = np.stack([np.bincount(cell, both * ratio[:, c], cells) for c in range(3)], axis=-1)
+    sums = sums.reshape(GAIN_GRID, GAIN_GRID, 3).astype(np.float32)
+    blur = (0, 0), GAIN_SMOOTHING_CELLS
+    support, sums = cv2.GaussianBlur(support, *blur), cv2.GaussianBlur(sums, *blur)
+    mean = sums / np.maximum(support, 1e-12)[..., None]
+    filled = push_pull(mean, np.clip(support / GAIN_CELL_SUPPORT, 0.0, 1.0))
+    return np.exp(np.clip(sample_bilinear(filled, position), -limit, limit)).astype(np.float64)
 
 
 def _samples(
     points: np.ndarray, normals: np.ndarray, camera: Camera, photo: np.ndarray, mask: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Colour [N, 3], weight [N] (visibility not included) and mask value [N] of ``points``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Colour [N, 3], weight [N] (visibility not included), mask value [N] and view-angle
+    cosine [N] of ``points`` with unit ``normals`` [N, 3]."""
     uv, _ = camera.project(points)
     towards_camera = camera.center - points
     towards_camera /= np.linalg.norm(towards_camera, axis=1, keepdims=True)
@@ -138,7 +190,7 @@ def _samples(
     weight = smoothstep((cosine - low) / (high - low)) * smoothstep(
         (person - MASK_PERSON[0]) / (MASK_PERSON[1] - MASK_PERSON[0])
     )
-    return sample_bilinear(photo, uv).astype(np.float64), weight, person
+    return sample_bilinear(photo, uv).astype(np.float64), weight, person, cosine
 
 
 def pull_levels(values: np.ndarray, weight: np.ndarray, steps: list[SparseOperator]) -> list[tuple]:

@@ -6,7 +6,10 @@ the head; rings are joined by a "zipper" over a loop parameter ``u`` in [0, 1) t
 not depend on the photo, so the head's topology, and with it the Gaussian counts of
 every level of detail, is the same for every avatar. Near the oval the rings follow the
 face (its directions and radii seen from the cranium centre); further back they blend
-into the ellipsoid, and their azimuths into an even spacing.
+into the ellipsoid, and their azimuths into an even spacing. Once the shell has its
+final shape (fitted to the hair), :func:`join_face` bends its first rings onto the
+face's own outward tangent at the oval, so face and shell meet without a crease (a fold
+there shades as an edge and hides the cheek behind it).
 
 Proportions are anthropometric ratios to the face's own size (the face height from
 forehead top to chin and the width between the cheek extremes), since the photo shows
@@ -46,6 +49,10 @@ TYPICAL_OVAL_POLAR_DEG = 50.0
 RADIUS_BLEND_PROGRESS = 0.35
 #: Progress at which ring azimuths are fully evenly spaced.
 AZIMUTH_BLEND_PROGRESS = 0.6
+#: Progress over which the shell goes from the face's tangent at the oval to its own shape
+#: (rings 1 and 2, which the hair fit moves far enough out to fold the shell at the oval;
+#: a longer blend keeps the shell from the hair between the face and the silhouette).
+JOIN_PROGRESS = 0.12
 
 
 @dataclass(frozen=True)
@@ -166,3 +173,46 @@ def _interpolate_loop(values: np.ndarray, position: np.ndarray, closed: bool = T
     """
     table = np.append(values, values[0]) if closed else values
     return np.interp(position, np.arange(len(table)), table)
+
+
+def join_face(shell: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """[S, 3] ``shell`` (:func:`shell_layout` order) leaving the face oval along the face.
+
+    A shell vertex at ring progress ``s`` and loop parameter ``u`` moves from ``shell``
+    towards the point as far from the oval (at ``u``) but on the face's outward tangent
+    there, fully at ``s = 0`` and not at all from :data:`JOIN_PROGRESS` on (a smoothstep,
+    so the shell's direction at the oval is the face's: no crease at any level of detail).
+
+    Args:
+        shell: [S, 3] head-space shell vertices.
+        points: [478, 3] head-space landmarks (the face mesh).
+    """
+    layout = shell_layout()
+    oval = points[face_topology().oval]
+    tangent = _outward_tangents(points)
+    position = layout.loop_parameter * len(oval)
+    start = np.column_stack([_interpolate_loop(oval[:, axis], position) for axis in range(3)])
+    direction = np.column_stack([_interpolate_loop(tangent[:, axis], position) for axis in range(3)])
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    on_tangent = start + np.linalg.norm(shell - start, axis=1, keepdims=True) * direction
+    weight = smoothstep(layout.progress / JOIN_PROGRESS)[:, None]
+    return on_tangent + (shell - on_tangent) * weight
+
+
+def _outward_tangents(points: np.ndarray) -> np.ndarray:
+    """[O, 3] unit directions in which the face mesh leaves each face-oval vertex: away from
+    its inner neighbours, across the oval (the oval's own direction projected out)."""
+    topology = face_topology()
+    oval = topology.oval
+    position = np.full(len(points), -1)
+    position[oval] = np.arange(len(oval))
+    tangents = np.zeros((len(oval), 3))
+    for a, b in ((0, 1), (1, 2), (2, 0), (1, 0), (2, 1), (0, 2)):
+        on_oval, inner = topology.triangles[:, a], topology.triangles[:, b]
+        pairs = (position[on_oval] >= 0) & (position[inner] < 0)
+        np.add.at(tangents, position[on_oval[pairs]], points[on_oval[pairs]] - points[inner[pairs]])
+    tangents /= np.linalg.norm(tangents, axis=1, keepdims=True)
+    along = points[np.roll(oval, -1)] - points[np.roll(oval, 1)]
+    along /= np.linalg.norm(along, axis=1, keepdims=True)
+    tangents -= (tangents * along).sum(axis=1, keepdims=True) * along
+    return tangents / np.linalg.norm(tangents, axis=1, keepdims=True)

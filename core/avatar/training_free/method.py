@@ -35,7 +35,7 @@ from core.avatar.training_free.colour import (
     sharpen_to_photo,
     silhouette_fade,
 )
-from core.avatar.training_free.cranium import Ellipsoid, fit_cranium, shell_layout, shell_vertices
+from core.avatar.training_free.cranium import Ellipsoid, fit_cranium, join_face, shell_layout, shell_vertices
 from core.avatar.training_free.eyes import build_eyes
 from core.avatar.training_free.face_topology import (
     CHEEK_EXTREMES,
@@ -107,6 +107,7 @@ def reconstruct_training_free(portrait: Portrait, config: Config, provenance: di
     hair = hair_mask(portrait.crop.image, portrait.mask, portrait.crop.landmarks)
     face = points[:NUM_MESH_POINTS]
     shell = widen_to_silhouette(shell, shell_layout().progress, face, cranium, camera, portrait.mask, hair)
+    shell = join_face(shell, points)
     neck = build_neck(points, cranium, camera, portrait.mask)
     head = assemble_head(points, shell, neck, build_eyes(points), build_mouth(points))
 
@@ -159,7 +160,8 @@ class _Appearance:
     Attributes:
         colours: per level [N_l, 3].
         opacities: per level [N_l].
-        seen: per level [N_l], the photo's support (pulled sample confidence) in [0, 1].
+        seen: per level [N_l], the photo's direct support (pulled confidence of the
+            vertices' own samples, mirrored ones not counted) in [0, 1].
         depth: [S, S] the finest head mesh's depth buffer in the source view.
     """
 
@@ -186,7 +188,8 @@ def _appearance(
     samples = sample_photo(finest, levels.faces[-1], normals, camera, photo.image, portrait.mask)
     uv = camera.project(finest)[0]
     under_jaw = (part == PARTS.index("shell")) & _below_jaw(portrait.crop.landmarks, uv, portrait.mask.shape)
-    weight = samples.weight * ~under_jaw * seen_through_openings(part, uv, portrait.crop.landmarks, len(portrait.mask))
+    trusted = ~under_jaw * seen_through_openings(part, uv, portrait.crop.landmarks, len(portrait.mask))
+    weight = samples.weight * trusted
     hair_prior = np.full((len(finest), 3), np.nan)
     shell = part == PARTS.index("shell")
     hair_prior[shell] = hidden_hair(finest[shell], hair.cranium, camera, photo.image, hair.mask)
@@ -200,11 +203,13 @@ def _appearance(
     opacity = np.maximum(OPACITY_FLOOR * on_face, smoothstep(samples.mask / MASK_OPAQUE))
     opacity[on_face & ~samples.visible] = 1.0
     opacity *= levels.refine(head.opacity, len(levels.steps))
-    everywhere = np.ones(len(finest))
+    everywhere, direct = np.ones(len(finest)), samples.direct * trusted
     return _Appearance(
         colours=fill_levels(colour, combined, levels.steps, head.faces),
         opacities=[average[:, 0] for average, _ in pull_levels(opacity[:, None], everywhere, levels.steps)],
-        seen=[average[:, 0] for average, _ in pull_levels(weight[:, None], everywhere, levels.steps)],
+        # Only a vertex's own sample is about the photo's pixel at its projection: a hidden
+        # vertex there would take the residual of the surface in front of it when sharpened.
+        seen=[average[:, 0] for average, _ in pull_levels(direct[:, None], everywhere, levels.steps)],
         depth=samples.depth,
     )
 
