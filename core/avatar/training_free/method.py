@@ -134,7 +134,7 @@ def reconstruct_training_free(portrait: Portrait, config: Config, provenance: di
                             finest.opacities, finest.features)  # fmt: skip
     head_alpha = render(finest_head, camera, backend=host_backend(), background=0.0).alpha.numpy()
     shoulders = shoulder_gaussians(photo, portrait.mask, appearance.depth, head_alpha, portrait.crop.landmarks,
-                                   neck.pivot, camera, config.lod.shoulder_gaussians)  # fmt: skip
+                                   neck.pivot, cranium.centre, camera, config.lod.shoulder_gaussians)  # fmt: skip
     rig = HeadRig(head.vertices, head.faces, head.binding, head.rigidity, points, neck.pivot, cranium.centre)
     return Avatar(rig, lods, shoulders, camera, NAME, provenance, FIRST_LOD_LEVEL, config.lod.scheme, levels,
                   shoulder_rigidity=neck.blend(shoulders.means.numpy().astype(np.float64)))  # fmt: skip

@@ -27,7 +27,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from scipy.ndimage import distance_transform_edt
 
 from core.avatar.training_free.colour import PersonPhoto, push_pull, silhouette_fade
 from core.avatar.training_free.face_topology import (
@@ -68,6 +67,7 @@ def shoulder_gaussians(
     head_alpha: np.ndarray,
     landmark_pixels: np.ndarray,
     plane_point: np.ndarray,
+    head_centre: np.ndarray,
     camera: Camera,
     target_count: int,
 ) -> Gaussians:
@@ -81,6 +81,7 @@ def shoulder_gaussians(
             is seen edge-on, the hair beside the temples, they leave the mask uncovered).
         landmark_pixels: [478, 2+] landmarks in crop pixels.
         plane_point: [3] a head-space point of the neck's axis (the sheet's depth there).
+        head_centre: [3] the cranium's centre in head space (the depth of the head's outline).
         camera: the source view.
         target_count: about how many Gaussians to make.
 
@@ -100,11 +101,12 @@ def shoulder_gaussians(
     sideways = rays[:, 0] * axis[2] - axis[0]
     depth = axis[2] + BEND_PER_FACE_WIDTH * sideways**2 / face_width
     # Above the eyes the sheet only fills the rim the head's Gaussians leave of the hair's
-    # outline: there it lies at the depth of the head's outline next to it, so that turned
-    # views see it on the head's side, not as a card sticking out of the hair.
-    eye_row = landmark_pixels[list(RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS), 1].mean()
-    high = pixels[:, 1] < eye_row
-    depth[high] = _nearest_head_depth(head_depth, pixels[high])
+    # outline: there it lies at the depth of the head's outline, the cranium's centre, so
+    # that turned views see it at the head's side (at the neck's depth it stuck out of the
+    # hair; at the depth of the nearest head pixel, the face's, in front of the cheek).
+    # The sheet's own depth fades in as its region does below the eyes, so no step shows.
+    sheet_share = _below_eyes(pixels[:, 1], landmark_pixels)
+    depth = sheet_share * depth + (1.0 - sheet_share) * camera.world_to_camera(head_centre)[2]
     means = (rays * depth[:, None] - camera.t) @ camera.R
     towards_camera = np.broadcast_to(-camera.R[2], means.shape)
     quats, scales = flat_gaussian_shapes(towards_camera, SIGMA_PER_CELL * cell * depth / focal, FLATNESS)
@@ -112,16 +114,12 @@ def shoulder_gaussians(
     return Gaussians(*(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)) for values in attributes))
 
 
-def _nearest_head_depth(head_depth: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    """[P] the head mesh's depth at the head pixel nearest to each of ``pixels`` [P, 2]
-    (``head_depth`` [S, S], +inf off the head)."""
-    size = head_depth.shape[0]
-    off_head = ~np.isfinite(head_depth)
-    if off_head.all():
-        return np.full(len(pixels), np.inf)
-    nearest = distance_transform_edt(off_head, return_distances=False, return_indices=True)
-    column, row = np.clip(np.floor(pixels).astype(int), 0, size - 1).T
-    return head_depth[nearest[0][row, column], nearest[1][row, column]]
+def _below_eyes(rows: np.ndarray, landmark_pixels: np.ndarray) -> np.ndarray:
+    """``rows`` (any shape, crop pixels) -> how far below the eyes each is, in [0, 1]: 0 up
+    to the eyes' row, 1 from :data:`FADE_IN_FACE_HEIGHTS` face heights lower."""
+    eye_row = landmark_pixels[list(RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS), 1].mean()
+    face_height = landmark_pixels[CHIN, 1] - landmark_pixels[FOREHEAD_TOP, 1]
+    return smoothstep((rows - eye_row) / (FADE_IN_FACE_HEIGHTS * face_height))
 
 
 def _sheet_regions(
@@ -130,13 +128,12 @@ def _sheet_regions(
     """[S, S] soft masks: where the sheet is, and where it shows the photo (see the module
     docstring; the rest of the sheet is behind the head)."""
     rows = np.arange(mask.shape[0])[:, None]
-    eye_row = landmark_pixels[list(RIGHT_EYE_CORNERS + LEFT_EYE_CORNERS), 1].mean()
     chin_row = landmark_pixels[CHIN, 1]
     face_height = chin_row - landmark_pixels[FOREHEAD_TOP, 1]
     off_head = ~np.isfinite(head_depth)
     to_outline = cv2.distanceTransform((~off_head).astype(np.uint8), cv2.DIST_L2, 3)  # in pixels
     below_chin = rows > chin_row
-    lower = mask * smoothstep((rows - eye_row) / (FADE_IN_FACE_HEIGHTS * face_height))
+    lower = mask * _below_eyes(rows, landmark_pixels)
     # Whatever of the person the head leaves uncovered, at any height: above the chin those
     # cells follow the head (the neck's blend), so they are hair, not a static card (above
     # the eyes they lie on the head's outline, see shoulder_gaussians).
