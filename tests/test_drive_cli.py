@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import cv2
@@ -64,6 +66,17 @@ def test_drive_writes_every_frame_to_an_mp4_and_prints_the_summary(avatar_file, 
     for stage in drive_module.STAGES:
         assert f"{stage} " in out.split("ms per frame:")[1]
     assert _leftovers(tmp_path) == []
+
+
+def test_drive_writes_its_summary_as_json(avatar_file, driving_video, tmp_path):
+    summary_file = tmp_path / "drive.json"
+    code = main(["drive", str(avatar_file), "--video", str(driving_video), "--max-frames", "6", "--lod", "1",
+                 "--renderer", "cpu", "--json", str(summary_file)])  # fmt: skip
+    assert code == 0
+    summary = json.loads(summary_file.read_text())
+    assert (summary["frames"], summary["tracked_frames"], summary["lod"], summary["renderer"]) == (6, 6, 1, "cpu")
+    assert summary["fps"] > 0 and set(summary["ms_per_frame"]) == set(drive_module.STAGES)
+    assert summary["gaussians"] > 1000 and "cpu" in summary["machine"]
 
 
 def test_drive_renders_a_novel_view(avatar_file, driving_video, tmp_path, capsys):

@@ -58,12 +58,13 @@ from core.driving import (
 from core.driving.release_driver import DEFAULT_FPS, ReleaseDriver, driver_fps, load_release_driver
 from core.driving.release_states import release_camera, release_state
 from core.errors import InputImageError, NoFaceError, OmgError
-from core.fileio import check_output_path
+from core.fileio import check_output_path, write_json_atomic
 from core.flame import find_flame_file
 from core.geometry.camera import Camera
 from core.media import AtomicMp4Writer, rgb8
 from core.progress import ProgressClock
 from core.render import resolve_backend
+from core.render.benchmark import machine_description
 from core.render.renderer import BACKENDS
 from core.tracking.sources import SourceEvent
 
@@ -96,6 +97,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "FLAME codes and head pose per frame, in order; the MP4 runs at the driving video's rate "
                         f"(from the folder's tracked.mp4), else at {DEFAULT_FPS:.0f} FPS like the release's videos")
     parser.add_argument("-o", "--output", metavar="OUT.mp4", help="write the rendered frames to this MP4")
+    parser.add_argument("--json", metavar="FILE",
+                        help="also write the summary to FILE as JSON: input, frames, tracked_frames, lod, gaussians, "
+                             "renderer, mode, fps, ms_per_frame (per stage) and machine")  # fmt: skip
     parser.add_argument("--lod", type=non_negative_int, default=1, help="level of detail (default %(default)s: Sub#1)")
     parser.add_argument("--yaw", type=float, default=0.0, metavar="DEG",
                         help="view from this many degrees to the subject's left of the source view")
@@ -195,8 +199,9 @@ def open_input(video: str | None, webcam: int | None) -> DrivingInput:
 
 def run(args: argparse.Namespace) -> int:
     _check_options(args)
-    if args.output:
-        check_output_path(args.output, (args.avatar, args.video))
+    for output in (args.output, args.json):
+        if output:
+            check_output_path(output, (args.avatar, args.video))
     driver = load_release_driver(args.driver) if args.driver is not None else None  # a bad folder fails first
     config = load_config(args.config)
     backend = resolve_backend(args.renderer)
@@ -225,7 +230,32 @@ def run(args: argparse.Namespace) -> int:
     if writer:
         writer.commit()
     _print_summary(args, driving, event, stats, avatar, view, backend)
+    if args.json:
+        write_json_atomic(args.json, _summary(args, driving, stats, avatar, view, backend))
     return 0
+
+
+def _summary(
+    args: argparse.Namespace, driving: Driving, stats: DriveStats, avatar: Avatar, view: View, backend: str
+) -> dict:
+    """The run's figures for ``--json`` (what the printed summary says, as numbers)."""
+    return {
+        "input": driving.name,
+        "frames": stats.frames,
+        "tracked_frames": stats.tracked,
+        "lod": view.lod,
+        "gaussians": avatar.num_gaussians(view.lod),
+        "renderer": backend,
+        "mode": _mode(args),
+        "fps": round(stats.fps, 2),
+        "ms_per_frame": {stage: round(ms, 3) for stage, ms in stats.ms_per_frame().items()},
+        "machine": machine_description(),
+    }
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """How reading, tracking and animating ran against rendering."""
+    return "synchronous" if args.synchronous or args.driver is not None else "pipelined"
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -354,9 +384,8 @@ def _print_summary(
     if args.output:
         print(f"output:           {args.output} ({stats.frames} frames)")
     print(f"frames:           {stats.frames} ({stats.tracked} with a face)")
-    mode = "synchronous" if args.synchronous or args.driver is not None else "pipelined"
     print(f"FPS:              {stats.fps:.1f} end to end ({1000.0 / max(stats.fps, 1e-9):.1f} ms per frame, "
-          f"{mode})")  # fmt: skip
+          f"{_mode(args)})")  # fmt: skip
     print(f"ms per frame:     {stages}")
 
 
