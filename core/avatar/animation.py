@@ -37,22 +37,16 @@ import numpy as np
 
 from core.avatar.avatar import Avatar, DrivingState
 from core.avatar.flame_rig import AttachedFlame, FlamePose
+from core.avatar.training_free.face_topology import CHEEK_EXTREMES
 from core.config import Config
+from core.tracking.head_pose import STABLE_LANDMARKS
 from core.tracking.tracker import TrackedFrame
 
 #: Tracked frames averaged into the driver's neutral reference.
 REFERENCE_FRAMES = 3
 
-#: MediaPipe landmarks that expressions barely move: forehead, nose bridge and base,
-#: eye corners, the upper face contour.
-STABLE_LANDMARKS = (
-    10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327,
-    33, 133, 362, 263, 109, 338, 67, 297, 21, 251, 162, 389, 127, 356, 234, 454,
-)  # fmt: skip
 
 
-#: The face contour's leftmost and rightmost landmarks (the face's width).
-FACE_WIDTH_LANDMARKS = (234, 454)
 #: How far the head moves across the image before the body follows, in face widths.
 NECK_SLACK = 0.1
 
@@ -112,7 +106,7 @@ class Animator:
         self._avatar_landmarks = avatar.rig.landmarks.astype(np.float64)
         self._pivot = avatar.rig.pivot.astype(np.float64)
         self._view_axis = avatar.source_camera.R[2]  # the source camera's forward axis, head space
-        self._face_width = float(np.linalg.norm(np.subtract(*self._avatar_landmarks[list(FACE_WIDTH_LANDMARKS)])))
+        self._face_width = float(np.linalg.norm(np.subtract(*self._avatar_landmarks[list(CHEEK_EXTREMES)])))
         self._pivot_depth = float(avatar.source_camera.world_to_camera(self._pivot)[2])
         self._wanted = max(1, reference_frames)
         self._stable = list(STABLE_LANDMARKS)

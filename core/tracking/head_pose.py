@@ -39,6 +39,13 @@ EYE_CORNERS = (33, 133, 362, 263)
 NOSE_BASE = (98, 327, 2)
 #: Outer eye corners (subject's right, left): the scale reference.
 OUTER_EYE_CORNERS = (33, 263)
+#: MediaPipe landmarks that expressions barely move: forehead, nose bridge and base, eye
+#: corners, the upper face contour. Their rigid motion is the head's motion (smoothing
+#: and driving separate it from the expression with them).
+STABLE_LANDMARKS = (
+    10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327,
+    33, 133, 362, 263, 109, 338, 67, 297, 21, 251, 162, 389, 127, 356, 234, 454,
+)  # fmt: skip
 #: Mean adult distance between the outer eye corners (biocular width), metres.
 OUTER_EYE_CORNER_DISTANCE_M = 0.09
 #: Angle between the nose-base-to-eyes direction and head +y, about head +x. Calibrated so

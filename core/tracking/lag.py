@@ -3,7 +3,7 @@
 Landmarks [T, N, 3] (pixels, one frame per row, consecutive frames) become per-channel
 signals [T, C] in pixels (:func:`channel_signals`):
 
-* ``pose``: the rigid motion of :data:`~core.tracking.smoothing.POSE_LANDMARKS` against
+* ``pose``: the rigid motion of :data:`~core.tracking.head_pose.STABLE_LANDMARKS` against
   the first frame: centroid x, y and rotation vector times the points' radius (arc px);
 * ``eyelids``: lid gaps 159-145 (right eye) and 386-374 (left eye);
 * ``lips``: inner lip gap 13-14 and mouth width 61-291;
@@ -30,10 +30,9 @@ import numpy as np
 from scipy.ndimage import median_filter, uniform_filter1d
 from scipy.spatial.transform import Rotation
 
-from core.tracking.smoothing import POSE_LANDMARKS, fit_rigid, landmark_groups
+from core.tracking.head_pose import STABLE_LANDMARKS
+from core.tracking.smoothing import fit_rigid, landmark_groups
 
-#: The channels measured, in report order.
-CHANNELS = ("pose", "eyelids", "lips", "irises", "rest")
 #: Frames whose channel speed reaches this quantile are "fast".
 FAST_QUANTILE = 0.8
 #: Frames whose locally averaged channel speed is below this quantile are "still".
@@ -146,7 +145,7 @@ def jitter_ratio(raw: np.ndarray, filtered: np.ndarray) -> float:
 
 def _pose_signal(landmarks: np.ndarray) -> np.ndarray:
     """[T, 5] centroid x, y and rotation vector times radius of the pose landmarks."""
-    stable = landmarks[:, list(POSE_LANDMARKS)]
+    stable = landmarks[:, list(STABLE_LANDMARKS)]
     reference = stable[0] - stable[0].mean(axis=0)
     radius = np.sqrt((reference**2).sum(axis=1).mean())
     rows = []

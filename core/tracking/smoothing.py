@@ -10,7 +10,8 @@ filter on raw points lags head motion (each point sees only its own, noisy speed
 flattens blinks (a lid point's speed is averaged over a second before the cutoff opens):
 
 1. the rigid head motion: a similarity fitted to landmarks that expressions barely move
-   (:data:`POSE_LANDMARKS`) against the first frame, filtered as 7 numbers in pixels;
+   (:data:`~core.tracking.head_pose.STABLE_LANDMARKS`) against the first frame, filtered
+   as 7 numbers in pixels;
 2. the expression: every landmark with that motion removed, filtered per landmark with
    its group's parameters (:data:`EXPRESSION_GROUPS`: eyelids, lips, irises, the rest).
 
@@ -26,13 +27,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from core.config import OneEuroConfig, SmoothingConfig
-
-#: MediaPipe landmarks that expressions barely move: forehead, nose bridge and base, eye
-#: corners, upper face contour. Their rigid motion is the head motion.
-POSE_LANDMARKS = (
-    10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327,
-    33, 133, 362, 263, 109, 338, 67, 297, 21, 251, 162, 389, 127, 356, 234, 454,
-)  # fmt: skip
+from core.tracking.head_pose import STABLE_LANDMARKS
 
 #: Expression groups with their own smoothing (names from core.config.SMOOTHING_GROUPS);
 #: every landmark not listed is in "rest".
@@ -159,7 +154,7 @@ class LandmarkSmoother:
         landmarks = np.asarray(landmarks, dtype=np.float64)
         if self._reference is None or len(landmarks) != len(self._base_min_cutoff):
             self._start(landmarks)
-        centroid, rotation, scale = fit_rigid(self._reference, landmarks[list(POSE_LANDMARKS)])
+        centroid, rotation, scale = fit_rigid(self._reference, landmarks[list(STABLE_LANDMARKS)])
         expression = (landmarks - centroid) @ rotation / scale
         pose = np.concatenate([centroid, self._radius * Rotation.from_matrix(rotation).as_rotvec(),
                                [self._radius * math.log(scale)]])  # fmt: skip
@@ -170,7 +165,7 @@ class LandmarkSmoother:
 
     def _start(self, landmarks: np.ndarray) -> None:
         """Take ``landmarks`` as the reference head and size the per-landmark parameters."""
-        stable = landmarks[list(POSE_LANDMARKS)]
+        stable = landmarks[list(STABLE_LANDMARKS)]
         self._reference = stable - stable.mean(axis=0)
         self._radius = math.sqrt((self._reference**2).sum(axis=1).mean())
         self._pose.reset()

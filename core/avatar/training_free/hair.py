@@ -34,6 +34,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.avatar.training_free.colour import PERSON_THRESHOLD
 from core.avatar.training_free.cranium import Ellipsoid
 from core.avatar.training_free.face_topology import CHEEK_EXTREMES, CHIN
 from core.avatar.training_free.rings import smoothstep
@@ -46,8 +47,6 @@ FIT_PROGRESS = 0.15
 #: Scale limits of the crown height, the half-widths and the half-depth (the mask can be
 #: wrong: a hat, a hand, a background person; flat hair can be inside the typical skull).
 SCALE_LIMITS = (0.75, 1.6)
-#: Mask threshold for "person".
-MASK_THRESHOLD = 0.5
 #: Rows whose head outline is narrower than this share of its widest (the crown's, where
 #: a ratio of small widths is noise) take the ratio of the nearest wider row.
 RELIABLE_WIDTH = 0.3
@@ -89,7 +88,7 @@ def widen_to_silhouette(
         hair: [H, W] bool, its hair pixels (:func:`.hair_mask.hair_mask`).
     """
     fade = smoothstep(progress / FIT_PROGRESS)
-    person = mask >= MASK_THRESHOLD
+    person = mask >= PERSON_THRESHOLD
     centre_px = camera.project(cranium.centre)[0]
     in_camera = (shell - cranium.centre) @ camera.R.T  # x right, y down, z away from the camera
     # The skull's cross-section half-depth at each vertex's height (before the crown moves it).

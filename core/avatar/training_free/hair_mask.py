@@ -14,12 +14,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from core.avatar.training_free.colour import PERSON_THRESHOLD
 from core.avatar.training_free.face_topology import CHEEK_EXTREMES, CHIN, face_topology
 
 #: Side of the square image the mask is computed on, pixels (the crop is resized to it).
 WORK_SIZE = 256
-#: Mask value above which a pixel is the person's.
-PERSON_THRESHOLD = 0.5
 #: Dilation of the face oval, as a share of the face's height (its edge is skin and shadow).
 OVAL_MARGIN = 0.04
 #: Hair ends this far from the cheek extremes' row towards the chin's (below: collar

@@ -9,10 +9,11 @@ photo in place of its learned parts.
                   one Gaussian per vertex (the paper's Sub#0/1/2 counts)
                -> colours by projection with depth-buffer visibility, mirrored and
                   push-pull filled where hidden (the back of the head from the photo's
-                  hair pixels, so it keeps a hair texture), always from the person's pixels (the
-                  photo bled past the eroded mask); opacities from the mask at the
-                  silhouette
-               -> shoulders from the mask minus the head's depth-buffer mask
+                  hair pixels, so it keeps a hair texture), always from the person's
+                  pixels (the photo bled past the eroded mask); opacities from the mask
+                  at the silhouette
+               -> shoulders from the mask minus what the head covers in the source view,
+                  bending with the neck by their height
 """
 
 from __future__ import annotations

@@ -3,8 +3,7 @@
 Shoulder mask = portrait mask in the lower part of the crop (fading in below the eyes,
 so hair falling beside the face belongs to it) minus the head's depth-buffer mask, and
 at any height whatever the head's Gaussians leave uncovered (where the head is seen
-edge-on: hair beside the temples). The
-sheet itself also continues behind the head, so a turning head or an opening jaw
+edge-on: hair beside the temples). The sheet itself also continues behind the head, so a turning head or an opening jaw
 uncovers shoulders instead of a hole: behind the neck (below the chin) with the photo's
 neck and collar, behind the head's outline with colours filled in from the shoulder
 cells around (a copy of the jaw there would show as a ghost). With the neck's fading
@@ -12,14 +11,17 @@ rigidity and opacity, this is the neck blend.
 
 One Gaussian per grid cell of that mask, each on its cell's ray (image-aligned, so the
 source view sees the photo's cells), at the depth of the neck's axis: behind the head's
-front, in front of its back. Away from the neck the sheet bends back by
+front, in front of its back (above the eyes, where the cells only fill the hair's outline,
+at the cranium centre's depth, the outline's). Away from the neck the sheet bends back by
 :data:`BEND_PER_FACE_WIDTH` (shoulders recede), so seen from the side it is a shallow
 curve rather than a card edge-on. A cell's colour is the mean of the person's pixels
 (the eroded mask) it sees, cells seeing too few of them are filled by push-pull from the
 cells around (never from the background, whose pixels a soft mask would mix in); its
 opacity is how much of it the mask covers, faded where the cell's Gaussian would reach
 well past the mask's edge. The cell size gives about the configured number of Gaussians
-on the visible shoulder mask (cells behind the head come on top). Shoulders are static.
+on the visible shoulder mask (cells behind the head come on top). The cells move with
+the body and, by their height, with the head as the neck does
+(``Avatar.shoulder_rigidity``, from :class:`.neck.HeightBlend`).
 """
 
 from __future__ import annotations
