@@ -246,8 +246,10 @@ def _smooth_fill(weighted_colour: np.ndarray, support: np.ndarray, faces: np.nda
 
 def sharpen_to_photo(
     gaussians: Gaussians, trust: np.ndarray, camera: Camera, photo: np.ndarray, person: np.ndarray
-) -> torch.Tensor:
-    """[N, 3] colours of ``gaussians`` corrected so that their render matches ``photo``.
+) -> tuple[torch.Tensor, np.ndarray]:
+    """[N, 3] colours of ``gaussians`` corrected so that their render matches ``photo``, and
+    [H, W] the alpha of that render (how the Gaussians cover the source view; colours do not
+    change it).
 
     Splatting blurs: each pixel mixes several Gaussians. Van Cittert iterations (add to
     each Gaussian the residual ``photo - render`` at its projection, times its trust)
@@ -269,10 +271,10 @@ def sharpen_to_photo(
     for _ in range(SHARPEN_ITERATIONS):
         current = Gaussians(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities, torch.from_numpy(colours))
         out = render(current, camera, backend=host_backend(), background=0.0)
-        alpha = out.alpha.numpy()[..., None]
-        residual = (alpha * photo - out.features.numpy()) * person[..., None]  # photo minus the render over black
+        alpha = out.alpha.numpy()
+        residual = (alpha[..., None] * photo - out.features.numpy()) * person[..., None]  # photo minus the render over black
         colours[trusted] = np.clip(colours[trusted] + gain * sample_bilinear(residual, uv), 0.0, 1.0)
-    return torch.from_numpy(colours)
+    return torch.from_numpy(colours), alpha
 
 
 @dataclass(frozen=True)

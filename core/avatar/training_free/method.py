@@ -57,8 +57,7 @@ from core.avatar.training_free.surface import flat_gaussian_shapes
 from core.config import Config
 from core.geometry.camera import Camera
 from core.geometry.mesh import mean_edge_lengths, vertex_normals
-from core.render import Gaussians, render
-from core.render.kernels import host_backend
+from core.render import Gaussians
 from core.tracking.photo import Portrait
 
 NAME = "training-free"
@@ -124,16 +123,14 @@ def reconstruct_training_free(portrait: Portrait, config: Config, provenance: di
     appearance = _appearance(head, levels, vertices[-1], part[-1], camera, photo, portrait, _HairSource(cranium, hair))
 
     report(0.6, "shaping the Gaussians")
-    lods = tuple(
+    heads = [
         _head_lod(vertices[level], levels.faces[level], part[level], appearance, level, camera, photo)
         for level in range(FIRST_LOD_LEVEL, len(vertices))
-    )
+    ]
+    lods = tuple(head for head, _ in heads)
 
     report(0.85, "shoulders")
-    finest = lods[-1]
-    finest_head = Gaussians(torch.from_numpy(vertices[-1].astype(np.float32)), finest.quats, finest.scales,
-                            finest.opacities, finest.features)  # fmt: skip
-    head_alpha = render(finest_head, camera, backend=host_backend(), background=0.0).alpha.numpy()
+    head_alpha = heads[-1][1]  # the finest level's coverage of the source view
     shoulders = shoulder_gaussians(photo, portrait.mask, appearance.depth, head_alpha, portrait.crop.landmarks,
                                    neck.pivot, cranium.centre, camera, config.lod.shoulder_gaussians)  # fmt: skip
     rig = HeadRig(head.vertices, head.faces, head.binding, head.rigidity, points, neck.pivot, cranium.centre)
@@ -223,10 +220,10 @@ def _head_lod(
     level: int,
     camera: Camera,
     photo: PersonPhoto,
-) -> HeadLod:
+) -> tuple[HeadLod, np.ndarray]:
     """The head's Gaussians on the vertices [N, 3] of one level: flat on the surface,
     sized by the local edge length, faded where they would reach past the silhouette,
-    coloured and sharpened against the photo."""
+    coloured and sharpened against the photo; and [S, S] their alpha in the source view."""
     gain = np.ones(len(vertices))
     for name, factor in PART_SIGMA_GAIN.items():
         gain[part == PARTS.index(name)] = factor
@@ -239,8 +236,8 @@ def _head_lod(
     gaussians = Gaussians(*(torch.from_numpy(np.ascontiguousarray(values, np.float32)) for values in attributes))
     low, high = TRUSTED_SUPPORT
     trust = smoothstep((appearance.seen[level] - low) / (high - low))
-    sharp = sharpen_to_photo(gaussians, trust, camera, photo.image, photo.person)
-    return HeadLod(gaussians.quats, gaussians.scales, gaussians.opacities, sharp)
+    sharp, alpha = sharpen_to_photo(gaussians, trust, camera, photo.image, photo.person)
+    return HeadLod(gaussians.quats, gaussians.scales, gaussians.opacities, sharp), alpha
 
 
 def _below_jaw(landmark_pixels: np.ndarray, uv: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
