@@ -148,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             stats.track_ms += tracked.total_ms
             for stage, ms in tracked.stage_ms.items():
                 stats.stage_ms[stage] += ms
-            stats.smoothing.add(tracker.raw_landmarks, tracked.landmarks, tracked.switched)
+            stats.smoothing.add(tracked.raw_landmarks, tracked.landmarks, tracked.switched)
             if tracked.tracked:
                 stats.tracked += 1
                 if fitting:

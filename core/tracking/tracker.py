@@ -68,6 +68,8 @@ class TrackedFrame:
             not followed (they may lie outside the crop); None before the framing.
         switched: the tracker followed another person from this frame on (reframed, smoothing
             restarted): what was learnt of the previous face no longer applies.
+        raw_landmarks: [N, 3] ``landmarks`` before smoothing (what ``omg-avatar track``
+            measures the smoothing against), None without a face.
     """
 
     index: int
@@ -81,6 +83,7 @@ class TrackedFrame:
     flame: FlameParams | None = None
     other_faces: np.ndarray | None = None
     switched: bool = False
+    raw_landmarks: np.ndarray | None = None
 
     @property
     def tracked(self) -> bool:
@@ -108,7 +111,6 @@ class Tracker:
         self._faces = FrameFaces(tracking)
         self._follower = FaceFollower()
         self._smoother = LandmarkSmoother(tracking.smoothing)
-        self._raw_landmarks: np.ndarray | None = None
         self._framing = framing
         self._box = framing
 
@@ -126,12 +128,6 @@ class Tracker:
         and forget the smoothing state."""
         self._follower.reset()
         self._restart()
-
-    @property
-    def raw_landmarks(self) -> np.ndarray | None:
-        """[N, 3] the last tracked frame's landmarks in crop pixels before smoothing, None
-        when it had no face (what ``omg-avatar track`` measures the smoothing against)."""
-        return self._raw_landmarks
 
     def set_smoothing(self, min_cutoff_hz: float) -> None:
         """The default One-Euro minimum cutoff from the next frame on (lower: smoother, slower);
@@ -153,7 +149,6 @@ class Tracker:
         faces = self._faces.find(frame.rgb, self._follower.last_seen)
         following = self._follower.follow(faces, timestamp)
         landmarks, switched = following.landmarks, following.switched
-        self._raw_landmarks = None
         lap("face_mesh")
         if switched:
             self._restart()
@@ -167,14 +162,14 @@ class Tracker:
         if landmarks is None:
             self._smoother.reset()
             return TrackedFrame(index, timestamp, crop, self._box, None, None, None, stage_ms, other_faces=others)
-        self._raw_landmarks = self._box.to_crop(landmarks)
-        smoothed = self._smoother(self._raw_landmarks, timestamp).astype(np.float32)
+        raw = self._box.to_crop(landmarks)
+        smoothed = self._smoother(raw, timestamp).astype(np.float32)
         lap("smoothing")
         pose = estimate_head_pose(smoothed, self._intrinsics, self._units_per_metre)
         camera = pose.camera(self._intrinsics, self._box.size, self._box.size)
         lap("head_pose")
         return TrackedFrame(index, timestamp, crop, self._box, smoothed, pose, camera, stage_ms,
-                            other_faces=others, switched=switched)  # fmt: skip
+                            other_faces=others, switched=switched, raw_landmarks=raw)  # fmt: skip
 
     def track_frames(self, frames: Iterable[Frame]) -> Iterator[TrackedFrame]:
         """Track every frame of ``frames`` in order."""
