@@ -128,12 +128,17 @@ class PortraitSegmenter(_Graph):
         return np.clip(results.segmentation_mask, 0.0, 1.0).astype(np.float32, copy=False)
 
 
-def mesh_around(mesh: FaceMesh, rgb: np.ndarray, box: np.ndarray, context: float, crop_size: int) -> np.ndarray | None:
+#: Side of a close-up around a face too small for the mesh's own detector, in sides of the
+#: box where the face is (room for the face's extent and a frame's head motion).
+CLOSE_UP_CONTEXT = 3.0
+
+
+def mesh_around(mesh: FaceMesh, rgb: np.ndarray, box: np.ndarray, crop_size: int) -> np.ndarray | None:
     """Landmarks of a face too small for the mesh's own detector, found in a close-up.
 
     The face mesh's short-range detector misses faces below about a fifth of the image
-    (full-body shots, people far from a webcam); cut a square of ``context`` sides of
-    ``box`` around its centre, enlarge it to ``crop_size`` pixels and look there.
+    (full-body shots, people far from a webcam); cut a square of :data:`CLOSE_UP_CONTEXT`
+    sides of ``box`` around its centre, enlarge it to ``crop_size`` pixels and look there.
 
     Args:
         mesh: the face mesh to run on the close-up (static mode: close-ups move).
@@ -142,7 +147,7 @@ def mesh_around(mesh: FaceMesh, rgb: np.ndarray, box: np.ndarray, context: float
     Returns:
         [N, 3] landmarks in ``rgb``'s pixels of the largest face in the close-up, or None.
     """
-    side = context * float(max(box[2] - box[0], box[3] - box[1]))
+    side = CLOSE_UP_CONTEXT * float(max(box[2] - box[0], box[3] - box[1]))
     centre = (box[:2] + box[2:]) / 2.0
     close_up = CropBox(round(centre[0] - side / 2), round(centre[1] - side / 2), max(1, round(side)), crop_size)
     if not close_up.overlaps(rgb.shape[1], rgb.shape[0]):
@@ -151,13 +156,11 @@ def mesh_around(mesh: FaceMesh, rgb: np.ndarray, box: np.ndarray, context: float
     return None if found is None else close_up.to_source(found)
 
 
-def first_face_around(
-    mesh: FaceMesh, rgb: np.ndarray, boxes: np.ndarray, context: float, crop_size: int
-) -> np.ndarray | None:
+def first_face_around(mesh: FaceMesh, rgb: np.ndarray, boxes: np.ndarray, crop_size: int) -> np.ndarray | None:
     """:func:`mesh_around` each of ``boxes`` [F, 4], largest first, until a face is found:
     its [N, 3] landmarks in ``rgb``'s pixels, or None."""
     for box in sorted(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True):
-        landmarks = mesh_around(mesh, rgb, box, context, crop_size)
+        landmarks = mesh_around(mesh, rgb, box, crop_size)
         if landmarks is not None:
             return landmarks
     return None

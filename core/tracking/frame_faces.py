@@ -24,9 +24,8 @@ from core.tracking.face_mesh import FaceDetector, FaceMesh, first_face_around, m
 #: A followed face smaller than this share of the frame's short side is looked for in a
 #: close-up.
 SMALL_FACE_SHARE = 0.25
-#: Side of a close-up in sides of the face's box (room for a frame's head motion), and its
-#: pixels (the mesh's own detector works at 128 px, its landmark model at 192 px).
-CLOSE_UP_CONTEXT, CLOSE_UP_SIZE = 3.0, 256
+#: Pixels of a close-up (the mesh's own detector works at 128 px, its landmark model at 192 px).
+CLOSE_UP_SIZE = 256
 #: Two faces whose centres are closer than this share of the larger one's size are one face.
 SAME_FACE_DISTANCE = 0.5
 
@@ -50,14 +49,14 @@ class FrameFaces:
         """
         faces = self._mesh.detect_all(rgb)
         if followed is not None and _side(followed) < SMALL_FACE_SHARE * min(rgb.shape[:2]):
-            close = mesh_around(self._close_up(), rgb, followed, CLOSE_UP_CONTEXT, CLOSE_UP_SIZE)
+            close = mesh_around(self._close_up(), rgb, followed, CLOSE_UP_SIZE)
             if close is not None:
                 return [close, *(face for face in faces if not _same_face(face, close))]
         if faces:
             return faces
         if self._detector is None:
             self._detector = FaceDetector(self._config.min_detection_confidence)
-        found = first_face_around(self._close_up(), rgb, self._detector.boxes(rgb), CLOSE_UP_CONTEXT, CLOSE_UP_SIZE)
+        found = first_face_around(self._close_up(), rgb, self._detector.boxes(rgb), CLOSE_UP_SIZE)
         return [] if found is None else [found]
 
     def close(self) -> None:

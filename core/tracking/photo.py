@@ -26,9 +26,8 @@ from core.tracking.face_mesh import FaceDetector, FaceMesh, PortraitSegmenter, f
 
 #: Background that transparent pixels are composited on.
 TRANSPARENT_BACKGROUND = (255, 255, 255)
-#: Side of the close-up around a face too small for the face mesh's own detector, in
-#: sides of the full-range detector's box, and its pixels.
-SMALL_FACE_CONTEXT, SMALL_FACE_CROP = 3.0, 512
+#: Pixels of the close-up around a face too small for the face mesh's own detector.
+SMALL_FACE_CROP = 512
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def _find_face(rgb: np.ndarray, name: str, config: TrackingConfig) -> np.ndarray
                 return landmarks / scale
         # A face too small for the mesh's own short-range detector (a full-body shot): look
         # again in an enlarged crop around each of the full-range detector's faces.
-        landmarks = first_face_around(mesh, small, boxes, SMALL_FACE_CONTEXT, SMALL_FACE_CROP)
+        landmarks = first_face_around(mesh, small, boxes, SMALL_FACE_CROP)
     if landmarks is None:
         raise NoFaceError(name)
     return landmarks / scale
