@@ -189,14 +189,15 @@ class _Step:
         state: the avatar's driving state (None: neutral).
         camera: the camera to render through; None: the view's.
         crop: [S, S, 3] uint8 the driving frame's crop (its face's landmarks for motion scores).
-        target: the ground truth [S, S, 3] uint8, made when called (outside the timed part).
+        scored: the [S, S, 3] uint8 render of this frame and its ground truth as they are
+            scored, made when called with the render (outside the timed part).
     """
 
     index: int
     state: DrivingState | None
     camera: Camera | None
     crop: np.ndarray
-    target: Callable[[], np.ndarray]
+    scored: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 def _reenact(
@@ -243,7 +244,9 @@ def _reenact(
                 break
             rendered = render(step.state, step.camera)
             scores.drive_s += time.perf_counter() - clock
-            target = step.target()
+            scored_render, target = step.scored(rendered)
+            if not cross_identity:  # a cross-identity render is not the driver's frame: shown whole
+                rendered = scored_render
             found = scorer.landmarks(rendered), scorer.landmarks(target)
             if cross_identity:
                 frame_scores = FrameScores(apd=relative_pose_distance_deg(found[0], rest[0], found[1], rest[1]))
@@ -274,7 +277,7 @@ def _tracked_steps(driver: Sequence, avatar: Avatar, config: Config, max_frames:
         for frame in driver.frames(max_frames):
             driven = step(frame)
             yield _Step(driven.index, driven.state, None, driven.tracked.crop,
-                        functools.partial(driver.target, driven.tracked))  # fmt: skip
+                        functools.partial(driver.scored, driven.tracked))  # fmt: skip
 
 
 def _release_steps(
@@ -291,7 +294,7 @@ def _release_steps(
             first = camera
         state = release_state(frame.driver, avatar, expressions, head_motion=False)
         yield _Step(frame.index, state, anchored_camera(camera, first, source), frame.image,
-                    functools.partial(driver.target, frame))  # fmt: skip
+                    functools.partial(driver.scored, frame))  # fmt: skip
 
 
 def _cell(rgb: np.ndarray) -> np.ndarray:

@@ -11,7 +11,10 @@ Either way a sequence gives, once opened:
   (``tracked`` False) with the portrait's crop box as its framing, or frames tracked
   already (``tracked`` True);
 * :meth:`Sequence.target`: what a render of a tracked frame is compared with: the crop
-  with its background replaced by :attr:`Sequence.background`.
+  with its background replaced by :attr:`Sequence.background`;
+* :meth:`Sequence.scored`: a render and its target as scored: where a video's crop reaches
+  beyond its frame there is no ground truth (the crop is padded), so both show the
+  background there.
 
 A video is tracked by the pipeline as it is decoded, every frame cropped with the box that
 framed its portrait (so targets and the avatar share one camera: the framing is computed
@@ -40,9 +43,10 @@ from core.dataset.layout import DatasetError, Manifest, frame_path, read_params
 from core.driving.release_driver import DriverFrame, load_release_driver
 from core.driving.release_images import DriverImages, images_folder
 from core.errors import InputImageError
-from core.tracking.crop import CropBox, PortraitCrop
+from core.tracking.crop import CropBox, PortraitCrop, in_frame
 from core.tracking.face_mesh import PortraitSegmenter
 from core.tracking.photo import Portrait, portrait_from_image
+from core.tracking.person_mask import person_in_crop
 from core.tracking.sources import Frame, VideoFileSource
 from core.tracking.tracker import TrackedFrame
 
@@ -69,6 +73,10 @@ class Sequence(abc.ABC):
     @abc.abstractmethod
     def target(self, tracked: TrackedFrame) -> np.ndarray:
         """[S, S, 3] uint8: what a render of the tracked frame ``tracked`` is compared with."""
+
+    def scored(self, tracked: TrackedFrame, rendered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The [S, S, 3] uint8 render of ``tracked`` and its target, as they are scored."""
+        return rendered, self.target(tracked)
 
     def __enter__(self) -> Sequence:
         return self
@@ -114,8 +122,21 @@ class VideoSequence(Sequence):
             yield frame
 
     def target(self, tracked: TrackedFrame) -> np.ndarray:
-        mask = self._segmenter.mask(tracked.crop)[..., None]
-        return np.rint(tracked.crop * mask + 255.0 * (1.0 - mask)).astype(np.uint8)
+        return _on_white(tracked.crop, self._person(tracked))
+
+    def scored(self, tracked: TrackedFrame, rendered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        height, width = self._first.rgb.shape[:2]
+        return _on_white(rendered, in_frame(tracked.box, width, height)), self.target(tracked)
+
+    def _person(self, tracked: TrackedFrame) -> np.ndarray:
+        """[S, S] the followed person's mask in the crop of ``tracked`` (none outside the frame)."""
+        return person_in_crop(self._segmenter, tracked.crop, tracked.box, tracked.landmarks, self._first.rgb.shape)
+
+
+def _on_white(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """[S, S, 3] uint8 ``rgb`` shown where ``mask`` [S, S] in [0, 1] is, white elsewhere."""
+    mask = mask[..., None]
+    return np.rint(rgb * mask + 255.0 * (1.0 - mask)).astype(np.uint8)
 
 
 class DatasetClipSequence(Sequence):

@@ -147,6 +147,18 @@ def crop_image(image: np.ndarray, box: CropBox) -> np.ndarray:
     )
 
 
+def in_frame(box: CropBox, width: int, height: int) -> np.ndarray:
+    """[S, S] float32 share of each pixel of ``box``'s crop that lies inside a ``width`` x
+    ``height`` image (0 where :func:`crop_image` pads)."""
+
+    def along(start: int, extent: int) -> np.ndarray:
+        edges = start + np.arange(box.size + 1) * (box.side / box.size)  # crop pixel edges, source pixels
+        low, high = np.clip(edges[:-1], 0, extent), np.clip(edges[1:], 0, extent)
+        return (high - low) / (box.side / box.size)
+
+    return np.outer(along(box.y0, height), along(box.x0, width)).astype(np.float32)
+
+
 def crop_portrait(image: np.ndarray, landmarks: np.ndarray, config: CropConfig) -> PortraitCrop:
     """Frame the face given by ``landmarks`` [N, 3] (source pixels) in ``image`` [H, W, C]."""
     box = crop_box_from_landmarks(landmarks, config)

@@ -23,6 +23,7 @@ from core.config import TrackingConfig
 from core.errors import InputImageError, NoFaceError
 from core.tracking.crop import PortraitCrop, crop_portrait
 from core.tracking.face_mesh import FaceDetector, FaceMesh, PortraitSegmenter, first_face_around
+from core.tracking.person_mask import person_in_crop
 
 #: Background that transparent pixels are composited on.
 TRANSPARENT_BACKGROUND = (255, 255, 255)
@@ -133,7 +134,7 @@ def portrait_from_image(rgb: np.ndarray, name: str, config: TrackingConfig) -> P
         )
     crop = crop_portrait(rgb, landmarks, config.crop)
     with PortraitSegmenter() as segmenter:
-        mask = segmenter.mask(crop.image)
+        mask = person_in_crop(segmenter, crop.image, crop.box, crop.landmarks, rgb.shape)
     return Portrait(name, rgb, landmarks, crop, mask)
 
 

@@ -34,6 +34,7 @@ from core.dataset.layout import CAMERA_KEYS, write_clip
 from core.errors import OmgError
 from core.flame import FlameLayer, load_flame_layer
 from core.tracking.face_mesh import PortraitSegmenter
+from core.tracking.person_mask import person_in_crop
 from core.tracking.flame_tracking import CalibratedFitting
 from core.tracking.sources import VideoFileSource
 from core.tracking.tracker import TrackedFrame, Tracker
@@ -95,8 +96,8 @@ def preprocess_clip(job: ClipJob) -> ClipResult:
     partial = job.clips_dir / f"{PARTIAL_PREFIX}{job.name}"
     try:
         shutil.rmtree(partial, ignore_errors=True)
-        kept = _tracked_samples(job)
-        images, masks = _segmented(kept)
+        kept, frame_shape = _tracked_samples(job)
+        images, masks = _segmented(kept, frame_shape)
         params = {"landmarks": np.stack([frame.landmarks for frame in kept]).astype(np.float32)}
         params.update(_flame_params(job, kept) if job.flame_file else _tracker_cameras(kept))
         write_clip(partial, images, masks, params)
@@ -121,8 +122,9 @@ def remove_partial_clips(clips_dir: Path) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _tracked_samples(job: ClipJob) -> list[TrackedFrame]:
-    """The tracked sampled frames that have a face (see the module docstring)."""
+def _tracked_samples(job: ClipJob) -> tuple[list[TrackedFrame], tuple[int, ...]]:
+    """The tracked sampled frames that have a face (see the module docstring), and the
+    video's frame shape (H, W, 3)."""
     kept: list[TrackedFrame] = []
     with VideoFileSource(job.video) as source, Tracker.from_config(job.config) as tracker:
         if source.frame_count == 0:
@@ -133,18 +135,23 @@ def _tracked_samples(job: ClipJob) -> list[TrackedFrame]:
             if frame.index > wanted[-1]:
                 break
             tracked = tracker.track(frame)
+            frame_shape = frame.rgb.shape
             if frame.index in sampled and tracked.tracked:
                 kept.append(tracked)
     missing = len(wanted) - len(kept)
     if missing > MAX_MISSING_FRACTION * len(wanted) or not kept:
         raise ClipError(f"no face in {missing} of {len(wanted)} sampled frames")
-    return kept
+    return kept, frame_shape
 
 
-def _segmented(kept: list[TrackedFrame]) -> tuple[np.ndarray, np.ndarray]:
-    """Images [F, S, S, 3] uint8 on black and portrait masks [F, S, S] uint8 (255 = portrait)."""
+def _segmented(kept: list[TrackedFrame], frame_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Images [F, S, S, 3] uint8 on black and the followed person's masks [F, S, S] uint8
+    (255 = person; :func:`~core.tracking.person_mask.person_in_crop`) of frames of ``frame_shape``."""
     with PortraitSegmenter() as segmenter:
-        masks = np.stack([np.rint(255.0 * segmenter.mask(frame.crop)) for frame in kept]).astype(np.uint8)
+        masks = np.stack([
+            np.rint(255.0 * person_in_crop(segmenter, frame.crop, frame.box, frame.landmarks, frame_shape))
+            for frame in kept
+        ]).astype(np.uint8)  # fmt: skip
     crops = np.stack([frame.crop for frame in kept]).astype(np.uint16)
     images = (crops * masks[..., None] + 127) // 255  # crop * mask / 255, rounded, in integers
     return images.astype(np.uint8), masks
