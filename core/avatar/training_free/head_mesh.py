@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from core.avatar.training_free.cranium import shell_layout
 from core.avatar.training_free.eyes import EyeCaps
 from core.avatar.training_free.face_topology import CHIN, NUM_LANDMARKS, NUM_MESH_POINTS, face_topology
-from core.avatar.training_free.mouth import TONGUE_COLOUR, MouthBowl
+from core.avatar.training_free.mouth import MouthBowl
 from core.avatar.training_free.neck import Neck
 from core.avatar.training_free.rings import smoothstep
 
@@ -49,8 +49,7 @@ class HeadMesh:
         binding: [V, 478] CSR expression binding (see the module docstring).
         rigidity: [V] in [0, 1].
         opacity: [V] in [0, 1], a factor on the opacity from the photo (the neck fades out).
-        prior_colour: [V, 3] colour to use where the photo shows nothing (mouth interior and
-            the throat behind it).
+        prior_colour: [V, 3] colour to use where the photo shows nothing (mouth interior).
         prior_weight: [V] confidence of ``prior_colour`` (0: none).
     """
 
@@ -111,7 +110,5 @@ def assemble_head(points: np.ndarray, shell: np.ndarray, neck: Neck, eyes: EyeCa
     opacity[first[2] : first[3]] = neck.opacity
     prior_colour = np.zeros((len(vertices), 3))
     prior_colour[first[4] :] = mouth.colour
-    prior_colour[first[2] : first[3]] = TONGUE_COLOUR  # the throat: what an open mouth shows there
     prior_weight = MOUTH_PRIOR_WEIGHT * (part == PARTS.index("mouth"))
-    prior_weight[first[2] : first[3]] = MOUTH_PRIOR_WEIGHT * neck.throat
     return HeadMesh(vertices, faces, part, binding, rigidity, opacity, prior_colour, prior_weight)

@@ -264,8 +264,7 @@ def _priors(
     hair: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prior colours [N, 3] and weights [N] at the finest level: the control mesh's (the
-    mouth interior and the throat), the hair's texture on the back of the head, the skin's
-    on the rest of the neck.
+    mouth interior), the hair's texture on the back of the head, the skin's on the neck.
 
     Args:
         colour, weight: the finest level's photo samples and their confidence.
@@ -287,7 +286,7 @@ def _priors(
 
     on_face = (part == PARTS.index("face")) & (weight >= SKIN_SAMPLE_WEIGHT)
     skin = np.median(colour[on_face], axis=0) if on_face.any() else np.median(colour, axis=0)
-    on_skin = (part == PARTS.index("neck")) & (prior_weight < SKIN_PRIOR_WEIGHT)  # not the throat
-    prior_colour[on_skin] = skin
-    prior_weight[on_skin] = SKIN_PRIOR_WEIGHT
+    on_neck = part == PARTS.index("neck")
+    prior_colour[on_neck] = skin
+    prior_weight[on_neck] = SKIN_PRIOR_WEIGHT
     return prior_colour, prior_weight

@@ -1,12 +1,11 @@
-"""The inner mouth: a dark bowl with teeth bands and a tongue, behind the lips.
+"""The inner mouth: a dark bowl with teeth bands, behind the lips.
 
 The face mesh has a hole between the inner lip contours. Behind it sits a bowl whose rim
-follows the lips' depth at the centre and curves back past the corners (and as far up and
-down), so the lips and cheeks hide it while the mouth is closed. Its colours are a prior
-(replaced by the photo where an open mouth shows them): a dark interior, an upper teeth
-band right behind the upper lip, where parting lips uncover it first, and on the jaw the
-tongue and a lower teeth band. Driving moves the bowl below the upper teeth with the chin
-(the jaw), so an opening mouth reveals the interior instead of stretched lips.
+follows the lips' depth at the centre and curves back past the corners (and as far up
+and down), so the lips and cheeks hide it while the mouth is closed. Its colours are a prior: dark interior,
+an upper and a lower teeth band just above and below its middle, where parting lips
+uncover it first (replaced by the photo where an open mouth shows them). Driving moves the bowl's lower half with the chin (the jaw), so an opening
+mouth reveals the interior and the lower teeth instead of stretched lips.
 """
 
 from __future__ import annotations
@@ -28,21 +27,16 @@ HALF_HEIGHT_PER_MOUTH_WIDTH = 0.45
 DEPTH_PER_MOUTH_WIDTH = 0.5
 #: Gap behind the lips (and the mouth corners), per mouth width.
 RECESS_PER_MOUTH_WIDTH = 0.06
-#: Colours (RGB in [0, 1]) of the interior, the tongue and the teeth.
+#: Colours (RGB in [0, 1]) of the interior and the teeth.
 INTERIOR_COLOUR = (0.16, 0.06, 0.06)
-TONGUE_COLOUR = (0.52, 0.27, 0.27)
 TEETH_COLOUR = (0.76, 0.72, 0.66)
-#: Teeth bands: the upper on the skull, from just below the bowl's middle up behind the upper
-#: lip (the first thing parting lips uncover), the lower on the jaw, behind the lower lip:
-#: height ranges (-1 bottom, 1 top) and the half-width they cover, as fractions of the bowl's.
-UPPER_TEETH_HEIGHTS = (-0.1, 0.35)
-LOWER_TEETH_HEIGHTS = (-0.55, -0.3)
+#: Teeth bands, just above and below the bowl's middle (right behind parting lips): height
+#: ranges (-1 bottom, 1 top) and the half-width they cover, as fractions of the bowl's.
+UPPER_TEETH_HEIGHTS = (0.15, 0.5)
+LOWER_TEETH_HEIGHTS = (-0.5, -0.2)
 TEETH_HALF_WIDTH = 0.6
-#: The tongue: on the jaw, between the teeth bands (what a wide-open mouth shows most of).
-TONGUE_HEIGHTS = (-0.3, -0.1)
-#: Below the upper teeth the bowl follows the jaw: jaw weight rises from 0 to 1 between these
-#: heights, so an opening jaw stretches the dark interior between the two teeth bands.
-JAW_WEIGHT_HEIGHTS = (-0.05, -0.3)
+#: The lower half follows the jaw: jaw weight rises from 0 to 1 between these heights.
+JAW_WEIGHT_HEIGHTS = (0.25, -0.35)
 
 
 @dataclass(frozen=True)
@@ -88,8 +82,7 @@ def build_mouth(points: np.ndarray) -> MouthBowl:
     across = np.abs(unit_x) <= TEETH_HALF_WIDTH
     upper = across & (unit_y >= UPPER_TEETH_HEIGHTS[0]) & (unit_y <= UPPER_TEETH_HEIGHTS[1])
     lower = across & (unit_y >= LOWER_TEETH_HEIGHTS[0]) & (unit_y <= LOWER_TEETH_HEIGHTS[1])
-    tongue = across & (unit_y > TONGUE_HEIGHTS[0]) & (unit_y < TONGUE_HEIGHTS[1])
-    colour = np.where((upper | lower)[:, None], TEETH_COLOUR, np.where(tongue[:, None], TONGUE_COLOUR, INTERIOR_COLOUR))
+    colour = np.where((upper | lower)[:, None], TEETH_COLOUR, INTERIOR_COLOUR)
     top, bottom = JAW_WEIGHT_HEIGHTS
     jaw_weight = smoothstep((top - unit_y) / (top - bottom))
     return MouthBowl(np.column_stack([x, y, z]), faces, colour, jaw_weight)

@@ -49,9 +49,6 @@ STATIC_FROM = 0.85
 #: FADE_FACE_HEIGHTS.
 VISIBLE_BELOW_CHIN = 0.1
 FADE_FACE_HEIGHTS = 0.2
-#: Above the chin the tube is the throat, seen only through an open mouth; its share of
-#: throat rises from 0 at the chin to 1 this many face heights higher.
-THROAT_FADE_FACE_HEIGHTS = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,8 +77,6 @@ class Neck:
         faces: [F, 3] int64 indices into ``vertices``, normals outwards.
         rigidity: [N] in [0, 1], ``blend`` at each vertex.
         opacity: [N] in [0, 1], the fade-out at the bottom.
-        throat: [N] in [0, 1], how much each vertex lies above the chin, inside the head
-            (seen only through an open mouth, where the tongue would be: coloured as the tongue).
         pivot: [3] the point of the axis level with the mouth corners: the head turns about it.
         blend: the rigidity by height.
     """
@@ -90,7 +85,6 @@ class Neck:
     faces: np.ndarray
     rigidity: np.ndarray
     opacity: np.ndarray
-    throat: np.ndarray
     pivot: np.ndarray
     blend: HeightBlend
 
@@ -147,11 +141,8 @@ def build_neck(points: np.ndarray, cranium: Ellipsoid, camera: Camera, mask: np.
     # Inside the head the tube is only seen through an open mouth, where its front would
     # show skin in front of the mouth's interior: it fades in from the mouth to the chin.
     ring_opacity *= smoothstep((along - mouth_along) / max(chin_along - mouth_along, 1e-6))
-    # An opening jaw uncovers the tube above the chin behind the mouth's interior: its front
-    # is nearer than the bowl's bottom, so it must look like the mouth's inside, not like skin.
-    throat = smoothstep((chin_along - along) / (THROAT_FADE_FACE_HEIGHTS * face_height))
     per_vertex = lambda per_ring: np.repeat(per_ring, VERTICES_PER_RING)  # noqa: E731
-    return Neck(vertices, neck_faces(), blend(vertices), per_vertex(ring_opacity), per_vertex(throat), pivot, blend)
+    return Neck(vertices, neck_faces(), blend(vertices), per_vertex(ring_opacity), pivot, blend)
 
 
 def _length_to_below_crop(top: np.ndarray, down: np.ndarray, camera: Camera) -> float:
