@@ -65,7 +65,8 @@ def test_in_frame_is_the_share_of_each_crop_pixel_inside_the_image():
 def test_eval_scores_no_pixel_outside_the_video_frame(samples_dir):
     """talking_d3's crop reaches below its 512x512 frame: the black padding there used to be
     the target (the segmenter took it for the black shirt), now render and target are white."""
-    with PortraitSegmenter() as segmenter, VideoSequence(samples_dir / "videos" / "talking_d3.mp4", CONFIG, segmenter) as sequence:
+    video = samples_dir / "videos" / "talking_d3.mp4"
+    with PortraitSegmenter() as segmenter, VideoSequence(video, CONFIG, segmenter) as sequence:
         portrait = sequence.portrait()
         tracked = TrackedFrame(0, 0.0, portrait.crop.image, portrait.crop.box, portrait.crop.landmarks, None, None)
         outside = in_frame(portrait.crop.box, 512, 512) == 0.0

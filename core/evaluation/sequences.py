@@ -45,8 +45,8 @@ from core.driving.release_images import DriverImages, images_folder
 from core.errors import InputImageError
 from core.tracking.crop import CropBox, PortraitCrop, in_frame
 from core.tracking.face_mesh import PortraitSegmenter
-from core.tracking.photo import Portrait, portrait_from_image
 from core.tracking.person_mask import person_in_crop
+from core.tracking.photo import Portrait, portrait_from_image
 from core.tracking.sources import Frame, VideoFileSource
 from core.tracking.tracker import TrackedFrame
 

@@ -34,8 +34,8 @@ from core.dataset.layout import CAMERA_KEYS, write_clip
 from core.errors import OmgError
 from core.flame import FlameLayer, load_flame_layer
 from core.tracking.face_mesh import PortraitSegmenter
-from core.tracking.person_mask import person_in_crop
 from core.tracking.flame_tracking import CalibratedFitting
+from core.tracking.person_mask import person_in_crop
 from core.tracking.sources import VideoFileSource
 from core.tracking.tracker import TrackedFrame, Tracker
 
