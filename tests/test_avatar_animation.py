@@ -11,11 +11,12 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from core.avatar import Animator, DrivingState, reconstruct
-from core.avatar.animation import CLOSED_EYE_OPENNESS, EYELID_PAIRS, NECK_SLACK, fit_similarity
+from core.avatar.animation import CLOSED_EYE_OPENNESS, DEPTH_DEAD_ZONE, EYELID_PAIRS, NECK_SLACK, fit_similarity
 from core.avatar.training_free.face_topology import face_topology
 from core.avatar.view import View, render_view
 from core.config import load_config
 from core.driving import DrivingPipeline
+from core.tracking.head_pose import RIGID_LANDMARKS
 from core.tracking.photo import portrait_from_image
 from core.tracking.sources import open_source
 from core.tracking.tracker import TrackedFrame, Tracker
@@ -113,6 +114,48 @@ def test_head_turn_becomes_a_rotation_about_head_up(driving):
     assert np.linalg.norm(rotation) == pytest.approx(15.0, abs=1.5)
     assert abs(rotation[1]) > 0.95 * np.linalg.norm(rotation)  # about head +y (up)
     np.testing.assert_allclose(state.landmark_offsets, 0.0, atol=0.05)  # a pure turn has no expression
+
+
+#: MediaPipe's forehead and brow points (the frontalis lifts them together).
+FOREHEAD_AND_BROWS = (10, 151, 9, 8, 109, 338, 67, 297, 21, 251, 54, 284, 103, 332, 104, 333, 69, 299, 108, 337,
+                      70, 63, 105, 66, 107, 300, 293, 334, 296, 336, 46, 53, 52, 65, 55, 276, 283, 282, 295, 285)  # fmt: skip
+
+
+@pytest.mark.samples
+def test_raised_brows_on_a_still_head_neither_turn_nor_move_it(driving):
+    """The brows and the forehead's skin rise by 6 % of the face's width, nothing else moves:
+    the head stays (fitting the head's motion to the forehead read this as a nod and a
+    zoom, and the whole avatar's head, crown and hair, moved with it)."""
+    portrait, avatar, _ = driving
+    landmarks = portrait.crop.landmarks.astype(np.float64)
+    animator = Animator(avatar, reference_frames=1)
+    animator.drive(_frame(landmarks))
+    raised = landmarks.copy()
+    raised[list(FOREHEAD_AND_BROWS), 1] -= 0.06 * np.linalg.norm(landmarks[234, :2] - landmarks[454, :2])
+    state = animator.drive(_frame(raised, index=2))
+    assert Rotation.from_matrix(state.rotation).magnitude() < np.radians(0.1)
+    assert np.linalg.norm(state.translation) < 1e-3
+    assert np.abs(state.landmark_offsets[list(FOREHEAD_AND_BROWS)]).max() > 0.01  # the raise is expression
+
+
+@pytest.mark.samples
+@pytest.mark.parametrize("zoom", [0.97, 1.04, 1.15, 0.85])
+def test_the_face_growing_is_a_move_in_depth_beyond_the_dead_zone(driving, zoom):
+    """The whole face scaled about the head's pivot: by a nod's or an expression's few
+    percent the head keeps its depth; leaning in (or back) by more moves it toward (away
+    from) the camera, by the pivot's depth times the change beyond the dead zone."""
+    portrait, avatar, _ = driving
+    landmarks = portrait.crop.landmarks.astype(np.float64)
+    animator = Animator(avatar, reference_frames=1)
+    animator.drive(_frame(landmarks))
+    to_avatar = fit_similarity(landmarks[list(RIGID_LANDMARKS)], avatar.rig.landmarks[list(RIGID_LANDMARKS)])
+    centre = to_avatar.inverse()(avatar.rig.pivot[None].astype(np.float64))[0]  # the pivot in the driver's crop
+    state = animator.drive(_frame((landmarks - centre) * zoom + centre, index=2))
+    forward = avatar.source_camera.R[2]  # the source camera's viewing direction in head space
+    pivot_depth = avatar.source_camera.world_to_camera(avatar.rig.pivot)[2]
+    shrink = 1.0 / zoom - 1.0  # what the frame's face needs to match the reference's
+    change = np.sign(shrink) * max(abs(shrink) - DEPTH_DEAD_ZONE, 0.0)
+    assert state.translation @ forward == pytest.approx(pivot_depth * change, abs=0.02 * pivot_depth * abs(shrink))
 
 
 @pytest.mark.samples
