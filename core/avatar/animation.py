@@ -45,9 +45,6 @@ from core.tracking.tracker import TrackedFrame
 
 #: Tracked frames averaged into the driver's neutral reference.
 REFERENCE_FRAMES = 3
-
-
-
 #: Changes of the face's size below this share are not moves in depth: nodding, turning and
 #: expressions change the landmark fit's scale by up to 3-5 % while the head stays (on the
 #: sample clips, following them costs 0.35 dB); leaning in or out changes it by more.

@@ -40,8 +40,8 @@ NOSE_BASE = (98, 327, 2)
 #: Outer eye corners (subject's right, left): the scale reference.
 OUTER_EYE_CORNERS = (33, 263)
 #: MediaPipe landmarks that expressions barely move: forehead, nose bridge and base, eye
-#: corners, the upper face contour. Their rigid motion is the head's motion (smoothing
-#: and driving separate it from the expression with them).
+#: corners, the upper face contour. Smoothing separates the head's rigid motion from the
+#: expression with them (driving measures it on :data:`RIGID_LANDMARKS`).
 STABLE_LANDMARKS = (
     10, 151, 9, 8, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327,
     33, 133, 362, 263, 109, 338, 67, 297, 21, 251, 162, 389, 127, 356, 234, 454,
