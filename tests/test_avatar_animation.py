@@ -11,7 +11,14 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from core.avatar import Animator, DrivingState, reconstruct
-from core.avatar.animation import CLOSED_EYE_OPENNESS, DEPTH_DEAD_ZONE, EYELID_PAIRS, NECK_SLACK, fit_similarity
+from core.avatar.animation import (
+    CLOSED_EYE_OPENNESS,
+    DEPTH_DEAD_ZONE,
+    EYELID_PAIRS,
+    NECK_SLACK,
+    ROTATION_DEAD_ZONE_DEG,
+    fit_similarity,
+)
 from core.avatar.training_free.face_topology import face_topology
 from core.avatar.view import View, render_view
 from core.config import load_config
@@ -114,6 +121,28 @@ def test_head_turn_becomes_a_rotation_about_head_up(driving):
     assert np.linalg.norm(rotation) == pytest.approx(15.0, abs=1.5)
     assert abs(rotation[1]) > 0.95 * np.linalg.norm(rotation)  # about head +y (up)
     np.testing.assert_allclose(state.landmark_offsets, 0.0, atol=0.05)  # a pure turn has no expression
+
+
+@pytest.mark.samples
+@pytest.mark.parametrize("degrees, followed", [(0.8, (0.0, 0.0)), (2.0, (0.2, 1.8)), (5.0, (4.5, 5.5))])
+def test_turns_within_the_dead_zone_are_not_followed_and_larger_ones_in_full(driving, degrees, followed):
+    """A still head making faces reads as 1-4 degrees of turn: below ROTATION_DEAD_ZONE_DEG
+    the avatar's head does not turn, above it follows in full, partly in between; in every
+    case its rigid landmarks' centre lands where the driver's is (here 10 px to the right)."""
+    portrait, avatar, _ = driving
+    landmarks = portrait.crop.landmarks.astype(np.float64)
+    animator = Animator(avatar, reference_frames=1)
+    animator.drive(_frame(landmarks))
+    rigid = list(RIGID_LANDMARKS)
+    centre = landmarks[rigid].mean(axis=0)
+    turn = Rotation.from_euler("y", degrees, degrees=True).as_matrix()
+    state = animator.drive(_frame((landmarks - centre) @ turn.T + centre + (10.0, 0.0, 0.0), index=2))
+    assert ROTATION_DEAD_ZONE_DEG[0] < 2.0 < ROTATION_DEAD_ZONE_DEG[1] < 5.0
+    assert followed[0] <= Rotation.from_matrix(state.rotation).magnitude() * 180 / np.pi <= followed[1]
+    pivot = avatar.rig.pivot.astype(np.float64)
+    posed = (avatar.rig.landmarks[rigid] - pivot) @ state.rotation.T + pivot + state.translation
+    shift = avatar.source_camera.project(posed)[0].mean(axis=0) - avatar.source_camera.project(avatar.rig.landmarks[rigid])[0].mean(axis=0)
+    np.testing.assert_allclose(shift, (10.0, 0.0), atol=0.5)
 
 
 #: MediaPipe's forehead and brow points (the frontalis lifts them together).

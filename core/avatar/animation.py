@@ -14,9 +14,10 @@ Per frame (landmarks in the driving crop's pixels, MediaPipe's depth in the same
    they are rotated into head space and scaled to the source face. The iris landmarks
    are among them: the avatar's eyes follow the driver's irises.
 4. Head motion: the frame's rotation relative to the reference, carried into head space
-   by the same similarity, turns the head about the rig's pivot; the pivot's image
-   motion becomes a translation, and the face's change of size beyond
-   :data:`DEPTH_DEAD_ZONE` a move in depth. The body
+   by the same similarity, turns the head about the rig's pivot (rotations within
+   :data:`ROTATION_DEAD_ZONE_DEG` are not followed, or only in part); a translation
+   puts the rigid landmarks' centre where the frame has it, and the face's change of
+   size beyond :data:`DEPTH_DEAD_ZONE` becomes a move in depth. The body
    (shoulders, the neck's base) follows that translation across the image beyond a slack
    (:meth:`Animator._body`): nodding moves only the head, stepping sideways the whole bust.
 
@@ -31,10 +32,12 @@ Only positions change: the state poses the avatar's control mesh (:meth:`HeadRig
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from core.avatar.avatar import Avatar, DrivingState
 from core.avatar.flame_rig import AttachedFlame, FlamePose
@@ -49,6 +52,12 @@ REFERENCE_FRAMES = 3
 #: expressions change the landmark fit's scale by up to 3-5 % while the head stays (on the
 #: sample clips, following them costs 0.35 dB); leaning in or out changes it by more.
 DEPTH_DEAD_ZONE = 0.05
+#: Head rotations below the first angle (degrees) are not followed, those above the second
+#: in full, with a smooth ramp between. Expressions bend MediaPipe's whole mesh: a wink, a
+#: sneer or a frown on a still head reads as 1-4 degrees of turn or tilt, and turning the
+#: avatar's head by that swings its crown and hair by several pixels (on a sample clip of a
+#: still head making faces, following those turns costs 4.7 dB).
+ROTATION_DEAD_ZONE_DEG = (1.0, 3.0)
 #: How far the head moves across the image before the body follows, in face widths.
 NECK_SLACK = 0.1
 
@@ -139,10 +148,14 @@ class Animator:
         to_avatar = self._to_avatar
         offsets = to_avatar.scale * expression @ to_avatar.rotation.T
         offsets = self._eyelids(offsets, canonical)
-        rotation = to_avatar.rotation @ to_reference.rotation.T @ to_avatar.rotation.T
-        pivot_in_reference = to_avatar.inverse()(self._pivot[None])[0]
-        pivot_in_frame = to_reference.inverse()(pivot_in_reference[None])[0]
-        translation = to_avatar.scale * to_avatar.rotation @ (pivot_in_frame - pivot_in_reference)
+        rotation = to_avatar.rotation @ _followed_turn(to_reference.rotation.T) @ to_avatar.rotation.T
+        # The head turns about the pivot, and moves so that its rigid landmarks' centre lands
+        # where the frame's is across the image (MediaPipe's depths are relative to the face).
+        centre = self._reference[self._rigid].mean(axis=0)
+        across = (landmarks[self._rigid].mean(axis=0) - centre) * (1.0, 1.0, 0.0)
+        moved = to_avatar.scale * to_avatar.rotation @ across
+        centre = to_avatar(centre[None])[0]
+        translation = centre + moved - self._pivot - rotation @ (centre - self._pivot)
         translation += self._view_axis * self._pivot_depth * _beyond(to_reference.scale - 1.0, DEPTH_DEAD_ZONE)
         flame = self._last.flame if frame.flame is None else FlamePose.from_fit(frame.flame)
         self._last = DrivingState(offsets, rotation, translation, flame, body_translation=self._body(translation))
@@ -190,6 +203,15 @@ class Animator:
         self._collected.append(landmarks)
         self._reference = np.mean(self._collected, axis=0)
         self._to_avatar = fit_similarity(self._reference[self._rigid], self._avatar_landmarks[self._rigid])
+
+
+def _followed_turn(rotation: np.ndarray) -> np.ndarray:
+    """[3, 3] the share of ``rotation`` [3, 3] that driving follows (:data:`ROTATION_DEAD_ZONE_DEG`)."""
+    turn = Rotation.from_matrix(rotation).as_rotvec()
+    low, high = ROTATION_DEAD_ZONE_DEG
+    angle = math.degrees(float(np.linalg.norm(turn)))
+    ramp = min(max((angle - low) / (high - low), 0.0), 1.0) if high > low else float(angle >= low)
+    return Rotation.from_rotvec(turn * ramp * ramp * (3.0 - 2.0 * ramp)).as_matrix()
 
 
 def _beyond(value: float, dead_zone: float) -> float:
