@@ -140,9 +140,9 @@ def test_turns_within_the_dead_zone_are_not_followed_and_larger_ones_in_full(dri
     state = animator.drive(_frame((landmarks - centre) @ turn.T + centre + (10.0, 0.0, 0.0), index=2))
     assert ROTATION_DEAD_ZONE_DEG[0] < 2.0 < ROTATION_DEAD_ZONE_DEG[1] < 5.0
     assert followed[0] <= Rotation.from_matrix(state.rotation).magnitude() * 180 / np.pi <= followed[1]
-    pivot = avatar.rig.pivot.astype(np.float64)
-    posed = (avatar.rig.landmarks[rigid] - pivot) @ state.rotation.T + pivot + state.translation
-    shift = avatar.source_camera.project(posed)[0].mean(axis=0) - avatar.source_camera.project(avatar.rig.landmarks[rigid])[0].mean(axis=0)
+    neutral = avatar.rig.landmarks[rigid]
+    posed = avatar.rig.follow(neutral, np.ones(len(rigid), np.float32), state)  # moved with the head
+    shift = avatar.source_camera.project(posed)[0].mean(axis=0) - avatar.source_camera.project(neutral)[0].mean(axis=0)
     np.testing.assert_allclose(shift, (10.0, 0.0), atol=0.5)
 
 

@@ -42,6 +42,7 @@ from scipy.spatial.transform import Rotation
 from core.avatar.avatar import Avatar, DrivingState
 from core.avatar.flame_rig import AttachedFlame, FlamePose
 from core.avatar.training_free.face_topology import CHEEK_EXTREMES
+from core.avatar.training_free.rings import smoothstep
 from core.config import Config
 from core.tracking.head_pose import RIGID_LANDMARKS
 from core.tracking.tracker import TrackedFrame
@@ -156,10 +157,10 @@ class Animator:
         rotation = to_avatar.rotation @ _followed_turn(to_reference.rotation.T) @ to_avatar.rotation.T
         # The head turns about the pivot, and moves so that its rigid landmarks' centre lands
         # where the frame's is across the image (MediaPipe's depths are relative to the face).
-        centre = self._reference[self._rigid].mean(axis=0)
-        across = (landmarks[self._rigid].mean(axis=0) - centre) * (1.0, 1.0, 0.0)
+        reference_centre = self._reference[self._rigid].mean(axis=0)
+        across = (landmarks[self._rigid].mean(axis=0) - reference_centre) * (1.0, 1.0, 0.0)
         moved = to_avatar.scale * to_avatar.rotation @ across
-        centre = to_avatar(centre[None])[0]
+        centre = to_avatar(reference_centre[None])[0]  # in head space
         translation = centre + moved - self._pivot - rotation @ (centre - self._pivot)
         translation += self._view_axis * self._pivot_depth * _beyond(to_reference.scale - 1.0, DEPTH_DEAD_ZONE)
         flame = self._last.flame if frame.flame is None else FlamePose.from_fit(frame.flame)
@@ -215,16 +216,11 @@ def _followed_turn(rotation: np.ndarray) -> np.ndarray:
     it within :data:`ROTATION_DEAD_ZONE_DEG`, nods beyond :data:`PITCH_GAIN` scaled up."""
     turn = Rotation.from_matrix(rotation).as_rotvec()  # about the crop's axes: x pitch, y yaw, z roll
     angle = math.degrees(float(np.linalg.norm(turn)))
-    turn = turn * _smoothstep(angle, *ROTATION_DEAD_ZONE_DEG)
+    low, high = ROTATION_DEAD_ZONE_DEG
+    turn = turn * smoothstep((angle - low) / (high - low))
     gain, (low, high) = PITCH_GAIN
-    turn[0] *= 1.0 + (gain - 1.0) * _smoothstep(abs(math.degrees(turn[0])), low, high)
+    turn[0] *= 1.0 + (gain - 1.0) * smoothstep((abs(math.degrees(turn[0])) - low) / (high - low))
     return Rotation.from_rotvec(turn).as_matrix()
-
-
-def _smoothstep(value: float, low: float, high: float) -> float:
-    """0 up to ``low``, 1 from ``high``, a smooth step between."""
-    ramp = min(max((value - low) / (high - low), 0.0), 1.0)
-    return ramp * ramp * (3.0 - 2.0 * ramp)
 
 
 def _beyond(value: float, dead_zone: float) -> float:

@@ -28,6 +28,7 @@ from scipy.spatial.transform import Rotation
 
 from core.avatar import DrivingState
 from core.avatar.flame_rig import FlamePose
+from core.avatar.training_free.rings import smoothstep
 
 #: Manual controls: name -> (label, minimum, maximum). Angles in degrees, the rest 0..1.
 MANUAL_CONTROLS = {
@@ -112,7 +113,7 @@ def _jaw_field(points: np.ndarray, eye_distance: float) -> np.ndarray:
     below = np.clip((mouth_y - points[:, 1]) / (0.15 * (mouth_y - points[CHIN, 1])), 0.0, 1.0)
     half_width = 0.5 * eye_distance * 1.6
     sideways = 1.0 - np.clip((np.abs(points[:, 0] - mouth_x) - 0.6 * half_width) / (0.6 * half_width), 0.0, 1.0)
-    weight = _smoothstep(below) * _smoothstep(sideways)
+    weight = smoothstep(below) * smoothstep(sideways)
     weight[list(LOWER_LIP)] = 1.0
     weight[list(MOUTH_CORNERS + INNER_MOUTH_CORNERS)] = 0.5
     weight[IRISES[0]:] = 0.0
@@ -132,7 +133,7 @@ def _brow_field(points: np.ndarray, eye_distance: float) -> np.ndarray:
     eye_y = points[list(OUTER_EYE_CORNERS), 1].mean()
     brows = points[list(EYEBROWS)]
     nearest = np.min(np.linalg.norm(points[:, None, :] - brows[None], axis=2), axis=1)
-    weight = _smoothstep(1.0 - nearest / (BROW_REACH * eye_distance)) * (points[:, 1] > eye_y + 0.05 * eye_distance)
+    weight = smoothstep(1.0 - nearest / (BROW_REACH * eye_distance)) * (points[:, 1] > eye_y + 0.05 * eye_distance)
     weight[IRISES[0]:] = 0.0
     return weight[:, None] * np.array([0.0, BROW_RISE, 0.0]) * eye_distance
 
@@ -149,12 +150,7 @@ def _eyelid_field(points: np.ndarray) -> np.ndarray:
 
 def _falloff(points: np.ndarray, centre: np.ndarray, reach: float) -> np.ndarray:
     """1 at ``centre``, smoothly 0 at ``reach`` and beyond."""
-    return _smoothstep(1.0 - np.linalg.norm(points - centre, axis=1) / reach)
-
-
-def _smoothstep(x: np.ndarray) -> np.ndarray:
-    x = np.clip(x, 0.0, 1.0)
-    return x * x * (3.0 - 2.0 * x)
+    return smoothstep(1.0 - np.linalg.norm(points - centre, axis=1) / reach)
 
 
 #: Seconds between blinks of the idle animation, and how long one lasts.
