@@ -44,6 +44,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from core.geometry.camera import Camera
+from core.interrupts import deferred
 from core.render.constants import (
     ALPHA_MAX,
     ALPHA_MIN,
@@ -101,12 +102,12 @@ def render_cpu(
     tiles_x, tiles_y = -(-width // TILE), -(-height // TILE)
     workers = min(numba.get_num_threads(), tiles_x * tiles_y)
 
-    with stage(timer, "projection"):
+    with deferred(), stage(timer, "projection"):  # the kernels box their results through Python
         R, t, K = (np.asarray(m, np.float64) for m in (camera.R, camera.t, camera.K))
         splats, boxes = _project(means, quats, scales, opacities, R, t, K, width, height)
-    with stage(timer, "sorting"):
+    with deferred(), stage(timer, "sorting"):
         tile_start, tile_ids = _bin(_depth_order(splats, boxes), boxes, tiles_x, tiles_y, workers)
-    with stage(timer, "blending"):
+    with deferred(), stage(timer, "blending"):
         image = np.empty((height, width, channels), np.float32)
         alpha = np.empty((height, width), np.float32)
         depth = np.empty((height, width), np.float32)

@@ -28,6 +28,7 @@ import torch
 from numba import njit, prange
 
 from core.geometry.camera import Camera
+from core.interrupts import deferred
 from core.render.constants import NEAR_PLANE
 from core.render.kernels import host_backend
 
@@ -127,7 +128,8 @@ def _depth_cpu(vertices: np.ndarray, faces: np.ndarray, camera: Camera) -> np.nd
         raise ValueError(f"faces must have shape [F, 3], got {list(faces.shape)}")
     workers = max(1, min(numba.get_num_threads(), len(faces)))
     R, t, K = camera.R, camera.t, camera.K
-    return _rasterize_depth(vertices, faces, R, t, K, camera.width, camera.height, workers)
+    with deferred():  # the kernel boxes its result through Python
+        return _rasterize_depth(vertices, faces, R, t, K, camera.width, camera.height, workers)
 
 
 @njit(cache=True, inline="always")
