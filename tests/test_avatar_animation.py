@@ -167,6 +167,29 @@ def test_a_nod_beyond_the_gains_range_is_scaled_up_and_a_turn_is_not(driving):
     assert followed["x"] > 1.25 * followed["y"]
 
 
+@pytest.mark.samples
+def test_a_nod_turns_the_head_about_its_neck_without_moving_it_in_depth(driving):
+    """Rotating about the pivot moves the face's centre in depth; pinning that centre would
+    push the whole head back or forth (2-3 cm at 15 degrees), off the driver's outline.
+    The pivot keeps its depth, and the face's centre still lands where the driver's is."""
+    portrait, avatar, _ = driving
+    landmarks = portrait.crop.landmarks.astype(np.float64)
+    rigid = list(RIGID_LANDMARKS)
+    centre = landmarks[rigid].mean(axis=0)
+    animator = Animator(avatar, reference_frames=1)
+    animator.drive(_frame(landmarks))
+    nod = Rotation.from_euler("x", 15.0, degrees=True).as_matrix()
+    state = animator.drive(_frame((landmarks - centre) @ nod.T + centre, index=2))
+    assert np.degrees(Rotation.from_matrix(state.rotation).magnitude()) > 10.0
+    camera = avatar.source_camera
+    pivot = avatar.rig.pivot.astype(np.float64)
+    assert camera.world_to_camera(pivot + state.translation)[2] == pytest.approx(camera.world_to_camera(pivot)[2], abs=1e-6)
+    neutral = avatar.rig.landmarks[rigid]
+    posed = avatar.rig.follow(neutral, np.ones(len(rigid), np.float32), state)
+    shift = camera.project(posed)[0].mean(axis=0) - camera.project(neutral)[0].mean(axis=0)
+    np.testing.assert_allclose(shift, 0.0, atol=1.0)
+
+
 #: MediaPipe's forehead and brow points (the frontalis lifts them together).
 FOREHEAD_AND_BROWS = (10, 151, 9, 8, 109, 338, 67, 297, 21, 251, 54, 284, 103, 332, 104, 333, 69, 299, 108, 337,
                       70, 63, 105, 66, 107, 300, 293, 334, 296, 336, 46, 53, 52, 65, 55, 276, 283, 282, 295, 285)  # fmt: skip

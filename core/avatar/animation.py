@@ -16,8 +16,9 @@ Per frame (landmarks in the driving crop's pixels, MediaPipe's depth in the same
 4. Head motion: the frame's rotation relative to the reference, carried into head space
    by the same similarity, turns the head about the rig's pivot (rotations within
    :data:`ROTATION_DEAD_ZONE_DEG` are not followed, or only in part); a translation
-   puts the rigid landmarks' centre where the frame has it, and the face's change of
-   size beyond :data:`DEPTH_DEAD_ZONE` becomes a move in depth. The body
+   across the image puts the rigid landmarks' centre where the frame has it (the pivot
+   keeps its depth: a head turning about its neck does not move in depth), and the face's
+   change of size beyond :data:`DEPTH_DEAD_ZONE` becomes a move in depth. The body
    (shoulders, the neck's base) follows that translation across the image beyond a slack
    (:meth:`Animator._body`): nodding moves only the head, stepping sideways the whole bust.
 
@@ -155,14 +156,17 @@ class Animator:
         offsets = to_avatar.scale * expression @ to_avatar.rotation.T
         offsets = self._eyelids(offsets, canonical)
         rotation = to_avatar.rotation @ _followed_turn(to_reference.rotation.T) @ to_avatar.rotation.T
-        # The head turns about the pivot, and moves so that its rigid landmarks' centre lands
-        # where the frame's is across the image (MediaPipe's depths are relative to the face).
+        # The head turns about the pivot, and moves across the image so that its rigid
+        # landmarks' centre lands where the frame's is (MediaPipe's depths are relative to
+        # the face). Pinning that centre in depth too would push a nodding head 2-3 cm back
+        # or forth, off the frame's outline; depth comes from the face's size alone.
         reference_centre = self._reference[self._rigid].mean(axis=0)
         across = (landmarks[self._rigid].mean(axis=0) - reference_centre) * (1.0, 1.0, 0.0)
         moved = to_avatar.scale * to_avatar.rotation @ across
         centre = to_avatar(reference_centre[None])[0]  # in head space
         translation = centre + moved - self._pivot - rotation @ (centre - self._pivot)
-        translation += self._view_axis * self._pivot_depth * _beyond(to_reference.scale - 1.0, DEPTH_DEAD_ZONE)
+        depth = self._pivot_depth * _beyond(to_reference.scale - 1.0, DEPTH_DEAD_ZONE)
+        translation += self._view_axis * (depth - translation @ self._view_axis)
         flame = self._last.flame if frame.flame is None else FlamePose.from_fit(frame.flame)
         self._last = DrivingState(offsets, rotation, translation, flame, body_translation=self._body(translation))
         return self._last
