@@ -124,6 +124,28 @@ def test_head_turn_becomes_a_rotation_about_head_up(driving):
     np.testing.assert_allclose(state.landmark_offsets, 0.0, atol=0.05)  # a pure turn has no expression
 
 
+def _driven_by_turn(avatar, landmarks: np.ndarray, axis: str, degrees: float, across=(0.0, 0.0, 0.0)):
+    """The state after a neutral frame of ``landmarks`` and the same landmarks turned by
+    ``degrees`` about crop ``axis`` (x nods, y turns) around their rigid centre and moved
+    ``across`` [3] crop pixels."""
+    centre = landmarks[list(RIGID_LANDMARKS)].mean(axis=0)
+    turn = Rotation.from_euler(axis, degrees, degrees=True).as_matrix()
+    animator = Animator(avatar, reference_frames=1)
+    animator.drive(_frame(landmarks))
+    return animator.drive(_frame((landmarks - centre) @ turn.T + centre + np.asarray(across), index=2))
+
+
+def _rigid_centre_shift(avatar, state) -> np.ndarray:
+    """[2] how far ``state`` moves the avatar's rigid landmarks' centre in the source view, px."""
+    neutral = avatar.rig.landmarks[list(RIGID_LANDMARKS)]
+    posed = avatar.rig.follow(neutral, np.ones(len(neutral), np.float32), state)  # moved with the head
+    return avatar.source_camera.project(posed)[0].mean(axis=0) - avatar.source_camera.project(neutral)[0].mean(axis=0)
+
+
+def _degrees(state) -> float:
+    return float(np.degrees(Rotation.from_matrix(state.rotation).magnitude()))
+
+
 @pytest.mark.samples
 @pytest.mark.parametrize("degrees, followed", [(0.8, (0.0, 0.0)), (2.0, (0.2, 1.8)), (5.0, (4.5, 5.5))])
 def test_turns_within_the_dead_zone_are_not_followed_and_larger_ones_in_full(driving, degrees, followed):
@@ -131,19 +153,10 @@ def test_turns_within_the_dead_zone_are_not_followed_and_larger_ones_in_full(dri
     the avatar's head does not turn, above it follows in full, partly in between; in every
     case its rigid landmarks' centre lands where the driver's is (here 10 px to the right)."""
     portrait, avatar, _ = driving
-    landmarks = portrait.crop.landmarks.astype(np.float64)
-    animator = Animator(avatar, reference_frames=1)
-    animator.drive(_frame(landmarks))
-    rigid = list(RIGID_LANDMARKS)
-    centre = landmarks[rigid].mean(axis=0)
-    turn = Rotation.from_euler("y", degrees, degrees=True).as_matrix()
-    state = animator.drive(_frame((landmarks - centre) @ turn.T + centre + (10.0, 0.0, 0.0), index=2))
+    state = _driven_by_turn(avatar, portrait.crop.landmarks.astype(np.float64), "y", degrees, (10.0, 0.0, 0.0))
     assert ROTATION_DEAD_ZONE_DEG[0] < 2.0 < ROTATION_DEAD_ZONE_DEG[1] < 5.0
-    assert followed[0] <= Rotation.from_matrix(state.rotation).magnitude() * 180 / np.pi <= followed[1]
-    neutral = avatar.rig.landmarks[rigid]
-    posed = avatar.rig.follow(neutral, np.ones(len(rigid), np.float32), state)  # moved with the head
-    shift = avatar.source_camera.project(posed)[0].mean(axis=0) - avatar.source_camera.project(neutral)[0].mean(axis=0)
-    np.testing.assert_allclose(shift, (10.0, 0.0), atol=0.5)
+    assert followed[0] <= _degrees(state) <= followed[1]
+    np.testing.assert_allclose(_rigid_centre_shift(avatar, state), (10.0, 0.0), atol=0.5)
 
 
 @pytest.mark.samples
@@ -152,14 +165,7 @@ def test_a_nod_beyond_the_gains_range_is_scaled_up_and_a_turn_is_not(driving):
     of the landmarks nods the avatar by PITCH_GAIN times that, a 12-degree turn turns it by 12."""
     portrait, avatar, _ = driving
     landmarks = portrait.crop.landmarks.astype(np.float64)
-    centre = landmarks[list(RIGID_LANDMARKS)].mean(axis=0)
-    followed = {}
-    for axis in "xy":
-        animator = Animator(avatar, reference_frames=1)
-        animator.drive(_frame(landmarks))
-        turn = Rotation.from_euler(axis, 12.0, degrees=True).as_matrix()  # crop axes: x nods, y turns
-        state = animator.drive(_frame((landmarks - centre) @ turn.T + centre, index=2))
-        followed[axis] = np.degrees(Rotation.from_matrix(state.rotation).magnitude())
+    followed = {axis: _degrees(_driven_by_turn(avatar, landmarks, axis, 12.0)) for axis in "xy"}
     gain, (_, full_from) = PITCH_GAIN
     assert full_from < 12.0
     assert followed["y"] == pytest.approx(12.0, abs=1.0)
@@ -173,21 +179,12 @@ def test_a_nod_turns_the_head_about_its_neck_without_moving_it_in_depth(driving)
     push the whole head back or forth (2-3 cm at 15 degrees), off the driver's outline.
     The pivot keeps its depth, and the face's centre still lands where the driver's is."""
     portrait, avatar, _ = driving
-    landmarks = portrait.crop.landmarks.astype(np.float64)
-    rigid = list(RIGID_LANDMARKS)
-    centre = landmarks[rigid].mean(axis=0)
-    animator = Animator(avatar, reference_frames=1)
-    animator.drive(_frame(landmarks))
-    nod = Rotation.from_euler("x", 15.0, degrees=True).as_matrix()
-    state = animator.drive(_frame((landmarks - centre) @ nod.T + centre, index=2))
-    assert np.degrees(Rotation.from_matrix(state.rotation).magnitude()) > 10.0
+    state = _driven_by_turn(avatar, portrait.crop.landmarks.astype(np.float64), "x", 15.0)
+    assert _degrees(state) > 10.0
     camera = avatar.source_camera
     pivot = avatar.rig.pivot.astype(np.float64)
     assert camera.world_to_camera(pivot + state.translation)[2] == pytest.approx(camera.world_to_camera(pivot)[2], abs=1e-6)
-    neutral = avatar.rig.landmarks[rigid]
-    posed = avatar.rig.follow(neutral, np.ones(len(rigid), np.float32), state)
-    shift = camera.project(posed)[0].mean(axis=0) - camera.project(neutral)[0].mean(axis=0)
-    np.testing.assert_allclose(shift, 0.0, atol=1.0)
+    np.testing.assert_allclose(_rigid_centre_shift(avatar, state), 0.0, atol=1.0)
 
 
 #: MediaPipe's forehead and brow points (the frontalis lifts them together).
