@@ -11,7 +11,11 @@ falls smoothly to 0 over :data:`BLEND_FACE_HEIGHTS`, so the neck bends into the
 shoulders; the shoulder sheet takes the same blend (:class:`HeightBlend`), so hair falling
 beside the neck bends with it. Below the neck's visible length the tube fades out (its opacity falls to 0):
 the shoulder sheet behind it holds the same pixels of the photo, and a turned head shows
-neck, then clothes on the sheet, instead of a column's edge.
+neck, then clothes on the sheet, instead of a column's edge. For the same reason its
+sides fade out (:data:`SIDE_FADE_FACING`): the photo sees them edge-on, so their colours
+are the skin prior's or pulled dark by the sharpening, and they showed as a 1-2 px line
+running from the jaw down over the collar, in the source view and more in turned ones;
+the sheet holds the neck's outline there.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ STATIC_FROM = 0.85
 #: FADE_FACE_HEIGHTS.
 VISIBLE_BELOW_CHIN = 0.1
 FADE_FACE_HEIGHTS = 0.2
+#: The tube's sides fade out where its normal's share along the source view's axis falls
+#: from the second value to the first: opaque where the photo sees the tube within 45
+#: degrees of face-on, transparent beyond 70. (Fading more of it opens holes under the
+#: jaw in the orbit's +-60 degree side views, fading less leaves the line.)
+SIDE_FADE_FACING = (0.35, 0.7)
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ class Neck:
         vertices: [N, 3] head-space positions, ring by ring from the top.
         faces: [F, 3] int64 indices into ``vertices``, normals outwards.
         rigidity: [N] in [0, 1], ``blend`` at each vertex.
-        opacity: [N] in [0, 1], the fade-out at the bottom.
+        opacity: [N] in [0, 1], the fade-out at the bottom and at the sides.
         pivot: [3] the point of the axis level with the mouth corners: the head turns about it.
         blend: the rigidity by height.
     """
@@ -127,6 +136,10 @@ def build_neck(points: np.ndarray, cranium: Ellipsoid, camera: Camera, mask: np.
     section = np.cos(angle)[:, None] * across * half_width + np.sin(angle)[:, None] * forward * (
         DEPTH_PER_WIDTH * half_width
     )  # [K, 3]
+    # The ellipse's normal (cos / width, sin / depth): its share along ``forward``, the view's axis.
+    facing = np.abs(np.sin(angle)) / np.hypot(np.cos(angle) * DEPTH_PER_WIDTH, np.sin(angle))
+    low, high = SIDE_FADE_FACING
+    side_opacity = smoothstep((facing - low) / (high - low))
     along = np.linspace(0.0, length, RINGS)
     centres = top + along[:, None] * down  # [R, 3]
     vertices = (centres[:, None, :] + section[None]).reshape(-1, 3)
@@ -141,8 +154,8 @@ def build_neck(points: np.ndarray, cranium: Ellipsoid, camera: Camera, mask: np.
     # Inside the head the tube is only seen through an open mouth, where its front would
     # show skin in front of the mouth's interior: it fades in from the mouth to the chin.
     ring_opacity *= smoothstep((along - mouth_along) / max(chin_along - mouth_along, 1e-6))
-    per_vertex = lambda per_ring: np.repeat(per_ring, VERTICES_PER_RING)  # noqa: E731
-    return Neck(vertices, neck_faces(), blend(vertices), per_vertex(ring_opacity), pivot, blend)
+    opacity = (ring_opacity[:, None] * side_opacity[None]).ravel()  # ring by ring
+    return Neck(vertices, neck_faces(), blend(vertices), opacity, pivot, blend)
 
 
 def _length_to_below_crop(top: np.ndarray, down: np.ndarray, camera: Camera) -> float:
