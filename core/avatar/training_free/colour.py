@@ -124,13 +124,16 @@ def sample_photo(
     camera: Camera,
     photo: np.ndarray,
     mask: np.ndarray,
+    elsewhere: np.ndarray | None = None,
 ) -> PhotoSamples:
     """Sample ``photo`` [H, W, 3] float32 for ``vertices`` [N, 3] of the mesh ``faces``,
-    with unit ``normals`` [N, 3] and the portrait ``mask`` [H, W] (see module docstring)."""
+    with unit ``normals`` [N, 3] and the portrait ``mask`` [H, W] (see module docstring).
+    ``elsewhere`` [N] bool marks vertices known not to be what their own pixel shows
+    (they take only mirrored samples)."""
     depth = mesh_depth(vertices, faces, camera)
     visible = visible_vertices(vertices, faces, camera, depth=depth)
     own_colour, own_weight, vertex_mask, cosine = _samples(vertices, normals, camera, photo, mask)
-    own_weight *= visible
+    own_weight *= visible if elsewhere is None else visible & ~elsewhere
 
     mirror = np.array([-1.0, 1.0, 1.0])
     mirrored = vertices * mirror

@@ -51,16 +51,36 @@ def hair_mask(image: np.ndarray, mask: np.ndarray, landmark_pixels: np.ndarray) 
     image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     mask = cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
     landmark_pixels = landmark_pixels[:, :2] * factor
-    oval = np.round(landmark_pixels[face_topology().oval, :2]).astype(np.int32)
-    face = np.zeros(mask.shape, np.uint8)
-    cv2.fillPoly(face, [oval], 1)
-    face_height = max(np.ptp(oval[:, 1]), 1)
+    face, face_height = _face(landmark_pixels, size)
     grown = _morph(face, cv2.dilate, OVAL_MARGIN * face_height)
     skin = _skin(image, _morph(face, cv2.erode, SKIN_SAMPLE_EROSION * face_height))
     hair = (mask > PERSON_THRESHOLD) & (grown == 0) & ~skin
     cheek_row = landmark_pixels[list(CHEEK_EXTREMES), 1].mean()
     hair[min(size, int(np.ceil(cheek_row + JAW_CUT * (landmark_pixels[CHIN, 1] - cheek_row)))) :] = False
     return cv2.resize(hair.astype(np.uint8), (full, full), interpolation=cv2.INTER_NEAREST) > 0
+
+
+def dark_outside_the_face(image: np.ndarray, landmark_pixels: np.ndarray, darkness: float) -> np.ndarray:
+    """[S, S] bool: the pixels of ``image`` [S, S, 3] uint8 RGB outside the face oval that
+    are not of the skin's colour (within :data:`SKIN_DISTANCE` of the colours inside the
+    oval, eroded) and darker than ``darkness`` times the skin's median luminance: hair or
+    deep shadow, given the ``landmark_pixels`` [478, >=2] in its pixels."""
+    face, face_height = _face(landmark_pixels, image.shape[0])
+    samples = _morph(face, cv2.erode, SKIN_SAMPLE_EROSION * face_height)
+    if not samples.any():
+        return np.zeros(face.shape, bool)
+    luminance = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    dark = luminance < darkness * np.median(luminance[samples > 0])
+    return (face == 0) & ~_skin(image, samples) & dark
+
+
+def _face(landmark_pixels: np.ndarray, size: int) -> tuple[np.ndarray, float]:
+    """[S, S] uint8 the face oval's inside (1) in an image of ``size`` pixels, and the
+    oval's height in pixels."""
+    oval = np.round(landmark_pixels[face_topology().oval, :2]).astype(np.int32)
+    face = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(face, [oval], 1)
+    return face, float(max(np.ptp(oval[:, 1]), 1))
 
 
 def _morph(region: np.ndarray, operation, radius: float) -> np.ndarray:
