@@ -67,6 +67,9 @@ MIRROR_TOLERANCE = 0.04
 #: sides of the face lose detail in the source view (sharpening follows the own share);
 #: narrower, and an edge shows where the own samples end on a turned far cheek.
 MIRROR_PREFERRED_COSINE = 0.3
+#: View-angle cosine below which a vertex marked as possibly behind its pixel
+#: (``sample_photo``'s ``behind``) takes only mirrored samples.
+BEHIND_COSINE = 0.35
 #: The mirror gain's grid (cells across the head's x and y), its smoothing (cells), the
 #: summed sample confidence of a fully trusted cell, and its largest factor.
 GAIN_GRID = 24
@@ -124,16 +127,16 @@ def sample_photo(
     camera: Camera,
     photo: np.ndarray,
     mask: np.ndarray,
-    elsewhere: np.ndarray | None = None,
+    behind: np.ndarray | None = None,
 ) -> PhotoSamples:
     """Sample ``photo`` [H, W, 3] float32 for ``vertices`` [N, 3] of the mesh ``faces``,
     with unit ``normals`` [N, 3] and the portrait ``mask`` [H, W] (see module docstring).
-    ``elsewhere`` [N] bool marks vertices known not to be what their own pixel shows
-    (they take only mirrored samples)."""
+    ``behind`` [N] bool marks vertices whose pixel may show something behind them; seen
+    more obliquely than :data:`BEHIND_COSINE`, they take only mirrored samples."""
     depth = mesh_depth(vertices, faces, camera)
     visible = visible_vertices(vertices, faces, camera, depth=depth)
     own_colour, own_weight, vertex_mask, cosine = _samples(vertices, normals, camera, photo, mask)
-    own_weight *= visible if elsewhere is None else visible & ~elsewhere
+    own_weight *= visible if behind is None else visible & ~(behind & (cosine < BEHIND_COSINE))
 
     mirror = np.array([-1.0, 1.0, 1.0])
     mirrored = vertices * mirror

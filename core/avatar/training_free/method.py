@@ -87,14 +87,13 @@ HAIR_PRIOR_WEIGHT = 0.8
 SKIN_PRIOR_WEIGHT = 0.2
 #: Face samples at least this confident count towards the skin colour.
 SKIN_SAMPLE_WEIGHT = 0.9
-#: A face vertex the photo sees at a view-angle cosine below this, projecting outside the
-#: face oval onto a pixel not of the skin's colour and darker than HAIR_DARKNESS times the
-#: skin's luminance, is not what the pixel shows: the surface of a turned face runs past
-#: the far cheek's outline into the hair or shadow behind it, whose samples drew a dark
-#: streak down that cheek in turned views. It takes the mirrored cheek's colour instead.
-#: (Hair falling over the face inside the oval, and shaded skin, keep their own colours:
-#: the driven head shows them.)
-OBLIQUE_COSINE = 0.35
+#: A face vertex projecting outside the face oval onto a pixel not of the skin's colour
+#: and darker than HAIR_DARKNESS times the skin's luminance may not be what the pixel
+#: shows: the surface of a turned face runs past the far cheek's outline into the hair or
+#: shadow behind it, whose samples drew a dark streak down that cheek in turned views.
+#: Seen obliquely (:data:`~.colour.BEHIND_COSINE`), it takes the mirrored cheek's colour
+#: instead. (Hair falling over the face inside the oval, and shaded skin, keep their own
+#: colours: the driven head shows them.)
 HAIR_DARKNESS = 0.5
 
 #: Photo support (pulled sample confidence) over which a Gaussian's sharpening against
@@ -193,7 +192,7 @@ def _appearance(
     head textured from ``hair``."""
     normals = vertex_normals(finest, levels.faces[-1])
     uv = camera.project(finest)[0]
-    past_the_cheek = _past_the_cheek(finest, normals, part, uv, camera, portrait)
+    past_the_cheek = _past_the_cheek(part, uv, portrait)
     samples = sample_photo(finest, levels.faces[-1], normals, camera, photo.image, portrait.mask, past_the_cheek)
     under_jaw = (part == PARTS.index("shell")) & _below_jaw(portrait.crop.landmarks, uv, portrait.mask.shape)
     trusted = ~under_jaw * seen_through_openings(part, uv, portrait.crop.landmarks, len(portrait.mask))
@@ -250,17 +249,11 @@ def _head_lod(
     return HeadLod(gaussians.quats, gaussians.scales, gaussians.opacities, sharp), alpha
 
 
-def _past_the_cheek(
-    vertices: np.ndarray, normals: np.ndarray, part: np.ndarray, uv: np.ndarray, camera: Camera, portrait: Portrait
-) -> np.ndarray:
-    """[N] bool: face vertices (``vertices`` [N, 3], unit ``normals`` [N, 3], ``part`` [N],
-    projections ``uv`` [N, 2]) seen more obliquely than :data:`OBLIQUE_COSINE` on a dark
-    pixel outside the face oval (:func:`dark_outside_the_face`)."""
-    towards_camera = camera.center - vertices
-    towards_camera /= np.linalg.norm(towards_camera, axis=1, keepdims=True)
-    oblique = (normals * towards_camera).sum(axis=1) < OBLIQUE_COSINE
+def _past_the_cheek(part: np.ndarray, uv: np.ndarray, portrait: Portrait) -> np.ndarray:
+    """[N] bool: face vertices (``part`` [N], projections ``uv`` [N, 2]) on a dark pixel
+    outside the face oval (:func:`dark_outside_the_face`)."""
     dark = dark_outside_the_face(portrait.crop.image, portrait.crop.landmarks, HAIR_DARKNESS)
-    return (part == PARTS.index("face")) & oblique & (sample_bilinear(dark.astype(np.float32), uv) >= 0.5)
+    return (part == PARTS.index("face")) & (sample_bilinear(dark.astype(np.float32), uv) >= 0.5)
 
 
 def _below_jaw(landmark_pixels: np.ndarray, uv: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
