@@ -8,8 +8,9 @@ edited, or turned into a size bomb) and handed to the command that reads it, in 
 ``export`` for avatars, ``reconstruct`` for photos, ``track`` for videos, ``load_ply`` for PLY
 files (no command reads PLY). Each case is judged as the issue asks: exit status 0 or 2, one
 ``omg-avatar: error:`` line on error and no traceback, no output file after a failure; the
-process's peak memory is reported. The report lists every case; ``tests/test_fuzz_inputs.py``
-runs this and asserts on it. A fixed seed makes a run's sequence of cases repeatable.
+process's peak memory is reported. A passing case's folder is deleted once judged (its size
+bombs and outputs add up to gigabytes a run). The report lists every case;
+``tests/test_fuzz_inputs.py`` runs this and asserts on it. A fixed seed makes a run's sequence of cases repeatable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import contextlib
 import io
 import json
 import resource
+import shutil
 import struct
 import sys
 import tempfile
@@ -119,6 +121,8 @@ def run_case(kind: str, mutation: str, valid: Path, folder: Path, rng: np.random
         problems.append("an output file after a failure")
     if leftovers:
         problems.append(f"left behind {leftovers}")
+    if not problems:
+        shutil.rmtree(folder)
     return {
         "kind": kind,
         "mutation": mutation,
