@@ -33,7 +33,8 @@ def evaluation(samples_dir, tmp_path_factory) -> dict:
     started = time.perf_counter()
     result = subprocess.run(
         [str(OMG_AVATAR), "eval", str(samples_dir / "videos" / "talking_d0.mp4"), "--max-frames", str(FRAMES),
-         "--json", str(report), "--contact-sheet", str(sheet), "--lpips", str(lpips), "--views-sheet", str(views)],
+         "--json", str(report), "--per-frame", "--contact-sheet", str(sheet), "--lpips", str(lpips),
+         "--views-sheet", str(views)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     run_s = time.perf_counter() - started
@@ -57,6 +58,22 @@ def test_eval_json_has_the_contract_keys_with_plausible_scores(evaluation):
     assert video["frames"] / evaluation["run_s"] <= video["fps"]  # the frames were driven during the run
     assert video["lpips"] > 0.0
     assert report["mean"]["psnr"] == video["psnr"]  # one video: the mean is its scores
+
+
+def test_eval_per_frame_scores_are_the_frames_the_means_average(evaluation):
+    video = evaluation["report"]["videos"]["talking_d0.mp4"]
+    per_frame = video["per_frame"]
+    assert [entry["frame"] for entry in per_frame] == list(range(1, FRAMES))  # the source frame is not scored
+    for key in ("psnr", "ssim", "akd"):
+        assert math.isclose(float(np.mean([entry[key] for entry in per_frame])), video[key], rel_tol=1e-9)
+    assert len({entry["psnr"] for entry in per_frame}) > 1  # each frame's own score, not the mean repeated
+
+
+def test_per_frame_without_a_json_report_is_a_one_line_error(samples_dir, capsys):
+    video = samples_dir / "videos" / "talking_d0.mp4"
+    assert main(["eval", str(video), "--max-frames", "2", "--per-frame"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "--json" in lines[0]
 
 
 def test_eval_prints_progress_and_the_table(evaluation):

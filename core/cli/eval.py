@@ -31,7 +31,7 @@ from core.cli.method_options import add_method_options, method_files
 from core.config import Config, load_config
 from core.dataset.layout import MANIFEST, DatasetError, read_manifest
 from core.driving.release_driver import DRIVER_FILES
-from core.errors import FrameSourceError, InputImageError
+from core.errors import FrameSourceError, InputImageError, OutputPathError
 from core.evaluation.metrics import load_lpips
 from core.evaluation.reenactment import SHEET_CELL, Settings, aed_flame_layer, reenact
 from core.evaluation.scoring import FRAME_METRICS, FrameScorer, mean_present
@@ -69,6 +69,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "first's): motion scores only")  # fmt: skip
     parser.add_argument("--lod", type=non_negative_int, default=1, help="level of detail (default %(default)s: Sub#1)")
     parser.add_argument("--json", metavar="FILE", help="write the scores to FILE as JSON")
+    parser.add_argument("--per-frame", action="store_true",
+                        help="with --json, also write every scored frame's index and metrics (per_frame, per "
+                        "video), to find the frames a method fails on")  # fmt: skip
     parser.add_argument("--contact-sheet", metavar="FILE.png",
                         help="write rows of source, target and render for a few frames of each sequence")
     parser.add_argument("--views-sheet", metavar="FILE.png",
@@ -87,6 +90,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.per_frame and not args.json:
+        raise OutputPathError("--per-frame writes each frame's scores into the JSON report: give --json FILE")
     for output in (args.json, args.contact_sheet, args.views_sheet):
         if output:
             check_output_path(output, tuple(args.inputs))
@@ -105,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         for source, driver in _pairs(sequences, args.cross_identity):
             scores, rows, source_views = reenact(source, driver, settings, scorer, _progress)
             key = driver.name if source is driver else f"{source.name} driven by {driver.name}"
-            results[key] = scores.summary()
+            results[key] = scores.summary(per_frame=args.per_frame)
             sheet_rows.extend(rows)
             views.extend(source_views)
             _progress(f"{key}: {_scores_line(results[key])}")

@@ -99,19 +99,24 @@ class ReenactmentScores:
     source: str
     driver: str
     frames: list[FrameScores] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
     drive_s: float = 0.0
     method: str | None = None
     reconstruct_s: float | None = None
 
-    def summary(self) -> dict:
+    def summary(self, per_frame: bool = False) -> dict:
         """The means of :data:`~core.evaluation.scoring.FRAME_METRICS` over the frames that have
         them, ``fps``, ``frames``, ``landmark_frames`` (frames with motion scores), ``source``,
-        ``driver``, ``method`` and ``reconstruct_s``."""
+        ``driver``, ``method`` and ``reconstruct_s``; with ``per_frame``, also ``per_frame``: each
+        scored frame's ``frame`` (its index in the driving sequence) and metrics, in order."""
         scores = {key: mean_present([getattr(frame, key) for frame in self.frames]) for key in FRAME_METRICS}
         scores["fps"] = len(self.frames) / self.drive_s if self.drive_s > 0 else None
         scores["frames"] = len(self.frames)
         scores["landmark_frames"] = sum(frame.apd is not None for frame in self.frames)
         scores.update(source=self.source, driver=self.driver, method=self.method, reconstruct_s=self.reconstruct_s)
+        if per_frame:
+            scores["per_frame"] = [{"frame": index, **dataclasses.asdict(frame)}
+                                   for index, frame in zip(self.indices, self.frames)]  # fmt: skip
         return scores
 
 
@@ -253,6 +258,7 @@ def _reenact(
             else:
                 frame_scores = scorer.compare(rendered, target, found)
             scores.frames.append(frame_scores)
+            scores.indices.append(step.index)
             landmarks.append(found)
             if sample.wants(step.index):
                 sample.add(step.index, [source_cell, _cell(captioned(target, f"frame {step.index}")),
