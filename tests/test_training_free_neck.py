@@ -24,13 +24,14 @@ BELOW_CHIN_FACE_HEIGHTS = 0.1
 BOTTOM_MARGIN_PX = 8
 #: Columns measured: within this many face heights of the chin's column.
 HALF_SPAN_FACE_HEIGHTS = 0.45
-#: A vertical line: a column whose mean luminance over the rows departs from its
-#: neighbours' median (over this many columns) by more than the threshold (0-255).
+#: A vertical line: a column whose mean luminance over the rows is brighter or darker than
+#: the medians of its neighbours on both sides (this many columns in all) by more than the
+#: threshold (0-255).
 NEIGHBOURHOOD_PX = 9
 MAX_LINE_LEVELS = 5.0
-#: (video, yaw) where the old tube drew a line (levels, old -> new): d18 source view 23 -> 1.8,
-#: d19 source view 11 -> 2.5 and yaw -20 11 -> 3.2, d9 source view 9 -> 3.0 and yaw +20
-#: 20 -> 4.0, the busy background's yaw -20 9 -> 4.6. (At yaw +-45 the neck's own outline
+#: (video, yaw) where the old tube drew a line (levels, old -> new): d18 source view 22 -> 0.8,
+#: d19 source view 9.8 -> 2.4 and yaw -20 8.6 -> 3.1, d9 source view 6.6 -> 3.0 and yaw +20
+#: 17 -> 2.7, the busy background's yaw -20 7.3 -> 4.8. (At yaw +-45 the neck's own outline
 #: against the background counts as a line; d0's open collar is one in the photo.)
 CASES = [
     ("talking_d18.mp4", 0.0),
@@ -56,13 +57,17 @@ def _luminance(image: np.ndarray) -> np.ndarray:
 
 
 def _vertical_lines(image: np.ndarray, rows: slice, columns: slice) -> np.ndarray:
-    """[C] how far each column's mean luminance over ``rows`` departs from the median of
-    its neighbours (0-255): texture averages out over the rows, a vertical line does not."""
+    """[C] how much brighter or darker each column's mean luminance over ``rows`` is than the
+    medians of its neighbours on both sides (0-255): texture averages out over the rows, a
+    vertical line does not; an edge, darker on one side and brighter on the other, is no line."""
     profile = _luminance(image[rows].astype(np.float64)).mean(axis=0)
     half = NEIGHBOURHOOD_PX // 2
     padded = np.pad(profile, half, mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, NEIGHBOURHOOD_PX)
-    return np.abs(profile - np.median(windows, axis=1))[columns]
+    left, right = np.median(windows[:, :half], axis=1), np.median(windows[:, half + 1 :], axis=1)
+    brighter = np.minimum(profile - left, profile - right)
+    darker = np.minimum(left - profile, right - profile)
+    return np.maximum(np.maximum(brighter, darker), 0.0)[columns]
 
 
 def _neck_region(portrait) -> tuple[slice, slice]:

@@ -54,10 +54,12 @@ STATIC_FROM = 0.85
 VISIBLE_BELOW_CHIN = 0.1
 FADE_FACE_HEIGHTS = 0.2
 #: The tube's sides fade out where its normal's share along the source view's axis falls
-#: from the second value to the first: opaque where the photo sees the tube within 45
-#: degrees of face-on, transparent beyond 70. (Fading more of it opens holes under the
-#: jaw in the orbit's +-60 degree side views, fading less leaves the line.)
-SIDE_FADE_FACING = (0.35, 0.7)
+#: from the second value to the first: opaque where the photo sees the tube within 41
+#: degrees of face-on, transparent beyond 66. (Fading more of it, opaque within 37 degrees,
+#: opens holes under the jaw in the orbit's +-60 degree side views; fading less, 45 and 70,
+#: leaves a dark rim along the tube's outline in turned views once the shoulder sheet
+#: renders the mask's soft edges as soft: busy clip at yaw -20, 5.5 levels.)
+SIDE_FADE_FACING = (0.4, 0.75)
 
 
 @dataclass(frozen=True)
