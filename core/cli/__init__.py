@@ -9,6 +9,7 @@ app package, :mod:`app.launch`, which ``python -m app`` runs on its own). User e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from core import __version__
@@ -16,7 +17,7 @@ from core.cli import app, bench, drive, eval, export, info, preprocess, reconstr
 from core.errors import exit_status
 from core.fileio import remove_stranded_temporaries
 from core.interrupts import signals_end_the_run
-from core.tracking.native_log import filter_native_logs
+from core.tracking.native_log import drain_stderr, filter_native_logs
 
 SUBCOMMANDS = (app, reconstruct, drive, export, eval, track, preprocess, train, bench, info, warmup)
 
@@ -47,5 +48,23 @@ def main(argv: list[str] | None = None) -> int:
             remove_stranded_temporaries()
 
 
+#: Exit statuses above this end a run on a signal (128 + its number).
+SIGNAL_STATUS_BASE = 128
+
+
+def console_main() -> None:
+    """The ``omg-avatar`` program: :func:`main`, and the process ends with its status. A run
+    ended by a signal skips the interpreter's shutdown (its outputs are already cleaned up,
+    and stdout and stderr are flushed through): a native thread still running then (a decoder's or
+    MediaPipe's) could abort the process at shutdown, once in about 20 terminated drives,
+    replacing the status 128 + the signal's number with SIGABRT's."""
+    status = main()
+    if status > SIGNAL_STATUS_BASE:
+        sys.stdout.flush()
+        drain_stderr()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

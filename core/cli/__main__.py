@@ -1,7 +1,5 @@
 """``python -m core.cli`` runs the ``omg-avatar`` command (also the PyInstaller entry point)."""
 
-import sys
+from core.cli import console_main
 
-from core.cli import main
-
-sys.exit(main())
+console_main()

@@ -46,6 +46,7 @@ _DRAINED = b"\x00omg-avatar: stderr drained\x00"
 
 _lock = threading.Lock()
 _installed = False
+_drained: threading.Event | None = None  # set by the filter thread on reading _DRAINED
 
 
 def filter_native_logs() -> bool:
@@ -54,7 +55,7 @@ def filter_native_logs() -> bool:
     It stays off while something else has replaced ``sys.stderr`` (a test harness
     capturing output), and on platforms without ``os.pipe`` semantics for fd 2.
     """
-    global _installed
+    global _installed, _drained
     cv2.setLogLevel(OPENCV_SILENT)
     with _lock:
         if _installed:
@@ -73,7 +74,8 @@ def filter_native_logs() -> bool:
         reader = threading.Thread(target=_pass_on, args=(read_end, real, drained), name="native log filter",
                                   daemon=True)  # fmt: skip
         reader.start()
-        atexit.register(_drain, drained)
+        _drained = drained
+        atexit.register(drain_stderr)
         _installed = True
         return True
 
@@ -103,11 +105,15 @@ def _write(fd: int, data: bytes) -> None:
         data = data[os.write(fd, data):]
 
 
-def _drain(drained: threading.Event) -> None:
-    """At exit: wait until the filter has passed on everything written to fd 2 before."""
+def drain_stderr() -> None:
+    """Wait until the filter has passed on everything written to fd 2 so far (at exit, and
+    before a process ends without the interpreter's shutdown); nothing to do without it."""
+    if _drained is None:
+        return
+    _drained.clear()
     try:
         sys.stderr.flush()
         _write(2, _DRAINED + b"\n")
     except (OSError, ValueError):
         return
-    drained.wait(DRAIN_TIMEOUT_S)
+    _drained.wait(DRAIN_TIMEOUT_S)
