@@ -5,19 +5,13 @@ they are transparent, and the shoulder sheet behind them holds the neck's outlin
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
+from sample_avatars import first_frame_avatar
 
-from core.avatar import reconstruct
 from core.avatar.training_free.face_topology import CHIN, FOREHEAD_TOP
 from core.avatar.view import View, render_view
-from core.config import load_config
-from core.tracking.photo import portrait_from_image
-from core.tracking.sources import open_source
 
-CONFIG = load_config("paper")
 #: Rows measured: from this many face heights below the chin to this many pixels above the
 #: crop's bottom (the tube is opaque there, over neck and collar).
 BELOW_CHIN_FACE_HEIGHTS = 0.1
@@ -41,15 +35,6 @@ CASES = [
     ("talking_d9.mp4", 20.0),
     ("talking_busy_background.mp4", -20.0),
 ]
-
-
-@functools.cache
-def _first_frame_avatar(samples_dir, video: str):
-    """(portrait, avatar) of a sample video's first frame, made once per run."""
-    with open_source(samples_dir / "videos" / video) as source:
-        frame = next(iter(source))
-    portrait = portrait_from_image(frame.rgb, video, CONFIG.tracking)
-    return portrait, reconstruct(portrait, config=CONFIG)
 
 
 def _luminance(image: np.ndarray) -> np.ndarray:
@@ -84,7 +69,7 @@ def _neck_region(portrait) -> tuple[slice, slice]:
 def test_no_vertical_line_down_the_neck(samples_dir, video, yaw):
     """A turned view (or the source view, beyond the photo's own lines) shows no vertical
     line over the neck's rows."""
-    portrait, avatar = _first_frame_avatar(samples_dir, video)
+    portrait, avatar = first_frame_avatar(samples_dir, video)
     camera = avatar.source_camera if yaw == 0.0 else avatar.camera(yaw_deg=yaw)
     image = 255.0 * np.asarray(render_view(avatar, View(camera, 1, background=(1.0, 1.0, 1.0)), None, "cpu"))
     rows, columns = _neck_region(portrait)

@@ -6,24 +6,18 @@ alpha 0.16 above the mask on average, now 0.04; the d3 clip's source view 26.4 -
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
+from sample_avatars import first_frame_avatar
 
-from core.avatar import reconstruct
 from core.avatar.training_free.face_topology import CHIN
 from core.avatar.training_free.shoulders import FLATNESS, SIGMA_PER_CELL, opacity_for_coverage
 from core.avatar.training_free.surface import flat_gaussian_shapes
 from core.avatar.view import View, render_view
-from core.config import load_config
 from core.geometry.camera import Camera
 from core.render import Gaussians, render
-from core.tracking.photo import portrait_from_image
-from core.tracking.sources import open_source
 
-CONFIG = load_config("paper")
 #: Side of the test image and of a grid cell in it, pixels.
 IMAGE_PX, CELL_PX = 96, 4.0
 #: How far the rendered alpha may be from the coverage asked for.
@@ -63,19 +57,11 @@ def test_full_cells_stay_opaque():
     assert _uniform_sheet_alpha(1.0) >= 0.95
 
 
-@functools.cache
-def _first_frame(samples_dir, video: str):
-    with open_source(samples_dir / "videos" / video) as source:
-        frame = next(iter(source))
-    portrait = portrait_from_image(frame.rgb, video, CONFIG.tracking)
-    return portrait, reconstruct(portrait, config=CONFIG)
-
-
 @pytest.mark.samples
 def test_the_source_view_renders_the_soft_mask_below_the_chin(samples_dir):
     """Where the photo's mask is soft below the chin (d0: the shoulders' and collar's
     outline), the avatar's alpha in the source view is the mask's, not a solid outline."""
-    portrait, avatar = _first_frame(samples_dir, "talking_d0.mp4")
+    portrait, avatar = first_frame_avatar(samples_dir, "talking_d0.mp4")
     camera = avatar.source_camera
     on_white, on_black = (np.asarray(render_view(avatar, View(camera, 1, background=(c, c, c)), None, "cpu"),
                                      np.float64) for c in (1.0, 0.0))  # fmt: skip
