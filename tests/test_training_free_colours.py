@@ -104,11 +104,12 @@ def test_the_person_is_covered_where_the_head_is_seen_edge_on(samples_dir):
     """Long hair beside the temples, where the head's shell is seen edge-on from the source
     view: its thin Gaussians left a strip of the person uncovered (0.45 % of the crop, the
     background showing between cheek and hair); the shoulder sheet now fills whatever of the
-    mask the head leaves."""
+    mask the head leaves. Covered: alpha at least half the mask's value (the sheet renders the
+    mask's soft edges as soft); without the fill 0.31-0.44 % of the crop is not, now 0.01-0.04 %."""
     with open_source(str(samples_dir / "videos" / "talking_busy_background.mp4")) as source:
         first = next(iter(source))
     portrait = portrait_from_image(first.rgb, "talking_busy_background frame 0", CONFIG.tracking)
     avatar = reconstruct(portrait, config=CONFIG)
     for lod in range(avatar.num_lods):
         alpha = render(avatar.gaussians(lod), avatar.camera(), backend="cpu").alpha.numpy()
-        assert ((portrait.mask > 0.5) & (alpha < 0.5)).mean() < 0.002
+        assert ((portrait.mask > 0.5) & (alpha < portrait.mask / 2)).mean() < 0.001
