@@ -6,6 +6,7 @@ not there) derives from :class:`OmgError`. Anything else is a bug.
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
 
@@ -48,6 +49,10 @@ class OutputPathError(OmgError):
     one of the inputs)."""
 
 
+#: A run ended by a signal exits with this plus the signal's number (the shells' convention).
+SIGNAL_STATUS_BASE = 128
+
+
 class Terminated(KeyboardInterrupt):
     """The process was asked to end by a signal (SIGTERM, SIGHUP): raised in the main thread
     so that every cleanup on the way out runs, as for Ctrl-C."""
@@ -77,4 +82,4 @@ def exit_status(prog: str, action: Callable[[], int]) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
-        return 130
+        return SIGNAL_STATUS_BASE + signal.SIGINT

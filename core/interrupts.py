@@ -16,7 +16,7 @@ import signal
 import threading
 from collections.abc import Iterator
 
-from core.errors import Terminated
+from core.errors import SIGNAL_STATUS_BASE, Terminated
 
 #: Signals that end a run as after Ctrl-C (those this platform has).
 ENDING_SIGNALS = tuple(name for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -61,7 +61,7 @@ def signals_end_the_run() -> Iterator[None]:
         return
 
     def terminate(number: int, frame: object) -> None:
-        _raise_or_defer(Terminated(signal.Signals(number).name, 128 + number))
+        _raise_or_defer(Terminated(signal.Signals(number).name, SIGNAL_STATUS_BASE + number))
 
     def interrupt(number: int, frame: object) -> None:
         _raise_or_defer(KeyboardInterrupt())

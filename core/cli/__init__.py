@@ -14,7 +14,7 @@ import sys
 
 from core import __version__
 from core.cli import app, bench, drive, eval, export, info, preprocess, reconstruct, track, train, warmup
-from core.errors import exit_status
+from core.errors import SIGNAL_STATUS_BASE, exit_status
 from core.fileio import remove_stranded_temporaries
 from core.interrupts import signals_end_the_run
 from core.tracking.native_log import drain_stderr, filter_native_logs
@@ -48,16 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             remove_stranded_temporaries()
 
 
-#: Exit statuses above this end a run on a signal (128 + its number).
-SIGNAL_STATUS_BASE = 128
-
-
 def console_main() -> None:
     """The ``omg-avatar`` program: :func:`main`, and the process ends with its status. A run
     ended by a signal skips the interpreter's shutdown (its outputs are already cleaned up,
-    and stdout and stderr are flushed through): a native thread still running then (a decoder's or
-    MediaPipe's) could abort the process at shutdown, once in about 20 terminated drives,
-    replacing the status 128 + the signal's number with SIGABRT's."""
+    and stdout and stderr are flushed through): a native thread still running then (a
+    decoder's or MediaPipe's) could abort the process at shutdown, once in about 20
+    terminated drives, replacing the status 128 + the signal's number with SIGABRT's."""
     status = main()
     if status > SIGNAL_STATUS_BASE:
         sys.stdout.flush()

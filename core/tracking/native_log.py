@@ -45,8 +45,7 @@ DRAIN_TIMEOUT_S = 2.0
 _DRAINED = b"\x00omg-avatar: stderr drained\x00"
 
 _lock = threading.Lock()
-_installed = False
-_drained: threading.Event | None = None  # set by the filter thread on reading _DRAINED
+_drained: threading.Event | None = None  # the filter's (None: not installed), set on reading _DRAINED
 
 
 def filter_native_logs() -> bool:
@@ -55,10 +54,10 @@ def filter_native_logs() -> bool:
     It stays off while something else has replaced ``sys.stderr`` (a test harness
     capturing output), and on platforms without ``os.pipe`` semantics for fd 2.
     """
-    global _installed, _drained
+    global _drained
     cv2.setLogLevel(OPENCV_SILENT)
     with _lock:
-        if _installed:
+        if _drained is not None:
             return True
         if sys.stderr is not sys.__stderr__ or sys.stderr is None:
             return False
@@ -76,7 +75,6 @@ def filter_native_logs() -> bool:
         reader.start()
         _drained = drained
         atexit.register(drain_stderr)
-        _installed = True
         return True
 
 

@@ -20,10 +20,10 @@ cells around (never from the background, whose pixels a soft mask would mix in);
 opacity is such that the overlapping Gaussians of cells that all cover as much of the mask
 render that much alpha (:func:`opacity_for_coverage`; a cell's own coverage as its opacity
 rendered coverages of 0.5 as 0.75 and of 0.8 as 0.92: soft edges came out as solid
-outlines), faded where the cell's Gaussian would reach well past the mask's edge. The cell size gives about the configured number of Gaussians
-on the visible shoulder mask (cells behind the head come on top). The cells move with
-the body and, by their height, with the head as the neck does
-(``Avatar.shoulder_rigidity``, from :class:`.neck.HeightBlend`).
+outlines), faded where the cell's Gaussian would reach well past the mask's edge. The
+cell size gives about the configured number of Gaussians on the visible shoulder mask
+(cells behind the head come on top). The cells move with the body and, by their height,
+with the head as the neck does (``Avatar.shoulder_rigidity``, from :class:`.neck.HeightBlend`).
 """
 
 from __future__ import annotations
