@@ -4,7 +4,9 @@ network's FLAME coefficients and ``[R | T]`` cameras, and batching."""
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 
 import numpy as np
 import pytest
@@ -124,3 +126,36 @@ def test_missing_or_malformed_datasets_are_one_line_errors(tmp_path, dataset_dir
     (tmp_path / "manifest.json").write_text("{}")
     with pytest.raises(DatasetError, match="not an omg-avatar-pairs manifest"):
         read_manifest(tmp_path)
+
+
+def test_damaged_or_oversized_params_are_one_line_errors_before_any_array_is_read(tmp_path, dataset_dir):
+    clip = pairs(dataset_dir).clips[0]
+    params = read_params(dataset_dir / "clips" / clip, 3)
+    good = (dataset_dir / "clips" / clip / "params.npz").read_bytes()
+    cases = {
+        "not a zip": (b"not an archive", "not a readable .npz archive"),
+        "cut short": (good[: len(good) // 2], "not a readable .npz archive"),
+    }
+    unclosed = io.BytesIO()  # a header that numpy's parser and its tokenizer fallback both refuse
+    with zipfile.ZipFile(unclosed, "w") as archive:
+        archive.writestr("K.npy", _npy_header((3, 3, 3)).replace(b"(3, 3, 3)", b"(3, 3, 3 ") + b"\0" * 216)
+    cases["header bracket left open"] = (unclosed.getvalue(), "damaged .*'K' is not a .npy array")
+    huge = io.BytesIO()  # declares 10**12 rows without holding them
+    with zipfile.ZipFile(huge, "w") as archive:
+        archive.writestr("K.npy", _npy_header((10**12, 3, 3)) + b"\0" * 64)
+    cases["huge"] = (huge.getvalue(), r"damaged .*'K' declares the shape \[1000000000000, 3, 3\]")
+    wide = io.BytesIO()
+    np.savez(wide, **params | {"landmarks": np.zeros((3, 5000, 3), np.float32)})
+    cases["too many values a frame"] = (wide.getvalue(), "not of 3 rows of up to 4096 values each: landmarks")
+    for name, (data, message) in cases.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "params.npz").write_bytes(data)
+        with pytest.raises(DatasetError, match=message) as error:
+            read_params(tmp_path / name, 3)
+        assert "\n" not in str(error.value), name
+
+
+def _npy_header(shape) -> bytes:
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    return buffer.getvalue()

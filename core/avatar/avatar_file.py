@@ -48,17 +48,17 @@ from core.avatar import avatar_file_checks as checks
 from core.avatar.avatar import Avatar, AvatarError, HeadLod, HeadRig
 from core.avatar.avatar_file_checks import FileCheckError
 from core.avatar.flame_rig import FlamePose, FlameRig
-from core.avatar.omg_archive import (
-    ArchiveError,
-    DeclaredMember,
-    declared_members,
-    read_member,
-)
 from core.errors import first_line
 from core.fileio import write_bytes_atomic
 from core.geometry.camera import Camera
 from core.model.style_refiner import StyleRefiner
 from core.render import Gaussians
+from core.untrusted_npz import (
+    ArchiveError,
+    DeclaredMember,
+    declared_members,
+    read_member,
+)
 
 FORMAT = "omg-avatar"
 #: The version this code writes and the newest it reads.

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from core.avatar.omg_archive import DeclaredMember
 from core.geometry.mesh import unique_edges
 from core.geometry.subdivision import SCHEMES
 from core.model.style_refiner import StyleRefiner
+from core.untrusted_npz import DeclaredMember
 
 MAX_SUBDIVISIONS = 4  # first_level + num_lods - 1
 MAX_LODS = 5

@@ -48,20 +48,26 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from core.errors import OmgError
+from core.errors import OmgError, first_line
 from core.fileio import write_bytes_atomic, write_json_atomic
+from core.untrusted_npz import ArchiveError, declared_members, read_member
 
 FORMAT = "omg-avatar-pairs"
 VERSION = 1
 MANIFEST = "manifest.json"
 CAMERA_KEYS = ("K", "R", "t")
 IMAGE_SUFFIXES = (".png", ".jpg")
+#: Values per frame a params.npz array may hold (the landmarks' 478 x 3 are the most).
+MAX_VALUES_PER_FRAME = 4096
 
 
 class DatasetError(OmgError):
@@ -162,18 +168,27 @@ def frame_path(clip_dir: Path, kind: str, index: int) -> Path:
 
 
 def read_params(clip_dir: Path, frames: int) -> dict[str, np.ndarray]:
-    """A clip's ``params.npz``, every array checked to have ``frames`` rows."""
+    """A clip's ``params.npz``, every array checked to have ``frames`` rows (of at most
+    :data:`MAX_VALUES_PER_FRAME` values) before it is read."""
     path = clip_dir / "params.npz"
     if not path.is_file():
         raise DatasetError(f"{clip_dir.name}: params.npz is missing")
-    with np.load(path) as data:
-        params = {key: data[key] for key in data.files}
+    try:  # a dataset may come from anywhere: shapes are checked before any array is read
+        with zipfile.ZipFile(path) as archive:
+            members = declared_members(archive)
+            wrong = [name for name, member in members.items() if member.shape[:1] != (frames,)
+                     or math.prod(member.shape[1:]) > MAX_VALUES_PER_FRAME]  # fmt: skip
+            if wrong:
+                raise DatasetError(f"{path}: array(s) not of {frames} rows of up to {MAX_VALUES_PER_FRAME} "
+                                   f"values each: {', '.join(wrong[:5])}")  # fmt: skip
+            params = {name: read_member(archive, member) for name, member in members.items()}
+    except ArchiveError as exc:
+        raise DatasetError(f"{path}: damaged ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        raise DatasetError(f"{path}: not a readable .npz archive ({first_line(exc)})") from None
     missing = [key for key in CAMERA_KEYS if key not in params]
-    wrong = [key for key, value in params.items() if value.shape[:1] != (frames,)]
-    if missing or wrong:
-        raise DatasetError(
-            f"{path}: camera array(s) missing: {missing or 'none'}; not {frames} rows: {wrong or 'none'}"
-        )
+    if missing:
+        raise DatasetError(f"{path}: camera array(s) missing: {', '.join(missing)}")
     return params
 
 

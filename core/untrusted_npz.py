@@ -11,6 +11,7 @@ after one extra chunk, so nothing inflates beyond the declared (and checked) siz
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ import numpy as np
 #: Plain little-endian numbers only: no objects, strings, structured or complex values.
 ALLOWED_DTYPES = frozenset(np.dtype(name) for name in ("<f4", "<f8", "<i4", "<i8", "|u1"))
 _MAX_NPY_HEADER = 4096  # bytes of a member's .npy header (numpy writes about 128)
+#: The most a deflated member may expand (zlib's own limit is about 1032 to 1).
+MAX_INFLATION = 1100
 
 
 class ArchiveError(ValueError):
@@ -53,7 +56,20 @@ def declared_members(archive: zipfile.ZipFile) -> dict[str, DeclaredMember]:
         with archive.open(info) as stream:
             shape, fortran_order, dtype = _npy_header(stream, name)
         members[name] = DeclaredMember(name, shape, dtype, fortran_order, info)
+        _check_room(archive, members[name])
     return members
+
+
+def _check_room(archive: zipfile.ZipFile, member: DeclaredMember) -> None:
+    """Refuse a member whose declared data cannot be in the archive: more bytes than its
+    uncompressed size, an uncompressed size beyond what its compressed bytes inflate to, or
+    compressed bytes beyond the archive's members (the central directory starts after them).
+    So no read allocates more than :data:`MAX_INFLATION` times the file's size."""
+    info = member.info
+    if (member.nbytes > info.file_size or info.file_size > MAX_INFLATION * info.compress_size
+            or info.header_offset + info.compress_size > archive.start_dir):  # fmt: skip
+        raise ArchiveError(f"member {member.name!r} declares the shape {list(member.shape)} ({member.nbytes} bytes), "
+                           f"more than its {info.compress_size} bytes in the archive hold")  # fmt: skip
 
 
 def read_member(archive: zipfile.ZipFile, member: DeclaredMember) -> np.ndarray:
@@ -75,7 +91,8 @@ def _npy_header(stream, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
         version = np.lib.format.read_magic(stream)
         read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran_order, dtype = read_header(stream, max_header_size=_MAX_NPY_HEADER)
-    except (ValueError, TypeError, SyntaxError, EOFError) as exc:
+    except (ValueError, TypeError, SyntaxError, EOFError, tokenize.TokenError) as exc:
+        # numpy re-reads a header that does not parse with its tokenizer, which has its own error
         raise ArchiveError(f"member {name!r} is not a .npy array ({exc})") from None
     if dtype not in ALLOWED_DTYPES:
         raise ArchiveError(f"member {name!r} holds {dtype} values; only plain float, int and byte arrays are allowed")
