@@ -1,8 +1,9 @@
 """MediaPipe wrappers: face mesh (478 landmarks), full-range face detection, portrait mask.
 
 All three use the models bundled in the mediapipe 0.10.21 wheel (``mediapipe.solutions``);
-nothing is downloaded. Each wrapper owns a MediaPipe graph: use it as a context manager
-(or call ``close``) so the graph's threads and buffers are released.
+nothing is downloaded. Each wrapper owns its MediaPipe graphs (the portrait mask two: see
+:mod:`core.tracking.mask_fusion`): use it as a context manager (or call ``close``) so the
+graphs' threads and buffers are released.
 
 Images are RGB uint8 ``[H, W, 3]``. Landmarks are in pixels of the image they were found
 in: ``x`` right, ``y`` down, ``z`` depth relative to the face (larger is farther from the
@@ -20,12 +21,13 @@ from mediapipe.python.solutions import selfie_segmentation as mp_selfie_segmenta
 
 from core.config import TrackingConfig
 from core.tracking.crop import CropBox, crop_image, landmark_box
+from core.tracking.mask_fusion import fuse_masks
 
 #: MediaPipe's full-range face detector (faces up to about 5 m); the short-range one
 #: inside the face mesh also fires on some animal faces.
 FULL_RANGE_DETECTOR = 1
-#: Selfie-segmentation model for square-ish portraits (1 is the landscape model).
-GENERAL_SEGMENTATION_MODEL = 0
+#: MediaPipe's selfie-segmentation models: general (square-ish portraits) and landscape.
+GENERAL_SEGMENTATION_MODEL, LANDSCAPE_SEGMENTATION_MODEL = 0, 1
 
 
 class _Graph:
@@ -114,18 +116,41 @@ class FaceDetector(_Graph):
         )
 
 
-class PortraitSegmenter(_Graph):
-    """MediaPipe selfie segmentation: how much each pixel belongs to the person."""
+class _SelfieSegmentation(_Graph):
+    """One of MediaPipe's selfie-segmentation models."""
+
+    def __init__(self, model: int):
+        super().__init__(lambda: mp_selfie_segmentation.SelfieSegmentation(model_selection=model))
+
+    def mask(self, rgb: np.ndarray) -> np.ndarray:
+        return np.clip(self._process(rgb).segmentation_mask, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+class PortraitSegmenter:
+    """How much each pixel belongs to the person: MediaPipe's general and landscape selfie
+    segmentation, fused (:func:`~core.tracking.mask_fusion.fuse_masks`)."""
 
     def __init__(self):
-        super().__init__(
-            lambda: mp_selfie_segmentation.SelfieSegmentation(model_selection=GENERAL_SEGMENTATION_MODEL)
-        )
+        self._general = _SelfieSegmentation(GENERAL_SEGMENTATION_MODEL)
+        try:
+            self._landscape = _SelfieSegmentation(LANDSCAPE_SEGMENTATION_MODEL)
+        except BaseException:
+            self._general.close()
+            raise
 
     def mask(self, rgb: np.ndarray) -> np.ndarray:
         """[H, W] float32 portrait mask in [0, 1] for ``rgb`` [H, W, 3] uint8 (1 = person)."""
-        results = self._process(rgb)
-        return np.clip(results.segmentation_mask, 0.0, 1.0).astype(np.float32, copy=False)
+        return fuse_masks(self._general.mask(rgb), self._landscape.mask(rgb))
+
+    def close(self) -> None:
+        self._general.close()
+        self._landscape.close()
+
+    def __enter__(self) -> PortraitSegmenter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
 
 #: Side of a close-up around a face too small for the mesh's own detector, in sides of the
