@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ ALLOWED_DTYPES = frozenset(np.dtype(name) for name in ("<f4", "<f8", "<i4", "<i8
 _MAX_NPY_HEADER = 4096  # bytes of a member's .npy header (numpy writes about 128)
 #: The most a deflated member may expand (zlib's own limit is about 1032 to 1).
 MAX_INFLATION = 1100
+#: What reading a damaged or truncated zip archive raises (besides :class:`ArchiveError`).
+UNREADABLE_ARCHIVE_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
 
 
 class ArchiveError(ValueError):

@@ -37,7 +37,6 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +53,7 @@ from core.geometry.camera import Camera
 from core.model.style_refiner import StyleRefiner
 from core.render import Gaussians
 from core.untrusted_npz import (
+    UNREADABLE_ARCHIVE_ERRORS,
     ArchiveError,
     DeclaredMember,
     declared_members,
@@ -159,7 +159,7 @@ def load_avatar(path: str | Path) -> Avatar:
         raise AvatarFileError(f"{path.name} is damaged: member {exc.args[0]} is missing") from None
     except (ArchiveError, FileCheckError) as exc:
         raise AvatarFileError(f"{path.name} is damaged: {exc}") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+    except UNREADABLE_ARCHIVE_ERRORS as exc:
         raise AvatarFileError(f"{path.name} is not a readable omg-avatar file ({first_line(exc)})") from None
     except (ValueError, TypeError, IndexError) as exc:
         raise AvatarFileError(f"{path.name} is damaged ({first_line(exc)})") from None

@@ -50,7 +50,6 @@ import io
 import json
 import math
 import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +58,7 @@ from PIL import Image
 
 from core.errors import OmgError, first_line
 from core.fileio import write_bytes_atomic, write_json_atomic
-from core.untrusted_npz import ArchiveError, declared_members, read_member
+from core.untrusted_npz import UNREADABLE_ARCHIVE_ERRORS, ArchiveError, declared_members, read_member
 
 FORMAT = "omg-avatar-pairs"
 VERSION = 1
@@ -184,7 +183,7 @@ def read_params(clip_dir: Path, frames: int) -> dict[str, np.ndarray]:
             params = {name: read_member(archive, member) for name, member in members.items()}
     except ArchiveError as exc:
         raise DatasetError(f"{path}: damaged ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+    except UNREADABLE_ARCHIVE_ERRORS as exc:
         raise DatasetError(f"{path}: not a readable .npz archive ({first_line(exc)})") from None
     missing = [key for key in CAMERA_KEYS if key not in params]
     if missing:
