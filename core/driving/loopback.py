@@ -1,0 +1,239 @@
+"""A loopback camera: a video file served as a live MJPEG stream on 127.0.0.1.
+
+It stands in for a phone camera app or any network camera in tests and demos: the
+stream is ``http://127.0.0.1:PORT/video`` (``multipart/x-mixed-replace`` JPEG parts, what
+such apps serve and OpenCV's FFmpeg backend reads), paced at the video's frame rate and
+looping at its end. Every frame carries its index in a corner code (:func:`stamp_index`)
+that survives JPEG and :func:`read_index` reads back, so the index can travel with the
+frame through tracking, animation and rendering, and the time it was sent
+(:meth:`LoopbackCamera.sent_at`) gives the capture-to-display latency.
+
+The camera can be told to misbehave like a real one: :meth:`~LoopbackCamera.stall` (no
+frames for a while, connections kept open), :meth:`~LoopbackCamera.drop` (skip frames)
+and :meth:`~LoopbackCamera.disconnect` (close every open stream; new ones are served).
+
+Standard library and OpenCV only: an HTTP server that pushes the newest frame to each
+client, each client on its own thread.
+"""
+
+from __future__ import annotations
+
+import http.server
+import socketserver
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.errors import FrameSourceError
+
+#: The stream's path on the server.
+STREAM_PATH = "/video"
+#: Bits of the corner code (frame indices wrap around at 2 ** INDEX_BITS).
+INDEX_BITS = 16
+#: Side of one cell of the corner code, pixels. JPEG works on 8x8 blocks: a cell of
+#: whole blocks keeps its level.
+CODE_CELL = 8
+#: JPEG quality of the stream's frames.
+JPEG_QUALITY = 85
+#: Seconds a client's thread waits for a new frame before checking whether to stop.
+WAIT_S = 0.2
+_BOUNDARY = "loopbackframe"
+
+
+def stamp_index(bgr: np.ndarray, index: int) -> np.ndarray:
+    """``bgr`` [H, W, 3] uint8 with ``index`` coded in its top-left corner (in place).
+
+    The code is a row of cells of CODE_CELL pixels: a white and a black reference cell,
+    then INDEX_BITS cells, most significant bit first, white for 1.
+    """
+    cells = [255, 0] + [255 if (index >> bit) & 1 else 0 for bit in reversed(range(INDEX_BITS))]
+    if bgr.shape[0] < CODE_CELL or bgr.shape[1] < CODE_CELL * len(cells):
+        raise ValueError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small for the corner code")
+    for position, level in enumerate(cells):
+        bgr[:CODE_CELL, position * CODE_CELL : (position + 1) * CODE_CELL] = level
+    return bgr
+
+
+def read_index(image: np.ndarray) -> int | None:
+    """The frame index coded in [H, W, 3] ``image``'s corner (:func:`stamp_index`; any channel
+    order), or None when the corner holds no code (its reference cells are not white and black)."""
+    if image.shape[0] < CODE_CELL or image.shape[1] < CODE_CELL * (INDEX_BITS + 2):
+        return None
+    margin = CODE_CELL // 4  # cell centres only: JPEG blurs the edges between cells
+    levels = [
+        float(
+            image[
+                margin : CODE_CELL - margin, position * CODE_CELL + margin : (position + 1) * CODE_CELL - margin
+            ].mean()
+        )
+        for position in range(INDEX_BITS + 2)
+    ]
+    white, black = levels[0], levels[1]
+    if white - black < 128:
+        return None
+    threshold = (white + black) / 2.0
+    return sum(1 << bit for bit, level in zip(reversed(range(INDEX_BITS)), levels[2:]) if level > threshold)
+
+
+class LoopbackCamera:
+    """A video file as a live MJPEG stream (see the module docstring).
+
+    Args:
+        video: the video file.
+        size: (width, height) of the stream's frames; default the video's.
+        fps: frames per second; default the video's.
+        port: TCP port on 127.0.0.1; 0 picks a free one (see :attr:`url`).
+
+    Raises :class:`~core.errors.FrameSourceError` for a video it cannot read.
+    """
+
+    def __init__(self, video: str | Path, size: tuple[int, int] | None = None, fps: float | None = None, port: int = 0):
+        self._capture = cv2.VideoCapture(str(video))
+        if not self._capture.isOpened():
+            raise FrameSourceError(f"cannot open the loopback camera's video {video}")
+        self.fps = float(fps or self._capture.get(cv2.CAP_PROP_FPS) or 30.0)
+        self._size = size
+        self._frame: tuple[int, bytes] | None = None  # newest (index, JPEG)
+        self._sent_at: dict[int, float] = {}
+        self._new_frame = threading.Condition()
+        self._stopping = threading.Event()
+        self._stalled_until = 0.0
+        self._to_drop = 0
+        self._generation = 0  # bumped by disconnect(): streams of an older one end
+        self._server = _Server(("127.0.0.1", port), _handler_for(self))
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}{STREAM_PATH}"
+        self._threads = [
+            threading.Thread(target=self._produce, name="loopback frames", daemon=True),
+            threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": WAIT_S}, name="loopback server",
+                             daemon=True),
+        ]  # fmt: skip
+
+    def __enter__(self) -> LoopbackCamera:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def start(self) -> LoopbackCamera:
+        """Start producing frames and serving the stream."""
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving (open streams end) and release the video."""
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        with self._new_frame:
+            self._new_frame.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=2.0)
+        self._capture.release()
+
+    def stall(self, seconds: float) -> None:
+        """Send no frames for ``seconds`` (streams stay open, as a frozen camera's do)."""
+        self._stalled_until = time.monotonic() + seconds
+
+    def drop(self, frames: int) -> None:
+        """Skip the next ``frames`` frames (their indices never reach a client)."""
+        self._to_drop += frames
+
+    def disconnect(self) -> None:
+        """End every open stream, as a camera app that closes does; later requests are served."""
+        with self._new_frame:
+            self._generation += 1
+            self._new_frame.notify_all()
+
+    def sent_at(self, index: int) -> float | None:
+        """``time.monotonic()`` when frame ``index`` was first published, None if never."""
+        return self._sent_at.get(index)
+
+    @property
+    def frames_sent(self) -> int:
+        """Frames published so far (dropped ones not counted)."""
+        return len(self._sent_at)
+
+    def _produce(self) -> None:
+        """Publish the video's frames at ``fps``, stamped with their indices, looping."""
+        index, next_at = 0, time.monotonic()
+        while not self._stopping.is_set():
+            ok, bgr = self._capture.read()
+            if not ok:
+                self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, bgr = self._capture.read()
+                if not ok:
+                    return  # an empty or broken video: streams simply get no frames
+            next_at += 1.0 / self.fps
+            self._stopping.wait(max(0.0, next_at - time.monotonic()))
+            while time.monotonic() < self._stalled_until and not self._stopping.is_set():
+                self._stopping.wait(min(WAIT_S, self._stalled_until - time.monotonic()))
+                next_at = time.monotonic()
+            if self._to_drop > 0:
+                self._to_drop -= 1
+            else:
+                self._publish(index, bgr)
+            index = (index + 1) % (1 << INDEX_BITS)
+
+    def _publish(self, index: int, bgr: np.ndarray) -> None:
+        if self._size is not None and (bgr.shape[1], bgr.shape[0]) != tuple(self._size):
+            bgr = cv2.resize(bgr, tuple(self._size), interpolation=cv2.INTER_AREA)
+        ok, jpeg = cv2.imencode(".jpg", stamp_index(bgr, index), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            return
+        with self._new_frame:
+            self._frame = (index, jpeg.tobytes())
+            self._sent_at.setdefault(index, time.monotonic())
+            self._new_frame.notify_all()
+
+    def _stream(self, write) -> None:
+        """Write the stream's parts with ``write`` until closing or a disconnect."""
+        with self._new_frame:
+            generation, last = self._generation, None
+        while not self._stopping.is_set():
+            with self._new_frame:
+                self._new_frame.wait_for(
+                    lambda: self._stopping.is_set() or self._generation != generation or self._frame is not last, WAIT_S
+                )
+                if self._stopping.is_set() or self._generation != generation:
+                    return
+                if self._frame is last:
+                    continue
+                last = self._frame
+            _, jpeg = last
+            header = f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
+            write(header.encode("ascii") + jpeg + b"\r\n")
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def _handler_for(camera: LoopbackCamera) -> type[http.server.BaseHTTPRequestHandler]:
+    class StreamHandler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            if self.path != STREAM_PATH:
+                self.send_error(404, f"the loopback camera serves {STREAM_PATH} only")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={_BOUNDARY}")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            try:
+                camera._stream(self._write)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client went away
+
+        def _write(self, data: bytes) -> None:
+            self.wfile.write(data)
+            self.wfile.flush()
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's name)
+            pass  # a camera does not log every request
+
+    return StreamHandler

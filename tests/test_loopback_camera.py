@@ -1,0 +1,132 @@
+"""The loopback camera (core.driving.loopback): a sample video served as a live MJPEG stream
+on 127.0.0.1, read back through OpenCV's FFmpeg backend as a network camera would be."""
+
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from core.driving.loopback import INDEX_BITS, LoopbackCamera, read_index, stamp_index
+from core.errors import FrameSourceError
+
+
+@pytest.fixture()
+def sample_video(samples_dir):
+    return samples_dir / "videos" / "talking_d19.mp4"
+
+
+@pytest.mark.parametrize("quality", [95, 60])
+def test_corner_code_survives_jpeg(quality):
+    rng = np.random.default_rng(3)
+    for index in [0, 1, 2, 255, 256, 12345, (1 << INDEX_BITS) - 1]:
+        frame = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)  # noise right up to the code
+        ok, jpeg = cv2.imencode(".jpg", stamp_index(frame, index), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        assert ok
+        assert read_index(cv2.imdecode(jpeg, cv2.IMREAD_COLOR)) == index
+
+
+def test_frames_without_a_code_read_as_none(sample_video):
+    capture = cv2.VideoCapture(str(sample_video))
+    ok, frame = capture.read()
+    capture.release()
+    assert ok
+    assert read_index(frame) is None
+    assert read_index(np.zeros((4, 4, 3), np.uint8)) is None
+    with pytest.raises(ValueError, match="too small"):
+        stamp_index(np.zeros((8, 100, 3), np.uint8), 1)
+
+
+def test_an_unreadable_video_is_a_frame_source_error(tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(FrameSourceError, match="broken.mp4"):
+        LoopbackCamera(broken)
+
+
+def _read_indices(url: str, count: int) -> tuple[list[int | None], list[float], tuple[int, ...]]:
+    """Indices of the next ``count`` frames of the stream, when each was read, their shape."""
+    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+    assert capture.isOpened()
+    indices, times, shape = [], [], ()
+    try:
+        for _ in range(count):
+            ok, frame = capture.read()
+            assert ok, "the stream ended early"
+            indices.append(read_index(frame))
+            times.append(time.monotonic())
+            shape = frame.shape
+    finally:
+        capture.release()
+    return indices, times, shape
+
+
+def test_the_stream_plays_the_video_at_its_rate_with_indices(sample_video):
+    with LoopbackCamera(sample_video, size=(640, 480), fps=30.0) as camera:
+        indices, times, shape = _read_indices(camera.url, 45)
+        assert shape == (480, 640, 3)
+        assert indices == list(range(indices[0], indices[0] + 45))  # every frame, in order, each stamped
+        elapsed = times[-1] - times[0]
+        assert 44 / 30.0 * 0.7 < elapsed < 44 / 30.0 * 1.5, elapsed  # paced at 30 frames per second
+        sent = camera.sent_at(indices[-1])
+        assert sent is not None and sent <= times[-1]
+        assert camera.sent_at(10**6) is None
+
+
+def test_dropped_frames_never_reach_the_client(sample_video):
+    with LoopbackCamera(sample_video, size=(320, 240), fps=30.0) as camera:
+        capture = cv2.VideoCapture(camera.url, cv2.CAP_FFMPEG)
+        try:
+            first = [read_index(capture.read()[1]) for _ in range(5)]
+            camera.drop(7)
+            later = [read_index(capture.read()[1]) for _ in range(20)]
+        finally:
+            capture.release()
+    indices = first + later
+    gaps = np.diff(indices)
+    assert sorted(gaps)[-1] == 8 and all(gap == 1 for gap in sorted(gaps)[:-1]), indices
+
+
+def test_a_stall_holds_frames_back_and_the_stream_goes_on(sample_video):
+    with LoopbackCamera(sample_video, size=(320, 240), fps=30.0) as camera:
+        capture = cv2.VideoCapture(camera.url, cv2.CAP_FFMPEG)
+        try:
+            for _ in range(5):
+                assert capture.read()[0]
+            camera.stall(1.5)
+            times, indices = [time.monotonic()], []
+            for _ in range(60):
+                ok, frame = capture.read()
+                assert ok, "a stalled stream must stay open"
+                times.append(time.monotonic())
+                indices.append(read_index(frame))
+        finally:
+            capture.release()
+    assert max(np.diff(times)) > 1.0  # nothing came for the stall's length
+    assert indices == list(range(indices[0], indices[0] + 60))  # the video resumes where it stopped
+
+
+def test_disconnect_ends_open_streams_and_new_ones_are_served(sample_video):
+    with LoopbackCamera(sample_video, size=(320, 240), fps=30.0) as camera:
+        capture = cv2.VideoCapture(camera.url, cv2.CAP_FFMPEG)
+        try:
+            assert capture.read()[0]
+            camera.disconnect()
+            started = time.monotonic()
+            while capture.read()[0]:  # frames already buffered, then the end
+                assert time.monotonic() - started < 5.0, "the stream did not end"
+        finally:
+            capture.release()
+        indices, _, _ = _read_indices(camera.url, 3)
+        assert None not in indices
+
+
+def test_other_paths_are_not_found(sample_video):
+    with LoopbackCamera(sample_video) as camera:
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(camera.url.replace("/video", "/other"), timeout=5)
+        assert raised.value.code == 404
