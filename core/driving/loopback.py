@@ -27,12 +27,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.errors import FrameSourceError
+from core.driving.inputs import VideoPlayback
+from core.tracking.sources import Frame
 
 #: The stream's path on the server.
 STREAM_PATH = "/video"
 #: Bits of the corner code (frame indices wrap around at 2 ** INDEX_BITS).
 INDEX_BITS = 16
+#: Cells of the corner code: a white and a black reference cell, then the bits.
+CODE_CELLS = INDEX_BITS + 2
 #: Side of one cell of the corner code, pixels. JPEG works on 8x8 blocks: a cell of
 #: whole blocks keeps its level.
 CODE_CELL = 8
@@ -50,7 +53,7 @@ def stamp_index(bgr: np.ndarray, index: int) -> np.ndarray:
     then INDEX_BITS cells, most significant bit first, white for 1.
     """
     cells = [255, 0] + [255 if (index >> bit) & 1 else 0 for bit in reversed(range(INDEX_BITS))]
-    if bgr.shape[0] < CODE_CELL or bgr.shape[1] < CODE_CELL * len(cells):
+    if bgr.shape[0] < CODE_CELL or bgr.shape[1] < CODE_CELL * CODE_CELLS:
         raise ValueError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small for the corner code")
     for position, level in enumerate(cells):
         bgr[:CODE_CELL, position * CODE_CELL : (position + 1) * CODE_CELL] = level
@@ -60,7 +63,7 @@ def stamp_index(bgr: np.ndarray, index: int) -> np.ndarray:
 def read_index(image: np.ndarray) -> int | None:
     """The frame index coded in [H, W, 3] ``image``'s corner (:func:`stamp_index`; any channel
     order), or None when the corner holds no code (its reference cells are not white and black)."""
-    if image.shape[0] < CODE_CELL or image.shape[1] < CODE_CELL * (INDEX_BITS + 2):
+    if image.shape[0] < CODE_CELL or image.shape[1] < CODE_CELL * CODE_CELLS:
         return None
     margin = CODE_CELL // 4  # cell centres only: JPEG blurs the edges between cells
     levels = [
@@ -69,7 +72,7 @@ def read_index(image: np.ndarray) -> int | None:
                 margin : CODE_CELL - margin, position * CODE_CELL + margin : (position + 1) * CODE_CELL - margin
             ].mean()
         )
-        for position in range(INDEX_BITS + 2)
+        for position in range(CODE_CELLS)
     ]
     white, black = levels[0], levels[1]
     if white - black < 128:
@@ -87,17 +90,16 @@ class LoopbackCamera:
         fps: frames per second; default the video's.
         port: TCP port on 127.0.0.1; 0 picks a free one (see :attr:`url`).
 
-    Raises :class:`~core.errors.FrameSourceError` for a video it cannot read.
+    Raises :class:`~core.errors.FrameSourceError` for a video it cannot open.
     """
 
     def __init__(self, video: str | Path, size: tuple[int, int] | None = None, fps: float | None = None, port: int = 0):
-        self._capture = cv2.VideoCapture(str(video))
-        if not self._capture.isOpened():
-            raise FrameSourceError(f"cannot open the loopback camera's video {video}")
-        self.fps = float(fps or self._capture.get(cv2.CAP_PROP_FPS) or 30.0)
+        self._video = VideoPlayback(video, loop=True)  # every frame in order; paced here
+        self.fps = float(fps or self._video.fps)
         self._size = size
         self._frame: tuple[int, bytes] | None = None  # newest (index, JPEG)
-        self._sent_at: dict[int, float] = {}
+        self._sent_at: dict[int, float] = {}  # index -> when last published
+        self._frames_sent = 0
         self._new_frame = threading.Condition()
         self._stopping = threading.Event()
         self._stalled_until = 0.0
@@ -124,7 +126,7 @@ class LoopbackCamera:
         return self
 
     def close(self) -> None:
-        """Stop serving (open streams end) and release the video."""
+        """Stop serving (open streams end) and close the video."""
         self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
@@ -132,7 +134,7 @@ class LoopbackCamera:
             self._new_frame.notify_all()
         for thread in self._threads:
             thread.join(timeout=2.0)
-        self._capture.release()
+        self._video.close()
 
     def stall(self, seconds: float) -> None:
         """Send no frames for ``seconds`` (streams stay open, as a frozen camera's do)."""
@@ -149,24 +151,22 @@ class LoopbackCamera:
             self._new_frame.notify_all()
 
     def sent_at(self, index: int) -> float | None:
-        """``time.monotonic()`` when frame ``index`` was first published, None if never."""
+        """``time.monotonic()`` when frame ``index`` was last published (indices wrap around
+        at 2 ** INDEX_BITS), None if never."""
         return self._sent_at.get(index)
 
     @property
     def frames_sent(self) -> int:
         """Frames published so far (dropped ones not counted)."""
-        return len(self._sent_at)
+        return self._frames_sent
 
     def _produce(self) -> None:
         """Publish the video's frames at ``fps``, stamped with their indices, looping."""
         index, next_at = 0, time.monotonic()
         while not self._stopping.is_set():
-            ok, bgr = self._capture.read()
-            if not ok:
-                self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, bgr = self._capture.read()
-                if not ok:
-                    return  # an empty or broken video: streams simply get no frames
+            frame = self._video.read()
+            if not isinstance(frame, Frame):
+                return  # a video without frames: streams simply get none
             next_at += 1.0 / self.fps
             self._stopping.wait(max(0.0, next_at - time.monotonic()))
             while time.monotonic() < self._stalled_until and not self._stopping.is_set():
@@ -175,7 +175,7 @@ class LoopbackCamera:
             if self._to_drop > 0:
                 self._to_drop -= 1
             else:
-                self._publish(index, bgr)
+                self._publish(index, cv2.cvtColor(frame.rgb, cv2.COLOR_RGB2BGR))
             index = (index + 1) % (1 << INDEX_BITS)
 
     def _publish(self, index: int, bgr: np.ndarray) -> None:
@@ -186,7 +186,8 @@ class LoopbackCamera:
             return
         with self._new_frame:
             self._frame = (index, jpeg.tobytes())
-            self._sent_at.setdefault(index, time.monotonic())
+            self._sent_at[index] = time.monotonic()
+            self._frames_sent += 1
             self._new_frame.notify_all()
 
     def _stream(self, write) -> None:
