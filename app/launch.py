@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.cli.arguments import frame_size
 from core.errors import FrameSourceError, InputImageError, exit_status
 
 #: The ``app`` command's one-line help and its description.
@@ -32,14 +33,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _window_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text}") from None
-    return width, height
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the app's options on ``parser``; the parsed arguments go to :func:`run`."""
     parser.add_argument("--photo", type=Path, metavar="P", help="portrait photo (default: the demo portrait)")
@@ -50,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--renderer", choices=RENDERERS, default="auto", help="renderer (default auto)")
     parser.add_argument("--method", help="reconstruction method (default: the first available)")
     parser.add_argument("--config", default="paper", help="config name in assets/configs, or a YAML file")
-    parser.add_argument("--window", type=_window_size, default=(1600, 1000), metavar="WxH",
+    parser.add_argument("--window", type=frame_size, default=(1600, 1000), metavar="WxH",
                         help="window size (default 1600x1000)")
     smoke = parser.add_argument_group("smoke run (automated check)")
     smoke.add_argument("--smoke", action="store_true", help="run N frames, take a screenshot, print JSON, exit")

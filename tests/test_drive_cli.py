@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-
+import time
 from pathlib import Path
 
 import cv2
@@ -12,8 +12,9 @@ import pytest
 
 import core.avatar.view as view_module
 import core.cli.drive as drive_module
-import core.driving.inputs as inputs_module
+import core.tracking.sources as sources_module
 from core.cli import main
+from core.errors import FrameSourceError
 from core.media import AtomicMp4Writer
 from core.tracking.sources import SourceEvent, VideoFileSource
 
@@ -92,10 +93,15 @@ def test_drive_renders_a_novel_view(avatar_file, driving_video, tmp_path, capsys
 
 
 def test_a_webcam_that_vanishes_ends_cleanly_with_a_summary(avatar_file, driving_video, tmp_path, capsys, monkeypatch):
+    opened = []
+
     class VanishingWebcam(VideoFileSource):
-        """A 'webcam' that delivers the first frames of a clip, then is unplugged."""
+        """A 'webcam' that delivers the first frames of a clip, then is unplugged for good."""
 
         def __init__(self, index: int):
+            if opened:
+                raise FrameSourceError(f"cannot open webcam {index}: /dev/video{index} does not exist")
+            opened.append(index)
             super().__init__(driving_video)
             self.name = f"webcam {index}"
 
@@ -103,12 +109,15 @@ def test_a_webcam_that_vanishes_ends_cleanly_with_a_summary(avatar_file, driving
             frame = super().read()
             return SourceEvent.DISCONNECTED if isinstance(frame, SourceEvent) or frame.index >= 6 else frame
 
-    monkeypatch.setattr(inputs_module, "WebcamSource", VanishingWebcam)
+    monkeypatch.setattr(sources_module, "WebcamSource", VanishingWebcam)
     output = tmp_path / "webcam.mp4"
-    code = main(["drive", str(avatar_file), "--webcam", "3", "-o", str(output)])
+    started = time.monotonic()
+    code = main(["drive", str(avatar_file), "--webcam", "3", "-o", str(output), "--reconnect", "1"])
     captured = capsys.readouterr()
     assert code == 0 and "Traceback" not in captured.err
+    assert "webcam 3 stopped delivering frames: reconnecting" in captured.err  # one line while it retries
     assert "webcam 3 disconnected" in captured.out
+    assert time.monotonic() - started < 30
     frames = int(captured.out.split("frames:")[1].split()[0])
     assert 1 <= frames <= 6 and len(_video_frames(output)) == frames  # a live source may drop frames
 

@@ -13,13 +13,13 @@ import os
 import sys
 
 from core import __version__
-from core.cli import app, bench, drive, eval, export, info, preprocess, reconstruct, track, train, warmup
+from core.cli import app, bench, drive, eval, export, info, loopback, preprocess, reconstruct, track, train, warmup
 from core.errors import SIGNAL_STATUS_BASE, exit_status
 from core.fileio import remove_stranded_temporaries
 from core.interrupts import signals_end_the_run
 from core.tracking.native_log import drain_stderr, filter_native_logs
 
-SUBCOMMANDS = (app, reconstruct, drive, export, eval, track, preprocess, train, bench, info, warmup)
+SUBCOMMANDS = (app, reconstruct, drive, export, eval, track, preprocess, train, bench, info, warmup, loopback)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,16 @@ throughput is set by the slower side, not by the sum of all stages (``--synchron
 runs every stage on one thread, one frame after the other).
 
 A video is processed frame by frame, every frame (the output has as many frames as the
-input). A webcam keeps only its newest frame, so a slow renderer drops camera frames
-instead of lagging; there the ``decode`` stage is the wait for the next camera frame.
+input). A live camera (``--webcam``: a webcam number, or a stream URL such as a phone
+camera app's ``http://.../video`` or ``rtsp://...``) keeps only its newest frame, so a slow
+renderer drops camera frames instead of lagging; there the ``decode`` stage is the wait for
+the next camera frame. A camera that stops delivering is reconnected (one line on stderr
+when it stops and one when it is back) for up to ``--reconnect`` seconds.
+
+``--latency-json`` measures a stamped stream's capture-to-display latency (the loopback
+camera's, ``omg-avatar loopback-camera``): each frame's corner code gives its index and send
+time, which travel with it through tracking, animation and rendering
+(:mod:`core.driving.latency`); a frame counts as displayed once it is rendered (and written).
 
 A driver folder (``--driver``, :mod:`core.driving.release_driver`) was tracked by the release:
 its frames carry FLAME codes and a camera, so nothing is tracked (no MediaPipe, no FLAME fit)
@@ -22,7 +30,7 @@ frame is rendered through its own camera as the release does. The MP4 is written
 driving video's rate as the folder's preview ``tracked.mp4`` gives it, else at 25 FPS, the rate
 of the release's own videos (:func:`~core.driving.release_driver.driver_fps`).
 
-The end of a video or a vanished webcam ends the run cleanly with its summary. The MP4
+The end of a video or a camera that did not come back ends the run cleanly with its summary. The MP4
 is written to a temporary file and renamed when complete; an error or an interrupt
 (Ctrl-C) removes it, so no partial video is ever left behind (stop a webcam recording
 with ``--max-frames``).
@@ -48,6 +56,7 @@ from core.driving import STAGES as DRIVING_STAGES
 from core.driving import (
     Delivery,
     DrivenFrame,
+    DrivingEvent,
     DrivingInput,
     DrivingPipeline,
     DrivingThread,
@@ -55,8 +64,10 @@ from core.driving import (
     VideoPlayback,
     drive_input,
 )
+from core.driving.latency import LatencyMeter
 from core.driving.release_driver import DEFAULT_FPS, ReleaseDriver, driver_fps, load_release_driver
 from core.driving.release_states import release_camera, release_state
+from core.driving.worker import EVENT_KINDS
 from core.errors import InputImageError, NoFaceError, OmgError
 from core.fileio import check_output_path, write_json_atomic
 from core.flame import find_flame_file
@@ -67,11 +78,14 @@ from core.render import resolve_backend
 from core.render.benchmark import machine_description
 from core.render.renderer import BACKENDS
 from core.tracking.sources import SourceEvent
+from core.tracking.stream_urls import camera_spec
 
 #: Timed stages, in pipeline order.
 STAGES = (*DRIVING_STAGES, "render", "encode")
 #: Seconds between progress lines on stderr.
 PROGRESS_INTERVAL_S = 2.0
+#: Seconds a live camera that stopped is reconnected for before the run ends, by default.
+RECONNECT_S = 10.0
 #: Background colours ``--background`` knows by name (RGB in 0..1).
 BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0), "green": (0.0, 1.0, 0.0)}
 
@@ -91,7 +105,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("avatar", metavar="AVATAR.omg", help="avatar file made by 'omg-avatar reconstruct'")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--video", metavar="V", help="driving video file")
-    source.add_argument("--webcam", metavar="N", type=non_negative_int, help="driving webcam index")
+    source.add_argument("--webcam", metavar="N|URL", type=camera_spec,
+                        help="driving webcam number, or a network stream's URL (a phone camera app's "
+                        "http://HOST:PORT/video, rtsp://..., the loopback camera's)")
     source.add_argument("--driver", metavar="FOLDER",
                         help="driver folder tracked by the OMG-Avatar release (smoothed.pkl, else optim.pkl): its "
                         "FLAME codes and head pose per frame, in order; the MP4 runs at the driving video's rate "
@@ -100,6 +116,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", metavar="FILE",
                         help="also write the summary to FILE as JSON: input, frames, tracked_frames, lod, gaussians, "
                              "renderer, mode, fps, ms_per_frame (per stage) and machine")  # fmt: skip
+    parser.add_argument("--latency-json", metavar="FILE",
+                        help="with --webcam and a stamped stream (omg-avatar loopback-camera): write the "
+                        "capture-to-display latency to FILE as JSON: latency_ms_median, latency_ms_p95, "
+                        "frames_dropped, end_to_end_fps and more")
+    parser.add_argument("--reconnect", type=float, default=RECONNECT_S, metavar="S",
+                        help="with --webcam: reconnect a camera that stops delivering for up to S seconds "
+                        "before ending the run (default %(default)g)")
     parser.add_argument("--lod", type=non_negative_int, default=1, help="level of detail (default %(default)s: Sub#1)")
     parser.add_argument("--yaw", type=float, default=0.0, metavar="DEG",
                         help="view from this many degrees to the subject's left of the source view")
@@ -148,12 +171,16 @@ class Shown:
         face: whether a face drove it.
         stage_ms: milliseconds per stage of the driving stages (``decode``, ``track``, ``animate``).
         camera: the camera to render through; None: the view's.
+        index, captured_s: the frame's index and timestamp in its source (for a stamped live
+            camera: its corner code's index and send time); None for a driver folder's frames.
     """
 
     state: DrivingState | None
     face: bool
     stage_ms: dict[str, float]
     camera: Camera | None = None
+    index: int | None = None
+    captured_s: float | None = None
 
 
 @dataclass
@@ -192,14 +219,20 @@ class Driving:
     ended: str
 
 
-def open_input(video: str | None, webcam: int | None) -> DrivingInput:
-    """A video file read every frame in order, or a webcam read for its newest frame."""
-    return VideoPlayback(video) if video is not None else LiveCamera(webcam)
+def open_input(
+    video: str | None, webcam: int | str | None, stamped: bool = False, reconnect_s: float | None = None
+) -> DrivingInput:
+    """A video file read every frame in order, or a live camera (a webcam number or a stream
+    URL) read for its newest frame, reconnected for up to ``reconnect_s`` seconds when it
+    stops; ``stamped``: its frames carry the corner code (:mod:`core.driving.frame_code`)."""
+    if video is not None:
+        return VideoPlayback(video)
+    return LiveCamera(webcam, stamped=stamped, give_up_after_s=reconnect_s)
 
 
 def run(args: argparse.Namespace) -> int:
     _check_options(args)
-    for output in (args.output, args.json):
+    for output in (args.output, args.json, args.latency_json):
         if output:
             check_output_path(output, (args.avatar, args.video))
     driver = load_release_driver(args.driver) if args.driver is not None else None  # a bad folder fails first
@@ -215,10 +248,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         driving = _tracked_input(args, config, avatar)
     stats = DriveStats()
+    meter = LatencyMeter() if args.latency_json else None
     writer = AtomicMp4Writer(args.output, driving.fps, view.camera.width, view.camera.height) if args.output else None
     try:
         with contextlib.closing(driving.frames) as frames:
-            event = _drive(frames, avatar, view, backend, writer, stats)
+            event = _drive(frames, avatar, view, backend, writer, stats, meter)
         if stats.frames == 0:
             raise InputImageError(f"{driving.name} has no frames")
         if stats.tracked == 0:
@@ -230,9 +264,22 @@ def run(args: argparse.Namespace) -> int:
     if writer:
         writer.commit()
     _print_summary(args, driving, event, stats, avatar, view, backend)
+    summary = _summary(args, driving, stats, avatar, view, backend)
     if args.json:
-        write_json_atomic(args.json, _summary(args, driving, stats, avatar, view, backend))
+        write_json_atomic(args.json, summary)
+    if meter is not None:
+        _report_latency(args.latency_json, meter, summary)
     return 0
+
+
+def _report_latency(path: str, meter: LatencyMeter, summary: dict) -> None:
+    """Print the latency line and write ``--latency-json``: the meter's figures and the run's."""
+    latency = meter.summary()
+    print(f"latency:          median {latency['latency_ms_median']:.0f} ms, p95 {latency['latency_ms_p95']:.0f} ms "
+          f"(capture to rendered), {latency['frames_dropped']} frames dropped, "
+          f"{latency['end_to_end_fps']:.1f} FPS shown")  # fmt: skip
+    keep = ("input", "lod", "gaussians", "renderer", "mode", "ms_per_frame", "machine")
+    write_json_atomic(path, {**latency, **{key: summary[key] for key in keep}})
 
 
 def _summary(
@@ -262,6 +309,8 @@ def _check_options(args: argparse.Namespace) -> None:
     """A DriveOptionError for options that do not go together."""
     if args.driver_camera and args.driver is None:
         raise DriveOptionError("--driver-camera needs --driver FOLDER")
+    if args.latency_json and args.webcam is None:
+        raise DriveOptionError("--latency-json measures a live camera: it needs --webcam N|URL")
     if args.driver_camera and (args.yaw or args.pitch):
         raise DriveOptionError("--driver-camera renders through the driver's cameras: --yaw and --pitch do not apply")
 
@@ -269,7 +318,7 @@ def _check_options(args: argparse.Namespace) -> None:
 def _tracked_input(args: argparse.Namespace, config: Config, avatar: Avatar) -> Driving:
     """A video or a webcam through the tracking pipeline."""
     pipeline = DrivingPipeline(config, avatar, args.reference_frames)
-    driving = open_input(args.video, args.webcam)
+    driving = open_input(args.video, args.webcam, stamped=bool(args.latency_json), reconnect_s=args.reconnect)
     expressions = "FLAME fit per frame" if pipeline.fits_flame else "the source's (no FLAME file)"
     frames = _shown(_driven_frames(driving, pipeline, args.max_frames, args.synchronous))
     return Driving(driving.name, driving.fps, frames, expressions, "the video ended")
@@ -307,7 +356,8 @@ def _shown(driven_frames: Generator[DrivenFrame, None, SourceEvent]) -> Generato
                 driven = next(driven_frames)
             except StopIteration as end:
                 return end.value
-            yield Shown(driven.state, driven.tracked.tracked, driven.stage_ms)
+            tracked = driven.tracked
+            yield Shown(driven.state, tracked.tracked, driven.stage_ms, index=tracked.index, captured_s=tracked.timestamp_s)
 
 
 def _driven_frames(
@@ -316,12 +366,21 @@ def _driven_frames(
     """The input's frames through the pipeline: on a thread one frame ahead of the renderer,
     or one after the other on this thread (``synchronous``). Returns the ending event."""
     if synchronous:
+        def on_event(event: SourceEvent) -> None:
+            _print_stall(DrivingEvent(EVENT_KINDS.get(event, "failed"), driving.describe(event)))
+
         with pipeline, contextlib.closing(driving):
-            return (yield from drive_input(driving, pipeline, max_frames))
-    with DrivingThread(driving, pipeline, Delivery.ORDERED, max_frames) as thread:
+            return (yield from drive_input(driving, pipeline, max_frames, on_event))
+    with DrivingThread(driving, pipeline, Delivery.ORDERED, max_frames, on_event=_print_stall) as thread:
         while (driven := thread.get()) is not None:
             yield driven
     return thread.final_event
+
+
+def _print_stall(event: DrivingEvent) -> None:
+    """One line on stderr when a live camera stops delivering and one when it is back."""
+    if event.kind in ("stalled", "resumed"):
+        print(f"  {event.message}", file=sys.stderr, flush=True)
 
 
 def _drive(
@@ -331,8 +390,10 @@ def _drive(
     backend: str,
     writer: AtomicMp4Writer | None,
     stats: DriveStats,
+    meter: LatencyMeter | None = None,
 ) -> SourceEvent:
-    """Render and encode every frame; fills ``stats``; returns the input's ending event."""
+    """Render and encode every frame; fills ``stats`` (and ``meter``, with the time each frame
+    was done); returns the input's ending event."""
     progress = ProgressClock(PROGRESS_INTERVAL_S)
     started = time.perf_counter()
     while True:
@@ -348,6 +409,8 @@ def _drive(
         if writer:
             writer.write(image)
         encoded = time.perf_counter()
+        if meter is not None and shown.index is not None:
+            meter.shown(shown.index, shown.captured_s)
         stats.add(shown, _ms(rendered - clock), _ms(encoded - rendered))
         if progress.due():
             stats.wall_s = time.perf_counter() - started

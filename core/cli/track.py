@@ -58,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         epilog=SMOOTHING_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("input", help="video file, image, image folder, or a webcam index (0, 1, ...)")
+    parser.add_argument("input", help="video file, image, image folder, a webcam index (0, 1, ...) or a stream URL")
     parser.add_argument(
         "--json", metavar="FILE", help="also write the summary to FILE as JSON (with the smoothing's lag, see below)"
     )

@@ -20,12 +20,14 @@ a camera (:mod:`core.driving.release_driver`), which :mod:`core.driving.release_
 into driving states (and cameras); its cropped frames are :mod:`core.driving.release_images`.
 """
 
-from core.driving.inputs import DrivingInput, LiveCamera, VideoPlayback, list_webcams
+from core.driving.inputs import DrivingInput, VideoPlayback
+from core.driving.live import CameraStatus, LiveCamera, list_webcams
 from core.driving.pipeline import STAGES, DrivenFrame, DrivingPipeline, drive_input, flame_fitting
 from core.driving.worker import Delivery, DrivingEvent, DrivingThread
 
 __all__ = [
     "STAGES",
+    "CameraStatus",
     "Delivery",
     "DrivenFrame",
     "DrivingEvent",

@@ -10,13 +10,13 @@ played or sought again) or is finished.
 * :class:`VideoPlayback`: a video file, every frame in order (offline runs, benchmarks) or
   in real time (dropping frames that are late); pause, seek and loop are safe to call
   from any thread.
-* :class:`LiveCamera`: a webcam read by core's capture thread, which keeps only the newest
-  frame, so a slow consumer drops camera frames instead of lagging behind.
+* :class:`~core.driving.live.LiveCamera`: a webcam or network stream read on a thread that
+  keeps only the newest frame, so a slow consumer drops camera frames instead of lagging
+  behind; it reconnects a camera that stalls.
 """
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,12 +25,10 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from core.tracking.sources import CaptureThread, Frame, SourceEvent, VideoFileSource, WebcamSource
+from core.tracking.sources import Frame, SourceEvent, VideoFileSource
 
-#: Seconds a read waits for a webcam frame, or while paused, before returning None.
+#: Seconds a read waits while paused before returning None.
 POLL_S = 0.1
-#: Seconds a stopping capture thread may take.
-STOP_TIMEOUT_S = 0.5
 
 
 class DrivingInput(Protocol):
@@ -145,47 +143,6 @@ class VideoPlayback:
         while self._next_index < index and isinstance(self._source.read(), Frame):
             self._next_index += 1
         self._clock = None
-
-
-class LiveCamera:
-    """Webcam ``index``, opened on the first read (on the thread that reads it), through a
-    capture thread that keeps only the newest frame."""
-
-    resumable = False
-    #: The rate of an MP4 made from a webcam (its frames have no fixed rate).
-    fps = 25.0
-
-    def __init__(self, index: int):
-        self.index = index
-        self.name = f"webcam {index}"
-        self._capture: CaptureThread | None = None
-
-    def read(self) -> Frame | SourceEvent | None:
-        if self._capture is None:
-            self._capture = CaptureThread(WebcamSource(self.index), max_queued=1).start()
-        return self._capture.get(timeout=POLL_S)
-
-    def describe(self, event: SourceEvent) -> str:
-        if event is SourceEvent.FAILED:
-            error = self._capture.error if self._capture is not None else None
-            return f"reading {self.name} failed: {error}"
-        return f"{self.name} stopped delivering frames (unplugged or in use)"
-
-    def superseded(self) -> bool:
-        return False
-
-    def close(self) -> None:
-        if self._capture is not None:
-            self._capture.stop(STOP_TIMEOUT_S)
-
-
-def list_webcams() -> list[int]:
-    """Webcam indices to offer: Linux lists its /dev/video* devices; elsewhere 0 to 3, unprobed
-    (probing opens each camera, which takes seconds on some systems)."""
-    if sys.platform.startswith("linux"):
-        names = (path.name[len("video"):] for path in Path("/dev").glob("video*"))
-        return sorted(int(name) for name in names if name.isdigit())
-    return list(range(4))
 
 
 def _video_frame_count(path: Path) -> int:

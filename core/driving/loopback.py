@@ -3,10 +3,9 @@
 It stands in for a phone camera app or any network camera in tests and demos: the
 stream is ``http://127.0.0.1:PORT/video`` (``multipart/x-mixed-replace`` JPEG parts, what
 such apps serve and OpenCV's FFmpeg backend reads), paced at the video's frame rate and
-looping at its end. Every frame carries its index in a corner code (:func:`stamp_index`)
-that survives JPEG and :func:`read_index` reads back, so the index can travel with the
-frame through tracking, animation and rendering, and the time it was sent
-(:meth:`LoopbackCamera.sent_at`) gives the capture-to-display latency.
+looping at its end. Every frame carries its index and the time it was sent in a corner
+code (:mod:`core.driving.frame_code`) that survives JPEG, for measuring the frames dropped
+and the capture-to-display latency of whatever reads the stream.
 
 The camera can be told to misbehave like a real one: :meth:`~LoopbackCamera.stall` (no
 frames for a while, connections kept open), :meth:`~LoopbackCamera.drop` (skip frames)
@@ -27,58 +26,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.driving.frame_code import INDEX_BITS, stamp_code
 from core.driving.inputs import VideoPlayback
 from core.tracking.sources import Frame
 
 #: The stream's path on the server.
 STREAM_PATH = "/video"
-#: Bits of the corner code (frame indices wrap around at 2 ** INDEX_BITS).
-INDEX_BITS = 16
-#: Cells of the corner code: a white and a black reference cell, then the bits.
-CODE_CELLS = INDEX_BITS + 2
-#: Side of one cell of the corner code, pixels. JPEG works on 8x8 blocks: a cell of
-#: whole blocks keeps its level.
-CODE_CELL = 8
 #: JPEG quality of the stream's frames.
 JPEG_QUALITY = 85
 #: Seconds a client's thread waits for a new frame before checking whether to stop.
 WAIT_S = 0.2
 _BOUNDARY = "loopbackframe"
-
-
-def stamp_index(bgr: np.ndarray, index: int) -> np.ndarray:
-    """``bgr`` [H, W, 3] uint8 with ``index`` coded in its top-left corner (in place).
-
-    The code is a row of cells of CODE_CELL pixels: a white and a black reference cell,
-    then INDEX_BITS cells, most significant bit first, white for 1.
-    """
-    cells = [255, 0] + [255 if (index >> bit) & 1 else 0 for bit in reversed(range(INDEX_BITS))]
-    if bgr.shape[0] < CODE_CELL or bgr.shape[1] < CODE_CELL * CODE_CELLS:
-        raise ValueError(f"a {bgr.shape[1]}x{bgr.shape[0]} frame is too small for the corner code")
-    for position, level in enumerate(cells):
-        bgr[:CODE_CELL, position * CODE_CELL : (position + 1) * CODE_CELL] = level
-    return bgr
-
-
-def read_index(image: np.ndarray) -> int | None:
-    """The frame index coded in [H, W, 3] ``image``'s corner (:func:`stamp_index`; any channel
-    order), or None when the corner holds no code (its reference cells are not white and black)."""
-    if image.shape[0] < CODE_CELL or image.shape[1] < CODE_CELL * CODE_CELLS:
-        return None
-    margin = CODE_CELL // 4  # cell centres only: JPEG blurs the edges between cells
-    levels = [
-        float(
-            image[
-                margin : CODE_CELL - margin, position * CODE_CELL + margin : (position + 1) * CODE_CELL - margin
-            ].mean()
-        )
-        for position in range(CODE_CELLS)
-    ]
-    white, black = levels[0], levels[1]
-    if white - black < 128:
-        return None
-    threshold = (white + black) / 2.0
-    return sum(1 << bit for bit, level in zip(reversed(range(INDEX_BITS)), levels[2:]) if level > threshold)
 
 
 class LoopbackCamera:
@@ -89,16 +47,24 @@ class LoopbackCamera:
         size: (width, height) of the stream's frames; default the video's.
         fps: frames per second; default the video's.
         port: TCP port on 127.0.0.1; 0 picks a free one (see :attr:`url`).
+        stamped: stamp each frame with the corner code (False: serve the video's frames as they are).
 
     Raises :class:`~core.errors.FrameSourceError` for a video it cannot open.
     """
 
-    def __init__(self, video: str | Path, size: tuple[int, int] | None = None, fps: float | None = None, port: int = 0):
+    def __init__(
+        self,
+        video: str | Path,
+        size: tuple[int, int] | None = None,
+        fps: float | None = None,
+        port: int = 0,
+        stamped: bool = True,
+    ):
         self._video = VideoPlayback(video, loop=True)  # every frame in order; paced here
+        self._stamped = stamped
         self.fps = float(fps or self._video.fps)
         self._size = size
         self._frame: tuple[int, bytes] | None = None  # newest (index, JPEG)
-        self._sent_at: dict[int, float] = {}  # index -> when last published
         self._frames_sent = 0
         self._new_frame = threading.Condition()
         self._stopping = threading.Event()
@@ -137,7 +103,8 @@ class LoopbackCamera:
         self._video.close()
 
     def stall(self, seconds: float) -> None:
-        """Send no frames for ``seconds`` (streams stay open, as a frozen camera's do)."""
+        """Send no frames for ``seconds`` (streams stay open, as a frozen camera's do; a stream
+        opened meanwhile waits too: a stream gets the frames published after it opened)."""
         self._stalled_until = time.monotonic() + seconds
 
     def drop(self, frames: int) -> None:
@@ -149,11 +116,6 @@ class LoopbackCamera:
         with self._new_frame:
             self._generation += 1
             self._new_frame.notify_all()
-
-    def sent_at(self, index: int) -> float | None:
-        """``time.monotonic()`` when frame ``index`` was last published (indices wrap around
-        at 2 ** INDEX_BITS), None if never."""
-        return self._sent_at.get(index)
 
     @property
     def frames_sent(self) -> int:
@@ -181,19 +143,20 @@ class LoopbackCamera:
     def _publish(self, index: int, bgr: np.ndarray) -> None:
         if self._size is not None and (bgr.shape[1], bgr.shape[0]) != tuple(self._size):
             bgr = cv2.resize(bgr, tuple(self._size), interpolation=cv2.INTER_AREA)
-        ok, jpeg = cv2.imencode(".jpg", stamp_index(bgr, index), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if self._stamped:
+            stamp_code(bgr, index)
+        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             return
         with self._new_frame:
             self._frame = (index, jpeg.tobytes())
-            self._sent_at[index] = time.monotonic()
             self._frames_sent += 1
             self._new_frame.notify_all()
 
     def _stream(self, write) -> None:
         """Write the stream's parts with ``write`` until closing or a disconnect."""
         with self._new_frame:
-            generation, last = self._generation, None
+            generation, last = self._generation, self._frame  # frames published from now on
         while not self._stopping.is_set():
             with self._new_frame:
                 self._new_frame.wait_for(

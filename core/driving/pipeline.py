@@ -181,7 +181,8 @@ def drive_input(
     """``input``'s frames stepped through ``pipeline``, in order, on the caller's thread,
     until the input ends, ``max_frames`` frames are driven or ``stopping()``; returns the
     event that ended it (``ENDED`` for the last two). ``on_event`` hears every event the
-    input reports, also the ``ENDED`` of a ``resumable`` input, which then goes on."""
+    input reports, also those after which it goes on: a live camera's ``STALLED`` and
+    ``RESUMED``, the ``ENDED`` of a ``resumable`` input."""
     count = 0
     while not stopping() and (max_frames is None or count < max_frames):
         started = time.perf_counter()
@@ -192,7 +193,7 @@ def drive_input(
         if isinstance(item, SourceEvent):
             if on_event is not None:
                 on_event(item)
-            if item is SourceEvent.ENDED and input.resumable:
+            if not item.final or (item is SourceEvent.ENDED and input.resumable):
                 continue
             return item
         count += 1

@@ -46,10 +46,17 @@ class Delivery(enum.Enum):
     NEWEST = (1, True)
 
 
+#: The :class:`DrivingEvent` kind of each source event (any other: ``failed``).
+EVENT_KINDS = {SourceEvent.ENDED: "ended", SourceEvent.DISCONNECTED: "lost", SourceEvent.STALLED: "stalled",
+               SourceEvent.RESUMED: "resumed"}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class DrivingEvent:
     """Something the user should hear about: ``ended`` (the input ended), ``lost`` (a
-    webcam stopped delivering) or ``failed`` (reading or driving raised an error)."""
+    live camera stopped delivering for good), ``stalled`` (a live camera stopped delivering
+    and is being reconnected), ``resumed`` (it is back) or ``failed`` (reading or driving
+    raised an error)."""
 
     kind: str
     message: str
@@ -63,6 +70,7 @@ class DrivingThread:
     ``max_frames`` frames, on an error, or when stopped. ``wake`` is set after every
     delivered frame and event. ``prepare`` turns each driven frame into what the consumer
     takes, on this thread (the app's landmark preview, for one); by default the frame itself.
+    ``on_event`` hears every event as it happens, on this thread (also collected for :meth:`events`).
     """
 
     def __init__(
@@ -73,6 +81,7 @@ class DrivingThread:
         max_frames: int | None = None,
         wake: threading.Event | None = None,
         prepare: Callable[[DrivenFrame], Any] | None = None,
+        on_event: Callable[[DrivingEvent], None] | None = None,
     ):
         self.input, self.pipeline = input, pipeline
         self.error: BaseException | None = None
@@ -81,6 +90,7 @@ class DrivingThread:
         self._max_frames = max_frames
         self._wake = wake
         self._prepare = prepare
+        self._on_event = on_event
         self._condition = threading.Condition()
         self._mailbox: collections.deque[Any] = collections.deque()
         self._events: list[DrivingEvent] = []
@@ -176,7 +186,7 @@ class DrivingThread:
             self._deliver(driven if self._prepare is None else self._prepare(driven))
 
     def _report_source_event(self, event: SourceEvent) -> None:
-        kind = {SourceEvent.ENDED: "ended", SourceEvent.DISCONNECTED: "lost"}.get(event, "failed")
+        kind = EVENT_KINDS.get(event, "failed")
         self._report(DrivingEvent(kind, self.input.describe(event)))
 
     def _deliver(self, frame: Any) -> None:
@@ -196,6 +206,8 @@ class DrivingThread:
     def _report(self, event: DrivingEvent) -> None:
         with self._condition:
             self._events.append(event)
+        if self._on_event is not None:
+            self._on_event(event)
         if self._wake is not None:
             self._wake.set()
 

@@ -1,4 +1,4 @@
-"""Frame sources (webcam, video file, single image, image folder) and a capture thread.
+"""Frame sources (webcam, network stream, video file, single image, image folder) and a capture thread.
 
 A :class:`FrameSource` is read synchronously: ``read()`` returns the next :class:`Frame`
 or, once there are no more, a :class:`SourceEvent` (and keeps returning it). Iterating a
@@ -31,6 +31,7 @@ import numpy as np
 
 from core.errors import FrameSourceError, InputImageError
 from core.tracking.photo import read_image
+from core.tracking.stream_urls import is_stream_url, shown_url, why_stream_did_not_open
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,12 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 #: Frame rate assumed where a source carries no timing (image folders, videos without one).
 DEFAULT_FPS = 30.0
+#: Seconds a stream may take to deliver its first frame when it opens.
+OPEN_TIMEOUT_S = 3.5
+#: Seconds without a frame after which a stream's read gives up: it stalled or closed.
+READ_TIMEOUT_S = 1.5
+#: cv2.setLogLevel's level for errors only (OpenCV's LOG_LEVEL_ERROR; the Python module has no name for it).
+OPENCV_LOG_ERRORS = 2
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,8 @@ class Frame:
     Attributes:
         rgb: [H, W, 3] uint8 RGB image.
         index: 0-based position in the source.
-        timestamp_s: seconds from the start of the source (video time for files,
-            wall-clock time since opening for a webcam).
+        timestamp_s: seconds from the start of the source (video time for files), or
+            for a live camera the wall-clock time (``time.time()``) it arrived.
     """
 
     rgb: np.ndarray
@@ -61,11 +68,19 @@ class Frame:
 
 
 class SourceEvent(enum.Enum):
-    """Why a source has no more frames."""
+    """Why a source has no more frames (a ``final`` event), or, for a live camera that
+    reconnects, that its frames stopped or came back."""
 
     ENDED = "ended"  # a video, image or image folder is exhausted
-    DISCONNECTED = "disconnected"  # a webcam stopped delivering frames
+    DISCONNECTED = "disconnected"  # a webcam or stream stopped delivering frames
     FAILED = "failed"  # reading raised an error (CaptureThread.error holds it)
+    STALLED = "stalled"  # a live camera stopped delivering; it is being reconnected
+    RESUMED = "resumed"  # a stalled live camera delivers again
+
+    @property
+    def final(self) -> bool:
+        """Whether the source has ended (no frames follow)."""
+        return self not in (SourceEvent.STALLED, SourceEvent.RESUMED)
 
 
 class FrameSource(abc.ABC):
@@ -92,7 +107,7 @@ class FrameSource(abc.ABC):
         self.close()
 
 
-class _OpenCVSource(FrameSource):
+class OpenCVSource(FrameSource):
     """A ``cv2.VideoCapture``: subclasses choose the timestamps and the end event."""
 
     end_event: SourceEvent
@@ -122,7 +137,7 @@ class _OpenCVSource(FrameSource):
         self._capture.release()
 
 
-class VideoFileSource(_OpenCVSource):
+class VideoFileSource(OpenCVSource):
     """A video file decoded by OpenCV (FFmpeg); timestamps are ``index / fps``.
 
     ``frame_count`` is the count the container declares (0 when it declares none); it can
@@ -146,7 +161,7 @@ class VideoFileSource(_OpenCVSource):
         return self._next_index / self.fps
 
 
-class WebcamSource(_OpenCVSource):
+class WebcamSource(OpenCVSource):
     """An OpenCV camera by index; a failed read means the camera is gone (DISCONNECTED)."""
 
     end_event = SourceEvent.DISCONNECTED
@@ -161,10 +176,9 @@ class WebcamSource(_OpenCVSource):
         if height:
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         super().__init__(capture, f"webcam {index}")
-        self._opened_at = time.monotonic()
 
     def _timestamp(self) -> float:
-        return time.monotonic() - self._opened_at
+        return time.time()
 
 
 def why_webcam_did_not_open(index: int, devices: Path = Path("/dev")) -> str:
@@ -181,6 +195,41 @@ def why_webcam_did_not_open(index: int, devices: Path = Path("/dev")) -> str:
     if not os.access(device, os.R_OK | os.W_OK):
         return f"this user may not open {device} (on most systems: add yourself to the 'video' group, then log in again)"
     return f"{device} is in use by another program, or is not a capture device (try the next number)"
+
+
+class StreamSource(OpenCVSource):
+    """A network stream by URL; a read that gets no frame within ``read_timeout_s`` ends it
+    (``DISCONNECTED``: OpenCV's capture cannot go on after a timeout, so reconnect). Frames
+    are timestamped with the wall clock when they arrive. Raises
+    :class:`~core.errors.FrameSourceError` when no frame comes within ``open_timeout_s``."""
+
+    end_event = SourceEvent.DISCONNECTED
+
+    def __init__(self, url: str, open_timeout_s: float = OPEN_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
+        cv2.setLogLevel(OPENCV_LOG_ERRORS)  # OpenCV's warnings about timeouts are ours to word
+        timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(1000 * open_timeout_s),
+                    cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(1000 * read_timeout_s)]  # fmt: skip
+        started = time.monotonic()
+        capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG, timeouts)
+        if not capture.isOpened():
+            capture.release()
+            waited = time.monotonic() - started >= 0.9 * open_timeout_s
+            raise FrameSourceError(f"cannot open {shown_url(url)}: {why_stream_did_not_open(url, waited, open_timeout_s)}")
+        super().__init__(capture, shown_url(url))
+
+    def _timestamp(self) -> float:
+        return time.time()
+
+
+def open_camera(spec: int | str) -> FrameSource:
+    """Webcam ``spec`` (a number) or the stream at URL ``spec``; raises
+    :class:`~core.errors.FrameSourceError` when it does not open."""
+    return WebcamSource(spec) if isinstance(spec, int) else StreamSource(spec)
+
+
+def camera_name(spec: int | str) -> str:
+    """``webcam N`` or the URL without its password."""
+    return f"webcam {spec}" if isinstance(spec, int) else shown_url(spec)
 
 
 class ImageSource(FrameSource):
@@ -234,11 +283,13 @@ class ImageFolderSource(FrameSource):
 def open_source(spec: str | int | Path) -> FrameSource:
     """Open a source from a command-line style spec.
 
-    An integer (or a string of digits) is a webcam index, a folder is an image folder,
-    a file with an image suffix is a still image, any other file is a video.
+    An integer (or a string of digits) is a webcam index, a URL a network stream, a folder
+    an image folder, a file with an image suffix a still image, any other file a video.
     """
     if isinstance(spec, int) or str(spec).isdigit():
         return WebcamSource(int(spec))
+    if is_stream_url(str(spec)):
+        return StreamSource(str(spec))
     path = Path(spec)
     if path.is_dir():
         return ImageFolderSource(path)
@@ -251,9 +302,9 @@ class CaptureThread:
     """Reads a source on a daemon thread into a queue of at most ``max_queued`` frames.
 
     When the queue is full the oldest frame is dropped (counted in ``dropped``), so the
-    consumer always gets the newest frame. The final :class:`SourceEvent` is queued
-    behind the frames (it drops none, so the last frame of a video is always seen). The
-    thread ends after it and closes the source itself (never concurrently with a read).
+    consumer always gets the newest frame. Events are queued behind the frames (they drop
+    none, so the last frame of a video is always seen). The thread ends after a final
+    event and closes the source itself (never concurrently with a read).
 
     ``realtime=True`` releases frames no earlier than their timestamps (measured from
     ``start()``), so a video file plays at its own speed like a webcam would.
@@ -280,12 +331,13 @@ class CaptureThread:
         return self
 
     def get(self, timeout: float | None = None) -> Frame | SourceEvent | None:
-        """The newest queued frame or the final event; None if nothing came within ``timeout`` s."""
+        """The next queued item (the newest frame, or an event); None if nothing came within
+        ``timeout`` s."""
         with self._ready:
             if not self._ready.wait_for(lambda: self._queue, timeout):
                 return None
             item = self._queue.popleft()
-        if isinstance(item, SourceEvent):
+        if isinstance(item, SourceEvent) and item.final:
             self.event = item
         return item
 
@@ -324,7 +376,7 @@ class CaptureThread:
                     if delay > 0 and self._stopping.wait(delay):
                         break
                 self._push(item)
-                if isinstance(item, SourceEvent):
+                if isinstance(item, SourceEvent) and item.final:
                     break
         except Exception as exc:  # noqa: BLE001 - reported to the consumer as an event
             log.exception("reading %s failed", self.source.name)
@@ -335,8 +387,9 @@ class CaptureThread:
 
     def _push(self, item: Frame | SourceEvent) -> None:
         with self._ready:
-            if isinstance(item, Frame) and len(self._queue) >= self._max_queued:
-                self._queue.popleft()
+            frames = [position for position, queued in enumerate(self._queue) if isinstance(queued, Frame)]
+            if isinstance(item, Frame) and len(frames) >= self._max_queued:
+                del self._queue[frames[0]]
                 self.dropped += 1
             self._queue.append(item)
             self._ready.notify()
