@@ -44,6 +44,7 @@ from app.settings import RecentFiles
 from app.viewport import Viewport
 from core.errors import OmgError
 from core.session import (
+    LatencyMeter,
     ReconstructionJob,
     RefinedFrame,
     RenderedFrame,
@@ -110,6 +111,8 @@ class App:
         self._coarse: RenderedFrame | None = None  # the newest coarse frame shown
         self._last_overlay = 0.0
         self._last_drawn = self._last_shown = 0.0
+        self.latency: LatencyMeter | None = None  # set to measure a stamped stream's latency
+        self._undrawn_source: tuple[int, float] | None = None  # the source frame of an image not drawn yet
         self._status = ""
         self._closed = False
 
@@ -205,6 +208,9 @@ class App:
         self.viewport.fit(area[0] - 16, area[1] - 16)
         self._refresh_panels(now)
         dpg.render_dearpygui_frame()
+        if self.latency is not None and self._undrawn_source is not None:
+            self.latency.shown(*self._undrawn_source)  # on screen now
+        self._undrawn_source = None
         self.frames += 1
         self._last_drawn = now
 
@@ -290,6 +296,9 @@ class App:
         for event in events:
             if event.kind == "ended":
                 self.set_status(event.message)
+            elif event.kind in ("stalled", "resumed"):  # a live camera reconnects by itself: no dialog
+                self.set_status(event.message)
+                self.driving_panel.camera_event(event)
             else:
                 self.dialogs.error("Driving stopped", event.message)
                 self.driving_panel.driving_stopped(event.message)
@@ -339,6 +348,7 @@ class App:
             self.viewport.show_insets(None)
             self._publish(images)
         self.shown_lod, self.shown_request = frame.request.views[0].lod, frame.request.serial
+        self._undrawn_source = frame.request.driven_by
         self.session.frame_shown()
         self.avatar_frames += 1
         if self.first_avatar_frame_s is None:

@@ -4,7 +4,9 @@ bundled executable) and for ``omg-avatar app``, which registers them from here.
 Without arguments the app opens on the built-in demo portrait, driven by the idle
 animation. ``--smoke`` runs the real window for ``--frames`` avatar frames (switching the
 level of detail and orbiting along the way), saves a screenshot of the window, prints one
-JSON line with at least ``frames``, ``render_fps`` and ``end_to_end_fps``, and exits.
+JSON line with at least ``frames``, ``render_fps`` and ``end_to_end_fps``, and exits; with
+``--webcam URL`` of a stamped stream (``omg-avatar loopback-camera``) it also measures the
+capture-to-display latency (``latency_ms_median``, ``latency_ms_p95``, ``frames_dropped``).
 
 Importing this module loads neither Dear PyGui nor torch: ``omg-avatar`` declares these
 options for every command it runs.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.arguments import frame_size
+from core.arguments import camera_spec, frame_size
 from core.errors import FrameSourceError, InputImageError, exit_status
 
 #: The ``app`` command's one-line help and its description.
@@ -38,7 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photo", type=Path, metavar="P", help="portrait photo (default: the demo portrait)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--video", type=Path, metavar="V", help="drive the avatar with this video")
-    source.add_argument("--webcam", type=int, metavar="N", help="drive the avatar with webcam N")
+    source.add_argument("--webcam", type=camera_spec, metavar="N|URL",
+                        help="drive the avatar with webcam N, or the network stream at URL (a phone camera app's "
+                        "http://HOST:PORT/video, rtsp://..., omg-avatar loopback-camera's)")
     parser.add_argument("--lod", type=int, choices=(0, 1, 2), default=1, help="level of detail (default 1)")
     parser.add_argument("--renderer", choices=RENDERERS, default="auto", help="renderer (default auto)")
     parser.add_argument("--method", help="reconstruction method (default: the first available)")

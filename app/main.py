@@ -20,7 +20,7 @@ class AppOptions:
 
     photo: Path | None = None
     video: Path | None = None
-    webcam: int | None = None
+    webcam: int | str | None = None  # a webcam number or a stream URL
     lod: int = 1
     renderer: str = "auto"
     method: str | None = None
@@ -30,9 +30,10 @@ class AppOptions:
     settings_dir: Path | None = None
 
 
-def start(options: AppOptions, paced_by_consumer: bool = False) -> App:
+def start(options: AppOptions, paced_by_consumer: bool = False, stamped: bool = False) -> App:
     """Open the window and start building the avatar (the photo, or the demo portrait) and
-    driving it (the video, the webcam, or the idle animation)."""
+    driving it (the video, the webcam or stream, or the idle animation; ``stamped``: the
+    stream's frames carry the loopback camera's corner code)."""
     # The renderer's compiled kernels use both cores; torch's own thread pool on top of them,
     # the tracker and the window's software OpenGL made a 30 us tensor concatenation take
     # 12 ms (measured). The app's torch work is small: one thread is fastest.
@@ -45,7 +46,7 @@ def start(options: AppOptions, paced_by_consumer: bool = False) -> App:
     if options.video is not None:
         app.guarded(app.driving_panel.play_video, options.video, paced_by_consumer)
     elif options.webcam is not None:
-        app.guarded(app.driving_panel.start_webcam, options.webcam)
+        app.guarded(app.driving_panel.start_webcam, options.webcam, stamped)
     return app
 
 

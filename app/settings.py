@@ -27,7 +27,8 @@ def default_settings_dir() -> Path:
 
 
 class RecentFiles:
-    """Recently used paths per kind ("photo", "video", "avatar"), newest first."""
+    """Recently used paths per kind ("photo", "video", "avatar"), and other entries such as
+    stream URLs ("stream"), newest first."""
 
     def __init__(self, folder: Path | None = None):
         self.path = (folder or default_settings_dir()) / "recent.json"
@@ -42,8 +43,15 @@ class RecentFiles:
         return [path for path in self._entries.get(kind, []) if Path(path).exists()]
 
     def add(self, kind: str, path: str | Path) -> None:
-        path = str(Path(path).resolve())
-        entries = [path] + [p for p in self._entries.get(kind, []) if p != path]
+        self.remember(kind, str(Path(path).resolve()))
+
+    def remembered(self, kind: str) -> list[str]:
+        """The entries of ``kind``, newest first (paths whether or not they still exist)."""
+        return list(self._entries.get(kind, []))
+
+    def remember(self, kind: str, entry: str) -> None:
+        """Put ``entry`` first among those of ``kind`` and save the history."""
+        entries = [entry] + [e for e in self._entries.get(kind, []) if e != entry]
         self._entries[kind] = entries[:RECENT_LIMIT]
         try:
             write_json_atomic(self.path, self._entries)

@@ -6,6 +6,13 @@ is rendered, and never drops one), so the end-to-end rate is what the pipeline s
 Frame rates are accounted per level of detail: each shown frame's interval is charged to
 the level it showed. The top-level ``render_fps`` and ``end_to_end_fps`` are those of the
 requested level.
+
+Driven by a stamped live stream (``--webcam URL`` of ``omg-avatar loopback-camera``), the run
+also measures the capture-to-display latency after the warm-up: each driven frame's corner
+code (index and send time) travels with it to the window, which tells the latency meter once
+it has drawn it. The JSON then has ``latency_ms_median``, ``latency_ms_p95``,
+``frames_dropped`` and ``driven_fps`` (driven frames on screen per second), and the meter's
+whole summary under ``latency``.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import dearpygui.dearpygui as dpg
 from app.application import App
 from app.main import AppOptions, start
 from core.errors import OmgError
-from core.session import write_json_atomic
+from core.session import LatencyMeter, write_json_atomic
 
 #: Fractions of the run at which the script acts: (start, action).
 LOD_EXCURSION = (0.35, 0.5)  # the other levels are shown in this part of the run
@@ -112,7 +119,8 @@ class SmokeScript:
 def run(options: AppOptions, frames: int, screenshot: Path | None, json_path: Path | None) -> int:
     """Run the smoke script; print one JSON line; 0 on success."""
     script = SmokeScript(frames, options.lod)
-    app = start(options, paced_by_consumer=True)
+    live = isinstance(options.webcam, str)  # a stream URL: measure its latency
+    app = start(options, paced_by_consumer=True, stamped=live)
     try:
         deadline = time.perf_counter() + AVATAR_TIMEOUT_S
         while not script.done:
@@ -122,6 +130,8 @@ def run(options: AppOptions, frames: int, screenshot: Path | None, json_path: Pa
                 raise OmgError(f"no avatar after {AVATAR_TIMEOUT_S:.0f} s")
             if app.dialogs.shown:
                 raise OmgError("; ".join(f"{title}: {message}" for title, message in app.dialogs.shown))
+            if live and app.latency is None and app.avatar_frames > script.warmup:
+                app.latency = LatencyMeter()
             script(app)
             app.step()
         if screenshot is not None:
@@ -136,12 +146,22 @@ def run(options: AppOptions, frames: int, screenshot: Path | None, json_path: Pa
             "screenshot": str(screenshot) if screenshot else None,
             "view_image": list(app.viewport.image_rect()),  # where the screenshot shows the avatar
         }
+        if app.latency is not None:
+            result.update(_latency_figures(app.latency))
     finally:
         app.close()
     print(json.dumps(result), flush=True)
     if json_path is not None:
         write_json_atomic(json_path, result)
     return 0
+
+
+def _latency_figures(meter: LatencyMeter) -> dict:
+    """The smoke JSON's latency keys (see the module docstring)."""
+    latency = meter.summary()
+    return {"latency_ms_median": latency["latency_ms_median"], "latency_ms_p95": latency["latency_ms_p95"],
+            "frames_dropped": latency["frames_dropped"], "driven_fps": latency["end_to_end_fps"],
+            "latency": latency}  # fmt: skip
 
 
 def _save_window(app: App, path: Path) -> None:

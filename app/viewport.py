@@ -30,7 +30,7 @@ LABEL_HEIGHT = 28
 INSET_SHARE = 1.0 / 3.0
 INSET_MARGIN = 8
 #: Lines of the overlay.
-OVERLAY_LINES = 4
+OVERLAY_LINES = 5
 
 
 class Viewport:
@@ -138,7 +138,9 @@ class Viewport:
                 f"LOD {lod_label}    Renderer {figures.backend}"
                 + ("  (compiling cpu, first start only)" if figures.compiling else ""),
                 refiner,
+                "" if figures.camera is None else f"Camera {figures.camera.describe()}",
             ]
+            lines = [line for line in lines if line] + [""] * lines.count("")  # no gaps
         for item, line in zip(self.overlay_lines, lines):
             dpg.configure_item(item, text=line)
         dpg.configure_item(self._overlay_box, show=figures is not None)

@@ -10,7 +10,7 @@ Reconstruction, once per photo::
 
 Animation, per frame::
 
-    input (video, webcam)                        driving.inputs (reads tracking.sources)
+    input (video, webcam, stream)                driving.inputs, driving.live (read tracking.sources)
     -> tracker: face mesh, followed face, crop,   tracking.tracker, tracking.follow
        smoothing, pose
     -> FLAME fit                                 tracking.flame_tracking

@@ -154,6 +154,46 @@ def test_driving_from_a_video_moves_the_avatar_and_previews_the_face(app, sample
     step_until(app, lambda: app.video.paused, "pause")
 
 
+def test_a_live_stream_drives_the_avatar_and_a_stall_or_closed_server_is_one_status_line(app, samples_dir):
+    """The URL typed in the webcam panel drives the avatar; the panel and the overlay show the
+    stream's resolution and rate; a 3 s stall and a server that goes away are one status
+    line each, never a dialog, and driving resumes by itself within 2 s of frames returning."""
+    import dearpygui.dearpygui as dpg
+
+    from core.driving.loopback import LoopbackCamera
+    from core.errors import FrameSourceError
+    from core.session import LatencyMeter
+
+    panel, dialogs = app.driving_panel, len(app.dialogs.shown)
+    with LoopbackCamera(samples_dir / "videos" / "talking_d0.mp4", size=(640, 480), fps=30.0) as camera:
+        dpg.set_value(panel.url_input, camera.url)
+        app.guarded(panel._connect_url)
+        assert panel.mode == "webcam" and camera.url in dpg.get_item_configuration(panel.device)["items"]
+        app.latency = LatencyMeter()  # counts driven frames as they reach the screen
+        step_until(app, lambda: app.latency.frames > 10, "frames of the stream on screen")
+        step_until(app, lambda: "640x480" in dpg.get_value(panel.source_text), "the stream's size in the panel")
+        step_until(app, lambda: "Camera 640x480" in app.viewport.overlay_text(), "the stream in the overlay")
+
+        camera.stall(3.0)
+        back_at = time.monotonic() + 3.0
+        step_until(app, lambda: "reconnecting" in app._status, "the stall in the status line")
+        assert "reconnecting" in dpg.get_value(panel.webcam_status)
+        shown = app.latency.frames
+        step_until(app, lambda: app.latency.frames > shown, "driving after the stall")
+        assert time.monotonic() - back_at < 2.0
+        step_until(app, lambda: "is back" in app._status, "the stream back in the status line")
+        assert not dpg.get_item_configuration(panel.webcam_status)["show"]
+    step_until(app, lambda: "reconnecting" in app._status, "the closed server in the status line")
+    assert len(app.dialogs.shown) == dialogs  # no dialog for any of it
+    app.latency = None
+    app.guarded(panel.set_mode, "idle")
+    app.session.stop_driving()
+
+    dpg.set_value(panel.url_input, "camera-one")
+    with pytest.raises(FrameSourceError, match="not a stream URL: 'camera-one'"):  # a dialog, through guarded()
+        panel._connect_url()
+
+
 def test_capture_screenshot_recording_ply_and_presenter(app, tmp_path):
     from core.render import load_ply
 
@@ -350,6 +390,23 @@ def test_smoke_run_from_the_command_line(display, samples_dir, tmp_path):
     assert json.loads(figures.read_text()) == line
     window = cv2.imread(str(screenshot))
     assert window.shape == (800, 1280, 3) and window.std() > 10
+
+
+def test_the_smoke_run_with_a_stream_measures_its_latency(display, samples_dir, tmp_path):
+    from core.driving.loopback import LoopbackCamera
+
+    with LoopbackCamera(samples_dir / "videos" / "talking_d0.mp4", size=(640, 480), fps=30.0) as camera:
+        result = subprocess.run(
+            [sys.executable, "-m", "core.cli", "app", "--smoke", "--webcam", camera.url, "--frames", "60",
+             "--window", "1280x800", "--renderer", "cpu"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "DISPLAY": display},
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = json.loads(result.stdout.strip().splitlines()[-1])
+    latency = line["latency"]
+    assert latency["frames_shown"] > 10 and line["frames_dropped"] == latency["frames_dropped"] >= 0
+    assert 0.0 < line["latency_ms_median"] <= line["latency_ms_p95"] < 2000.0
+    assert 0.0 < line["driven_fps"] <= 31.0
 
 
 def test_the_smoke_run_frames_the_demo_avatar_with_a_margin_on_every_side(display, tmp_path):

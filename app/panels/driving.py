@@ -1,5 +1,6 @@
-"""The driving panel: idle animation, a video file (play, pause, loop, scrub), a webcam
-(device picker, preview with the followed face's box and landmarks), a tracked driver folder
+"""The driving panel: idle animation, a video file (play, pause, loop, scrub), a webcam or
+network stream (local devices and recent stream URLs, a URL field, the camera's resolution,
+rate and drops; preview with the followed face's box and landmarks), a tracked driver folder
 of the OMG-Avatar release (its FLAME codes and cameras, looping at its rate), manual sliders,
 recenter and smoothing.
 
@@ -18,12 +19,28 @@ import numpy as np
 from app import theme
 from app.panels.widgets import recent_label, set_value_if_changed, tooltip
 from core.errors import FrameSourceError, OmgError
-from core.session import MANUAL_CONTROLS, PREVIEW_SIZE, DrivingUpdate, ReleaseFolderDriver, list_webcams
+from core.session import (
+    MANUAL_CONTROLS,
+    PREVIEW_SIZE,
+    DrivingEvent,
+    DrivingUpdate,
+    ReleaseFolderDriver,
+    WebcamDriver,
+    is_stream_url,
+    list_webcams,
+    shown_url,
+)
 
 MODES = {"idle": "Idle animation", "video": "Video file", "webcam": "Webcam", "folder": "Driver folder (release)",
          "manual": "Manual control"}
 #: Width of the preview image in the sidebar, pixels.
 PREVIEW_WIDTH = 180
+#: What the stream URL field shows while empty, and its tooltip.
+URL_HINT = "http://PHONE-IP:8080/video or rtsp://..."
+URL_HELP = ("A network camera: a phone camera app's MJPEG stream (IP Webcam, DroidCam and the like: "
+            "http://PHONE-IP:PORT/video, with the phone on this computer's network), an RTSP camera "
+            "(rtsp://user:password@host/...), or 'omg-avatar loopback-camera VIDEO' on this computer "
+            "(http://127.0.0.1:8090/video). OBS's virtual camera is a local camera: pick it above.")
 
 
 class DrivingPanel:
@@ -33,7 +50,7 @@ class DrivingPanel:
         self._idle_started = time.perf_counter()
         self._recent_paths: list[str] = []
         self._folder_info = ""
-        self._webcams: list[int] = []
+        self._cameras: list[int | str] = []  # the device picker's entries: webcam numbers, then recent URLs
         blank = np.zeros((PREVIEW_SIZE, PREVIEW_SIZE, 4), np.float32)
         with dpg.texture_registry():  # dynamic: uploaded only when a new preview arrives
             self._preview_texture = dpg.add_dynamic_texture(PREVIEW_SIZE, PREVIEW_SIZE, blank)
@@ -58,6 +75,11 @@ class DrivingPanel:
                     self.device = dpg.add_combo([], width=170)
                     dpg.add_button(label="Start", width=70, callback=self._start_webcam)
                     dpg.add_button(label="Refresh", width=-1, callback=self._refresh_webcams)
+                with dpg.group(horizontal=True):
+                    self.url_input = dpg.add_input_text(hint=URL_HINT, width=-80, on_enter=True,
+                                                        callback=self._connect_url)
+                    tooltip(self.url_input, URL_HELP)
+                    dpg.add_button(label="Connect", width=-1, callback=self._connect_url)
                 self.webcam_status = dpg.add_text("", color=theme.TEXT_DIM, wrap=260, show=False)
             with dpg.group(show=False) as self.folder_group:
                 open_folder = dpg.add_button(label="Open driver folder...", width=-1, callback=self.ask_folder)
@@ -139,12 +161,18 @@ class DrivingPanel:
         dpg.set_value(self.source_text, f"{path.name}\n{driver.frame_count} frames\n{driver.fps:.0f} fps")
         self.set_mode("video")
 
-    def start_webcam(self, index: int) -> None:
-        """Drive from webcam ``index`` (also the command line's ``--webcam``). It opens on the
-        driving thread: if it cannot, :meth:`driving_stopped` shows why."""
-        self.app.session.drive_webcam(index)
+    def start_webcam(self, spec: int | str, stamped: bool = False) -> None:
+        """Drive from webcam ``spec`` (a number) or the stream at URL ``spec`` (also the command
+        line's ``--webcam``; ``stamped``: measure its latency, see :mod:`app.smoke`). It opens on
+        the driving thread: if it cannot, :meth:`driving_stopped` shows why. A URL joins the
+        recent ones."""
+        if isinstance(spec, str):
+            self.app.recent.remember("stream", spec)
+            self._refresh_webcams()
+        self.app.session.drive_webcam(spec, stamped)
         self._show_webcam_status("")
-        dpg.set_value(self.source_text, f"webcam {index}")
+        dpg.set_value(self.device, _camera_label(spec))
+        dpg.set_value(self.source_text, _camera_label(spec))
         self.set_mode("webcam")
 
     def play_folder(self, path: Path) -> None:
@@ -176,22 +204,30 @@ class DrivingPanel:
         dpg.set_value(self.recent, "Recent videos")
 
     def _start_webcam(self) -> None:
-        if not self._webcams:
+        if not self._cameras:
             self._refresh_webcams()
-        if not self._webcams:
-            self._show_webcam_status("No camera found: none is connected to this computer.")
-            raise FrameSourceError("no webcam found: no camera is connected to this computer")
-        labels = [f"Camera {index}" for index in self._webcams]
+        if not self._cameras:
+            self._show_webcam_status("No camera found: none is connected to this computer. "
+                                     "Enter a stream URL below to use a network camera.")  # fmt: skip
+            raise FrameSourceError("no webcam found: no camera is connected to this computer "
+                                   "(a network camera's stream URL goes in the field below)")  # fmt: skip
+        labels = [_camera_label(spec) for spec in self._cameras]
         label = dpg.get_value(self.device)
-        self.start_webcam(self._webcams[labels.index(label)] if label in labels else self._webcams[0])
+        self.start_webcam(self._cameras[labels.index(label)] if label in labels else self._cameras[0])
 
-    def _show_webcam_status(self, text: str) -> None:
+    def _connect_url(self) -> None:
+        url = dpg.get_value(self.url_input).strip()
+        if not is_stream_url(url):
+            raise FrameSourceError(f"not a stream URL: {url!r} (expected http://HOST:PORT/PATH, rtsp://HOST/PATH, ...)")
+        self.start_webcam(url)
+
+    def _show_webcam_status(self, text: str, colour=theme.ERROR) -> None:
         dpg.set_value(self.webcam_status, text)
-        dpg.configure_item(self.webcam_status, show=bool(text), color=theme.ERROR if text else theme.TEXT_DIM)
+        dpg.configure_item(self.webcam_status, show=bool(text), color=colour if text else theme.TEXT_DIM)
 
     def _refresh_webcams(self) -> None:
-        self._webcams = list_webcams()
-        labels = [f"Camera {index}" for index in self._webcams]
+        self._cameras = [*list_webcams(), *self.app.recent.remembered("stream")]
+        labels = [_camera_label(spec) for spec in self._cameras]
         dpg.configure_item(self.device, items=labels)
         dpg.set_value(self.device, labels[0] if labels else "no camera found")
 
@@ -250,6 +286,10 @@ class DrivingPanel:
             set_value_if_changed(self.scrub, frame.position)
             dpg.set_value(self.time_text, f"{frame.position / video.fps:5.1f} s / {video.frame_count / video.fps:.1f} s")
 
+    def camera_event(self, event: DrivingEvent) -> None:
+        """A live camera stalled (it is being reconnected) or is back: said in the webcam group."""
+        self._show_webcam_status(event.message if event.kind == "stalled" else "", theme.WARNING)
+
     def driving_stopped(self, reason: str) -> None:
         """The driving source failed (the app has shown ``reason`` in a dialog and the log). A
         webcam's group stays open and says why, to pick another camera or try again; other
@@ -261,6 +301,9 @@ class DrivingPanel:
             self.set_mode("idle")
 
     def refresh(self) -> None:
+        driver = self.app.session.driver
+        if isinstance(driver, WebcamDriver) and (status := driver.status()) is not None:
+            dpg.set_value(self.source_text, f"{_camera_label(driver.spec)}\n{status.describe()}")
         video = self.app.video
         if video is not None:
             label = "Play" if video.paused else "Pause"
@@ -270,3 +313,8 @@ class DrivingPanel:
     def _refresh_recent(self) -> None:
         self._recent_paths = self.app.recent.get("video")
         dpg.configure_item(self.recent, items=[recent_label(path) for path in self._recent_paths])
+
+
+def _camera_label(spec: int | str) -> str:
+    """What the device picker shows for webcam ``spec`` or a stream URL (without its password)."""
+    return f"Camera {spec}" if isinstance(spec, int) else shown_url(spec)

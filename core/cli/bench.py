@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.arguments import non_negative_int, positive_int
 from core.avatar import load_avatar
 from core.avatar.animation import attach_flame
 from core.avatar.benchmark import AvatarTiming, time_avatar
 from core.avatar.flame_rig import rig_flame_file
-from core.cli.arguments import non_negative_int, positive_int
 from core.config import load_config
 from core.fileio import check_output_path, write_json_atomic
 from core.render.benchmark import BenchPlan, BenchRow, lod_counts, machine_description, run_benchmark, speedups

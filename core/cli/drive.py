@@ -41,16 +41,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import itertools
 import sys
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.arguments import camera_spec, non_negative_int, positive_int
 from core.avatar import Avatar, DrivingState, load_avatar
 from core.avatar.animation import REFERENCE_FRAMES, attach_flame
 from core.avatar.view import View, render_view
-from core.cli.arguments import non_negative_int, positive_int
 from core.config import Config, load_config
 from core.driving import STAGES as DRIVING_STAGES
 from core.driving import (
@@ -78,7 +79,6 @@ from core.render import resolve_backend
 from core.render.benchmark import machine_description
 from core.render.renderer import BACKENDS
 from core.tracking.sources import SourceEvent
-from core.tracking.stream_urls import camera_spec
 
 #: Timed stages, in pipeline order.
 STAGES = (*DRIVING_STAGES, "render", "encode")
@@ -364,15 +364,24 @@ def _driven_frames(
     driving: DrivingInput, pipeline: DrivingPipeline, max_frames: int | None, synchronous: bool
 ) -> Generator[DrivenFrame, None, SourceEvent]:
     """The input's frames through the pipeline: on a thread one frame ahead of the renderer,
-    or one after the other on this thread (``synchronous``). Returns the ending event."""
+    or one after the other on this thread (``synchronous``). Returns the ending event. A live
+    camera's driven frames are the newest only: one the renderer had no time for is dropped,
+    never queued (a queue would add its length to the latency)."""
     if synchronous:
         def on_event(event: SourceEvent) -> None:
             _print_stall(DrivingEvent(EVENT_KINDS.get(event, "failed"), driving.describe(event)))
 
         with pipeline, contextlib.closing(driving):
             return (yield from drive_input(driving, pipeline, max_frames, on_event))
-    with DrivingThread(driving, pipeline, Delivery.ORDERED, max_frames, on_event=_print_stall) as thread:
-        while (driven := thread.get()) is not None:
+    if not isinstance(driving, LiveCamera):
+        with DrivingThread(driving, pipeline, Delivery.ORDERED, max_frames, on_event=_print_stall) as thread:
+            while (driven := thread.get()) is not None:
+                yield driven
+        return thread.final_event
+    with DrivingThread(driving, pipeline, Delivery.NEWEST, on_event=_print_stall) as thread:
+        for _ in itertools.repeat(None) if max_frames is None else range(max_frames):  # frames rendered
+            if (driven := thread.get()) is None:
+                break
             yield driven
     return thread.final_event
 

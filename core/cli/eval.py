@@ -26,7 +26,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from core.cli.arguments import non_negative_int, positive_int
+from core.arguments import non_negative_int, positive_int
 from core.cli.method_options import add_method_options, method_files
 from core.config import Config, load_config
 from core.dataset.layout import MANIFEST, DatasetError, read_manifest

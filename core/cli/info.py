@@ -14,19 +14,19 @@ from pathlib import Path
 import torch
 
 from core.config import available_configs, load_config
+from core.errors import CheckpointError
 from core.fileio import check_output_path, write_json_atomic
 from core.flame import find_flame_file, load_flame_model
-from core.errors import CheckpointError
 from core.geometry.release_subdivision import ReleaseSubdivision
-from core.model.release_checkpoint import DINO_PREFIX
-from core.model.release_network import ReleaseConfig, ReleaseNetwork, release_config
 from core.model.network_checkpoint import read_network_checkpoint
 from core.model.release_checkpoint import (
+    DINO_PREFIX,
     FlameSizes,
     classify_keys,
     expected_release_shapes,
     module_counts,
 )
+from core.model.release_network import ReleaseConfig, ReleaseNetwork, release_config
 from core.paths import DINOV2_FILE, resolve_model_file
 
 #: FLAME's vertex count (FLAME 2020 and 2023), which sizes the learned head queries

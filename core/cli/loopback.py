@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from core.cli.arguments import frame_size
+from core.arguments import frame_size
 from core.driving.loopback import LoopbackCamera
 from core.errors import FrameSourceError
 

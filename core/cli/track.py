@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from core.progress import ProgressClock
 from core.config import Config, load_config
 from core.errors import NoFaceError
 from core.fileio import check_output_path, write_json_atomic
 from core.flame import FlameParams, find_flame_file, load_flame_layer
 from core.paths import resolve_model_file
+from core.progress import ProgressClock
 from core.tracking.flame_tracking import CalibratedFitting
 from core.tracking.lag import measure
 from core.tracking.photo import portrait_from_image, read_image

@@ -16,10 +16,10 @@ import argparse
 import time
 from pathlib import Path
 
-from core.cli.arguments import positive_int
-from core.progress import ProgressClock
+from core.arguments import positive_int
 from core.config import load_config
 from core.fileio import write_json_atomic
+from core.progress import ProgressClock
 from core.train.distributed import Distributed
 from core.train.summary import LOSS_WINDOW
 from core.train.trainer import WEIGHTS_FILE, ModelFiles, StepRecord, Trainer, TrainOptions

@@ -56,6 +56,15 @@ class CameraStatus:
     dropped: int
     stalled_s: float | None
 
+    def describe(self) -> str:
+        """One line: ``640x480, 30 fps, 12 dropped``, or how long it has been stalled."""
+        if self.stalled_s is not None:
+            return f"no frames for {self.stalled_s:.0f} s: reconnecting"
+        if self.resolution is None:
+            return "waiting for the first frame"
+        width, height = self.resolution
+        return f"{width}x{height}, {self.fps:.0f} fps, {self.dropped} dropped"
+
 
 class LiveCamera:
     """A webcam (``spec`` a number) or network stream (a URL) as a driving input (see the

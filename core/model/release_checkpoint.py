@@ -38,12 +38,12 @@ from torch import Tensor
 
 from core.errors import CheckpointError, ModelFileError
 from core.flame.files import FlameModelData
-from core.torch_files import read_weights_only
 from core.flame.release_state import LANDMARK_SHAPES
-from core.model.state_files import KeyDifferences, key_differences
 from core.model.encoder import PATCH_SIZE, PLANE_PER_PATCH
 from core.model.release_network import ReleaseConfig, ReleaseNetwork
+from core.model.state_files import KeyDifferences, key_differences
 from core.paths import DINOV2_FILE, DINOV2_URL, resolve_model_file
+from core.torch_files import read_weights_only
 
 RELEASE_CHECKPOINT_FILE = "omg_ckpt.pt"
 #: Largest checkpoint read: the release's network with DINOv2, the perceptual loss and FLAME's

@@ -30,7 +30,6 @@ from torch import Tensor, nn
 
 from core.config import Config
 from core.errors import ConfigError, first_line
-
 from core.flame.release_state import ReleaseFlameModel
 from core.geometry.release_subdivision import blocked_midpoint_faces
 from core.model.direction_code import direction_code

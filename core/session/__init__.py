@@ -19,18 +19,20 @@ Without a driving source the avatar follows an idle animation or manual controls
     session.request_render([View(camera, lod=1)])      # then session.rendered().images
 
 It also re-exports the plain types and file writers the app uses with it (the camera, the
-figures, atomic JSON, PNG and MP4 writers), so the app imports nothing else from core but
-:mod:`core.errors` and :mod:`core.paths`.
+figures, the latency meter, stream URLs, atomic JSON, PNG and MP4 writers), so the app
+imports nothing else from core but :mod:`core.errors`, :mod:`core.paths` and, for its
+command line, which loads no torch, :mod:`core.arguments`.
 """
 
 from core.avatar.network_method import NAME as NETWORK_METHOD
 from core.avatar.view import INSPECTION_MODES, View
-from core.driving import list_webcams
+from core.driving import CameraStatus, DrivingEvent, list_webcams
+from core.driving.latency import LatencyMeter
 from core.fileio import write_json_atomic
 from core.geometry.camera import Camera
 from core.media import AtomicMp4Writer, MediaWriteError, write_png_atomic
 from core.session.controls import MANUAL_CONTROLS, idle_controls
-from core.session.driving import PREVIEW_SIZE, DrivingUpdate, VideoDriver
+from core.session.driving import PREVIEW_SIZE, DrivingUpdate, VideoDriver, WebcamDriver
 from core.session.figures import Figures, RateMeter
 from core.session.reconstruction import ReconstructionJob
 from core.session.refining import RefinedFrame
@@ -38,6 +40,7 @@ from core.session.release_folder import ReleaseFolderDriver
 from core.session.rendering import RenderedFrame
 from core.session.session import RENDERER_CHOICES, Session
 from core.tracking.native_log import filter_native_logs
+from core.tracking.stream_urls import is_stream_url, shown_url
 
 __all__ = [
     "INSPECTION_MODES",
@@ -47,8 +50,11 @@ __all__ = [
     "RENDERER_CHOICES",
     "AtomicMp4Writer",
     "Camera",
+    "CameraStatus",
+    "DrivingEvent",
     "DrivingUpdate",
     "Figures",
+    "LatencyMeter",
     "MediaWriteError",
     "RateMeter",
     "ReconstructionJob",
@@ -58,9 +64,12 @@ __all__ = [
     "Session",
     "VideoDriver",
     "View",
+    "WebcamDriver",
     "filter_native_logs",
     "idle_controls",
+    "is_stream_url",
     "list_webcams",
+    "shown_url",
     "write_json_atomic",
     "write_png_atomic",
 ]

@@ -22,6 +22,7 @@ import numpy as np
 
 from core.avatar import Avatar, DrivingState
 from core.driving import (
+    CameraStatus,
     Delivery,
     DrivenFrame,
     DrivingEvent,
@@ -55,12 +56,15 @@ class DrivingUpdate:
         preview: [P, P, 4] float32 RGBA crop with the followed face's box and landmarks and
             the other faces' boxes drawn, None before a face (and without a tracker).
         position: the frame's index in its source.
+        timestamp_s: the frame's timestamp in its source (a live camera's: when it was
+            captured, on the wall clock, as far as the camera tells).
     """
 
     state: DrivingState | None
     tracker_ms: float | None
     preview: np.ndarray | None
     position: int
+    timestamp_s: float = 0.0
 
 
 class Driver:
@@ -158,16 +162,27 @@ class VideoDriver(TrackedDriver):
 
 
 class WebcamDriver(TrackedDriver):
-    """A webcam, keeping only its newest frame; a missing camera arrives as a ``failed`` event."""
+    """A live camera (a webcam number or a stream URL), keeping only its newest frame and
+    reconnecting it when it stalls (``stalled`` and ``resumed`` events); one that does not
+    open arrives as a ``failed`` event. ``stamped``: its frames carry the loopback camera's
+    corner code, whose index and send time they take (:mod:`core.driving.live`)."""
 
-    def __init__(self, index: int, pipeline: DrivingPipeline, wake: threading.Event | None = None):
-        self.index = index
-        super().__init__(LiveCamera(index), pipeline, wake)
+    def __init__(
+        self, spec: int | str, pipeline: DrivingPipeline, wake: threading.Event | None = None, stamped: bool = False
+    ):
+        self.spec = spec
+        self.camera = LiveCamera(spec, stamped=stamped)
+        super().__init__(self.camera, pipeline, wake)
+
+    def status(self) -> CameraStatus | None:
+        """How the camera is doing (resolution, measured rate, drops, stall); None before it opened."""
+        return self.camera.status()
 
 
 def _shown(driven: DrivenFrame) -> DrivingUpdate:
     """What the UI shows of a driven frame (made on the driving thread, off the UI's)."""
-    return DrivingUpdate(driven.state, driven.stage_ms["track"], _preview(driven.tracked), driven.index)
+    tracked = driven.tracked
+    return DrivingUpdate(driven.state, driven.stage_ms["track"], _preview(tracked), tracked.index, tracked.timestamp_s)
 
 
 def _preview(tracked: TrackedFrame) -> np.ndarray | None:

@@ -6,6 +6,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from core.driving import CameraStatus
+
 #: Seconds over which frame rates are counted, and refined frames (which may come less than once a second).
 RATE_WINDOW_S = 1.0
 REFINED_RATE_WINDOW_S = 10.0
@@ -18,7 +20,8 @@ class Figures:
     """The overlay's figures (``tracker_ms`` is None when nothing is tracked; ``backend`` is
     the renderer of the newest frame; ``compiling``: the cpu renderer still compiles;
     ``refining``: frames are refined on the refiner worker; ``refine_ms`` and ``refined_fps``:
-    its milliseconds per refined frame (None before the first) and refined frames per second)."""
+    its milliseconds per refined frame (None before the first) and refined frames per second;
+    ``camera``: how the live camera that drives is doing, None without one)."""
 
     render_fps: float
     end_to_end_fps: float
@@ -30,6 +33,7 @@ class Figures:
     refining: bool = False
     refine_ms: float | None = None
     refined_fps: float = 0.0
+    camera: CameraStatus | None = None
 
 
 class RateMeter:

@@ -38,13 +38,15 @@ INLINE_REFINING_BACKEND = "gsplat"
 
 @dataclass(frozen=True)
 class RenderRequest:
-    """Views of an avatar in a state; ``serial`` numbers the requests of a session."""
+    """Views of an avatar in a state; ``serial`` numbers the requests of a session;
+    ``driven_by``: the source frame (index, timestamp) that drove ``state``, if one did."""
 
     serial: int
     avatar: Avatar
     views: tuple[View, ...]
     state: DrivingState | None
     backend: str
+    driven_by: tuple[int, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ class Session:
         self.last_render_ms = 0.0
         self._controls: ControlRig | None = None
         self._state: DrivingState | None = None  # the newest driven state
+        self._driven_by: tuple[int, float] | None = None  # its source frame's index and timestamp
         self._tracker_ms: float | None = None
         self._render_ms: float | None = None
         self._refine_ms: float | None = None
@@ -98,7 +99,7 @@ class Session:
         flame_file = rig_flame_file(self.network_files.flame) if avatar.flame else None
         self.avatar, self.avatar_name = attach_flame(avatar, flame_file, self.config), name
         self._controls = ControlRig(avatar.rig.landmarks, avatar.flame.source if avatar.flame else None)
-        self._state, self._refine_ms = None, None
+        self._state, self._driven_by, self._refine_ms = None, None, None
         if self.driver is not None:
             self.driver.set_avatar(self.avatar)
 
@@ -154,8 +155,10 @@ class Session:
         benchmarks); its first ``reference_frames`` faces make the driver's neutral face."""
         return self._start(VideoDriver(Path(path), self._pipeline(reference_frames), self._wake, paced_by_consumer))
 
-    def drive_webcam(self, index: int) -> WebcamDriver:
-        return self._start(WebcamDriver(index, self._pipeline(REFERENCE_FRAMES), self._wake))
+    def drive_webcam(self, spec: int | str, stamped: bool = False) -> WebcamDriver:
+        """Drive from a live camera: webcam ``spec`` (a number) or the stream at URL ``spec``
+        (``stamped``: its frames carry the loopback camera's corner code; see :class:`WebcamDriver`)."""
+        return self._start(WebcamDriver(spec, self._pipeline(REFERENCE_FRAMES), self._wake, stamped))
 
     def drive_release_folder(self, path: str | Path) -> ReleaseFolderDriver:
         """Drive from a tracked driver folder of the OMG-Avatar release, looping in real time
@@ -167,7 +170,7 @@ class Session:
     def stop_driving(self) -> None:
         if self.driver is not None:
             self.driver.stop()
-        self.driver, self._state, self._tracker_ms = None, None, None
+        self.driver, self._state, self._driven_by, self._tracker_ms = None, None, None, None
 
     def _pipeline(self, reference_frames: int) -> DrivingPipeline:
         """The per-frame path for a new driver (before there is an avatar it only tracks)."""
@@ -214,7 +217,7 @@ class Session:
             if frame.tracker_ms is not None:
                 self._tracker_ms = smoothed(self._tracker_ms, frame.tracker_ms)
             if frame.state is not None:
-                self._state = frame.state
+                self._state, self._driven_by = frame.state, (frame.position, frame.timestamp_s)
         return frame, events
 
     def wait(self, timeout: float) -> None:
@@ -240,12 +243,13 @@ class Session:
     def request_render(self, views: list[View], state: DrivingState | None = None) -> int:
         """Ask the render thread for ``views`` (``state`` None: the newest driven state); a
         request that has not started yet is replaced. Returns the request's serial number."""
+        driven_by = self._driven_by if state is None else None
         state = self._state if state is None else state
         self._requests += 1
         backend = resolve_backend(self.backend)
         avatar = self._require_avatar()
         views = tuple(dataclasses.replace(view, use_refiner=self.use_refiner) for view in views)
-        self._renderer.submit(RenderRequest(self._requests, avatar, views, state, backend))
+        self._renderer.submit(RenderRequest(self._requests, avatar, views, state, backend, driven_by))
         return self._requests
 
     def rendered(self) -> RenderedFrame | None:
@@ -284,6 +288,7 @@ class Session:
             refining=self._refining,
             refine_ms=self._refine_ms if self._refining else None,
             refined_fps=self._refined.rate() if self._refining else 0.0,
+            camera=self.driver.status() if isinstance(self.driver, WebcamDriver) else None,
         )
 
     def export_ply(self, path: str | Path, lod: int, state: DrivingState | None = None) -> Path:

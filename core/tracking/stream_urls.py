@@ -1,6 +1,6 @@
 """Network camera streams' URLs (``http://.../video`` MJPEG as phone camera apps serve it,
-``rtsp://...``, ...): camera specs that name a webcam by number or a stream by URL, and why
-a stream did not open (:class:`core.tracking.sources.StreamSource` reads them).
+``rtsp://...``, ...): what counts as one, how it is shown (no password), and why one did
+not open (:class:`core.tracking.sources.StreamSource` reads them).
 
 OpenCV says nothing about why a stream did not open; :func:`why_stream_did_not_open` finds
 out what it can (unknown host, nothing listening, an HTTP error, a server that answers with
@@ -10,7 +10,6 @@ no video) so the user gets one line that says what to fix. Passwords in URLs
 
 from __future__ import annotations
 
-import argparse
 import socket
 import urllib.error
 import urllib.parse
@@ -22,19 +21,6 @@ STREAM_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
 DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
 #: Seconds the reason-finding probes of a stream that did not open may take.
 PROBE_TIMEOUT_S = 0.5
-
-
-def camera_spec(text: str) -> int | str:
-    """A webcam number or a stream URL from the command line (an argparse type)."""
-    text = text.strip()
-    if text.isdigit():
-        return int(text)
-    if is_stream_url(text):
-        return text
-    raise argparse.ArgumentTypeError(
-        f"expected a webcam number (0, 1, ...) or a stream URL ({', '.join(s + '://' for s in STREAM_SCHEMES[:3])}...), "
-        f"got {text!r}"
-    )
 
 
 def is_stream_url(text: str) -> bool:

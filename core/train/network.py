@@ -34,7 +34,6 @@ from core.render import Gaussians
 from core.render.projection import drawn_covariance
 
 
-
 @dataclass(frozen=True)
 class ModelFiles:
     """The network's frozen parts; None: the default place in the models folder (the release's

@@ -46,13 +46,12 @@ from core.errors import ConfigError
 from core.evaluation import metrics
 from core.evaluation.scoring import FrameScorer, FrameScores, mean_present
 from core.geometry.camera import Camera
-from core.model.network_checkpoint import save_network_checkpoint
+from core.model.network_checkpoint import learned_state, save_network_checkpoint
 from core.model.release_gaussians import ReleaseGaussians
 from core.model.release_network import ReleaseNetwork, Source
 from core.render import render
 from core.train.distributed import Distributed
 from core.train.losses import PerceptualLoss, ReconstructionLoss, load_perceptual
-from core.model.network_checkpoint import learned_state
 from core.train.network import ModelFiles, build_network, drawn_gaussians, ignored_sizes
 from core.train.pairs import FrameBatch, PairBatch, PairDataset, collate_pairs
 from core.train.run_log import RunLog

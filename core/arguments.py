@@ -1,8 +1,11 @@
-"""Argument types shared by the ``omg-avatar`` subcommands (argparse ``type=`` callables)."""
+"""Argument types shared by the ``omg-avatar`` subcommands and the app's command line
+(argparse ``type=`` callables); they load neither torch nor OpenCV."""
 
 from __future__ import annotations
 
 import argparse
+
+from core.tracking.stream_urls import STREAM_SCHEMES, is_stream_url
 
 
 def positive_int(text: str) -> int:
@@ -28,3 +31,16 @@ def frame_size(text: str) -> tuple[int, int]:
     if width < 1 or height < 1:
         raise argparse.ArgumentTypeError(f"expected a positive WIDTHxHEIGHT, got {text}")
     return width, height
+
+
+def camera_spec(text: str) -> int | str:
+    """A webcam number or a stream URL from the command line (an argparse type)."""
+    text = text.strip()
+    if text.isdigit():
+        return int(text)
+    if is_stream_url(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected a webcam number (0, 1, ...) or a stream URL ({', '.join(s + '://' for s in STREAM_SCHEMES[:3])}...), "
+        f"got {text!r}"
+    )
