@@ -12,13 +12,14 @@ import time
 import numpy as np
 import pytest
 
-from core.arguments import camera_spec, shown_url
+from core.arguments import camera_spec
 from core.driving.frame_code import stamp_code
 from core.driving.latency import LatencyMeter
 from core.driving.live import LiveCamera
 from core.driving.loopback import LoopbackCamera
 from core.errors import FrameSourceError
 from core.tracking.sources import CaptureThread, Frame, FrameSource, SourceEvent, StreamSource
+from core.tracking.stream_urls import shown_url
 
 
 @pytest.fixture()
