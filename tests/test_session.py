@@ -249,6 +249,38 @@ def test_video_driver_tracks_every_frame_when_paced_by_the_viewer(session, sampl
     assert not any(thread.name.startswith("driver") for thread in threading.enumerate())
 
 
+def test_the_cpu_renderer_leaves_a_core_to_the_tracker_while_one_runs(session, samples_dir, monkeypatch):
+    """While a tracker drives, the render thread splats on one thread (a parallel kernel waits for
+    its slowest thread, which the tracker keeps busy); otherwise on all of numba's."""
+    import numba
+
+    import core.session.rendering as rendering
+
+    threads = []
+
+    def recording_render_view(*args):
+        threads.append(numba.get_num_threads())
+        return original(*args)
+
+    original = rendering.render_view
+    monkeypatch.setattr(rendering, "render_view", recording_render_view)
+    view = View(camera(session), 0, use_refiner=False)
+
+    def rendered_with_threads(count: int) -> None:
+        del threads[:]
+        session.request_render([view])
+        wait_for(session.rendered, TIMEOUT_S, "a render", step=lambda: session.wait(0.05))
+        assert threads == [count]
+
+    rendered_with_threads(numba.config.NUMBA_NUM_THREADS)
+    session.drive_video(samples_dir / "videos" / "talking_d0.mp4", paced_by_consumer=True)
+    try:
+        rendered_with_threads(1)
+    finally:
+        session.stop_driving()
+    rendered_with_threads(numba.config.NUMBA_NUM_THREADS)
+
+
 def test_a_video_that_ends_without_loop_reports_it_and_pauses(session, samples_dir):
     driver = session.drive_video(samples_dir / "videos" / "talking_d0.mp4", paced_by_consumer=True)
     driver.loop = False

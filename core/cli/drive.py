@@ -75,7 +75,7 @@ from core.flame import find_flame_file
 from core.geometry.camera import Camera
 from core.media import AtomicMp4Writer, rgb8
 from core.progress import ProgressClock
-from core.render import resolve_backend
+from core.render import resolve_backend, set_cpu_render_threads
 from core.render.benchmark import machine_description
 from core.render.renderer import BACKENDS
 from core.tracking.sources import SourceEvent
@@ -247,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
         driving = _driver_folder(driver, avatar, view, flame_file is not None, args)
     else:
         driving = _tracked_input(args, config, avatar)
+        if not args.synchronous:
+            set_cpu_render_threads(1)  # the tracker runs beside the renderer: see set_cpu_render_threads
     stats = DriveStats()
     meter = LatencyMeter() if args.latency_json else None
     writer = AtomicMp4Writer(args.output, driving.fps, view.camera.width, view.camera.height) if args.output else None

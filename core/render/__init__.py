@@ -20,7 +20,8 @@ import os
 # explicit user setting wins.
 os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
-from core.render.gaussians import Gaussians  # noqa: E402 (after the OpenMP setting)
+from core.render.cpu import set_threads as set_cpu_render_threads  # noqa: E402 (after the OpenMP setting)
+from core.render.gaussians import Gaussians
 from core.render.output import RenderOutput
 from core.render.ply import PlyFileError, load_ply, save_ply
 from core.render.renderer import BACKENDS, RenderBackendError, available_backends, render, resolve_backend
@@ -38,5 +39,6 @@ __all__ = [
     "render",
     "resolve_backend",
     "save_ply",
+    "set_cpu_render_threads",
     "visible_vertices",
 ]

@@ -26,6 +26,7 @@ import torch
 from core.avatar import Avatar, DrivingState
 from core.avatar.view import View, render_view, splatted_features
 from core.errors import OmgError
+from core.render import set_cpu_render_threads
 from core.session.refining import RefinedFrame, RefineJob, RefinerThread, rgb_image
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ INLINE_REFINING_BACKEND = "gsplat"
 @dataclass(frozen=True)
 class RenderRequest:
     """Views of an avatar in a state; ``serial`` numbers the requests of a session;
-    ``driven_by``: the source frame (index, timestamp) that drove ``state``, if one did."""
+    ``driven_by``: the source frame (index, timestamp) that drove ``state``, if one did;
+    ``cpu_threads``: threads of the cpu renderer (None: all; 1 while a tracker runs beside
+    it, see :func:`core.render.set_cpu_render_threads`)."""
 
     serial: int
     avatar: Avatar
@@ -47,6 +50,7 @@ class RenderRequest:
     state: DrivingState | None
     backend: str
     driven_by: tuple[int, float] | None = None
+    cpu_threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ class RenderThread:
         """The request's images; with its features handed to the refiner when ``with_features``,
         else the request is owed a refinement (when it needs one)."""
         started = time.perf_counter()
+        set_cpu_render_threads(request.cpu_threads)
         try:
             images, features = [], []
             refining = any(refines_async(request, view) for view in request.views)

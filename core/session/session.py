@@ -23,7 +23,7 @@ from core.geometry.camera import Camera
 from core.render import available_backends, kernels, resolve_backend, save_ply
 from core.render.constants import ALPHA_MIN, EXTENT_SIGMAS
 from core.session.controls import ControlRig, idle_controls
-from core.session.driving import Driver, DrivingUpdate, VideoDriver, WebcamDriver
+from core.session.driving import Driver, DrivingUpdate, TrackedDriver, VideoDriver, WebcamDriver
 from core.session.figures import REFINED_RATE_WINDOW_S, Figures, RateMeter, smoothed
 from core.session.reconstruction import ReconstructionJob, network_files_in_use
 from core.session.refining import RefinedFrame
@@ -249,7 +249,8 @@ class Session:
         backend = resolve_backend(self.backend)
         avatar = self._require_avatar()
         views = tuple(dataclasses.replace(view, use_refiner=self.use_refiner) for view in views)
-        self._renderer.submit(RenderRequest(self._requests, avatar, views, state, backend, driven_by))
+        cpu_threads = 1 if isinstance(self.driver, TrackedDriver) else None  # a tracker shares the cores
+        self._renderer.submit(RenderRequest(self._requests, avatar, views, state, backend, driven_by, cpu_threads))
         return self._requests
 
     def rendered(self) -> RenderedFrame | None:
