@@ -1,7 +1,7 @@
 """The per-frame path up to the driving state, shared by the app, ``drive`` and ``eval``.
 
-    input (video, webcam) -> tracker -> FLAME fit -> animator -> DrivingState
-                             \\________ DrivingPipeline ________/
+    input (video, webcam, stream) -> tracker -> FLAME fit -> animator -> DrivingState
+                                     \\________ DrivingPipeline ________/
 
 then :func:`core.avatar.view.render_view` poses the avatar's Gaussians, renders them and
 runs the refiner. Synchronous use steps frames one by one::
