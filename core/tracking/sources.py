@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 # FFmpeg inside OpenCV prints its own lines (e.g. "moov atom not found") for files it cannot
 # decode; we report those as one FrameSourceError line instead. Read when a capture opens.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+# OpenCV's own warnings likewise ("can't open camera by index", "Stream timeout triggered"),
+# which a camera being reconnected would print every second: errors only (LOG_LEVEL_ERROR,
+# which the Python module does not name).
+cv2.setLogLevel(2)
 
 #: File suffixes read as still images (the rest are tried as videos).
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
@@ -47,8 +51,6 @@ DEFAULT_FPS = 30.0
 OPEN_TIMEOUT_S = 3.5
 #: Seconds without a frame after which a stream's read gives up: it stalled or closed.
 READ_TIMEOUT_S = 1.5
-#: cv2.setLogLevel's level for errors only (OpenCV's LOG_LEVEL_ERROR; the Python module has no name for it).
-OPENCV_LOG_ERRORS = 2
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,6 @@ class StreamSource(OpenCVSource):
     end_event = SourceEvent.DISCONNECTED
 
     def __init__(self, url: str, open_timeout_s: float = OPEN_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
-        cv2.setLogLevel(OPENCV_LOG_ERRORS)  # OpenCV's warnings about timeouts are ours to word
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(1000 * open_timeout_s),
                     cv2.CAP_PROP_READ_TIMEOUT_MSEC, round(1000 * read_timeout_s)]  # fmt: skip
         started = time.monotonic()
