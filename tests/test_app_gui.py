@@ -178,6 +178,7 @@ def test_a_live_stream_drives_the_avatar_and_a_stall_or_closed_server_is_one_sta
         back_at = time.monotonic() + 3.0
         step_until(app, lambda: "reconnecting" in app._status, "the stall in the status line")
         assert "reconnecting" in dpg.get_value(panel.webcam_status)
+        step_until(app, lambda: "Camera no frames for" in app.viewport.overlay_text(), "the stall in the overlay")
         shown = app.latency.frames
         step_until(app, lambda: app.latency.frames > shown, "driving after the stall")
         assert time.monotonic() - back_at < 2.0
