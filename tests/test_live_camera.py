@@ -1,4 +1,4 @@
-"""Live cameras over the loopback camera (core.driving.live, core.tracking.streams): a stream
+"""Live cameras over the loopback camera (core.driving.live, core.tracking.sources): a stream
 URL opens through OpenCV's FFmpeg backend, only the newest frame is read, a stall or a
 closed server is noticed and reconnected, and a URL that never answers is one line in
 under 5 s."""

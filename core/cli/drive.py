@@ -68,7 +68,7 @@ from core.driving import (
 from core.driving.latency import LatencyMeter
 from core.driving.release_driver import DEFAULT_FPS, ReleaseDriver, driver_fps, load_release_driver
 from core.driving.release_states import release_camera, release_state
-from core.driving.worker import EVENT_KINDS
+from core.driving.worker import driving_event
 from core.errors import InputImageError, NoFaceError, OmgError
 from core.fileio import check_output_path, write_json_atomic
 from core.flame import find_flame_file
@@ -371,7 +371,7 @@ def _driven_frames(
     never queued (a queue would add its length to the latency)."""
     if synchronous:
         def on_event(event: SourceEvent) -> None:
-            _print_stall(DrivingEvent(EVENT_KINDS.get(event, "failed"), driving.describe(event)))
+            _print_stall(driving_event(driving, event))
 
         with pipeline, contextlib.closing(driving):
             return (yield from drive_input(driving, pipeline, max_frames, on_event))

@@ -2,9 +2,9 @@
 that keeps only the newest frame, and reconnected when it stalls or closes.
 
 The camera opens on the first read, on the reading thread: one that does not open is a
-:class:`~core.errors.FrameSourceError` (within :data:`~core.tracking.streams.OPEN_TIMEOUT_S`
+:class:`~core.errors.FrameSourceError` (within :data:`~core.tracking.sources.OPEN_TIMEOUT_S`
 and a moment for a stream). Once it has delivered, a camera that stops (a stream without a
-frame for :data:`~core.tracking.streams.READ_TIMEOUT_S`, a closed stream, an unplugged
+frame for :data:`~core.tracking.sources.READ_TIMEOUT_S`, a closed stream, an unplugged
 webcam) is reopened again and again, :data:`RECONNECT_DELAYS_S` apart, until it delivers
 again or, with ``give_up_after_s``, that long has passed. The reader hears ``STALLED`` when
 it stops and ``RESUMED`` when it is back, once each, between frames.
@@ -142,7 +142,6 @@ class Reconnecting(FrameSource):
         self._stalled_since: float | None = None
         self._resolution: tuple[int, int] | None = None
         self._arrivals: collections.deque[float] = collections.deque(maxlen=RATE_WINDOW)
-        self.last_error: str | None = None  # why the last reconnection attempt failed
 
     def read(self) -> Frame | SourceEvent:
         attempt = 0
@@ -192,9 +191,8 @@ class Reconnecting(FrameSource):
             return False
         try:
             self._camera = open_camera(self._spec)
-        except FrameSourceError as exc:
-            self.last_error = str(exc)
-            return False
+        except FrameSourceError:
+            return False  # still gone: the next attempt follows
         return True
 
     def _given_up(self) -> bool:

@@ -64,7 +64,7 @@ class LoopbackCamera:
         self._stamped = stamped
         self.fps = float(fps or self._video.fps)
         self._size = size
-        self._frame: tuple[int, bytes] | None = None  # newest (index, JPEG)
+        self._frame: bytes | None = None  # the newest JPEG
         self._frames_sent = 0
         self._new_frame = threading.Condition()
         self._stopping = threading.Event()
@@ -149,7 +149,7 @@ class LoopbackCamera:
         if not ok:
             return
         with self._new_frame:
-            self._frame = (index, jpeg.tobytes())
+            self._frame = jpeg.tobytes()
             self._frames_sent += 1
             self._new_frame.notify_all()
 
@@ -167,9 +167,8 @@ class LoopbackCamera:
                 if self._frame is last:
                     continue
                 last = self._frame
-            _, jpeg = last
-            header = f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
-            write(header.encode("ascii") + jpeg + b"\r\n")
+            header = f"--{_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(last)}\r\n\r\n"
+            write(header.encode("ascii") + last + b"\r\n")
 
 
 class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):

@@ -47,8 +47,8 @@ class Delivery(enum.Enum):
 
 
 #: The :class:`DrivingEvent` kind of each source event (any other: ``failed``).
-EVENT_KINDS = {SourceEvent.ENDED: "ended", SourceEvent.DISCONNECTED: "lost", SourceEvent.STALLED: "stalled",
-               SourceEvent.RESUMED: "resumed"}  # fmt: skip
+_EVENT_KINDS = {SourceEvent.ENDED: "ended", SourceEvent.DISCONNECTED: "lost", SourceEvent.STALLED: "stalled",
+                SourceEvent.RESUMED: "resumed"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -186,8 +186,7 @@ class DrivingThread:
             self._deliver(driven if self._prepare is None else self._prepare(driven))
 
     def _report_source_event(self, event: SourceEvent) -> None:
-        kind = EVENT_KINDS.get(event, "failed")
-        self._report(DrivingEvent(kind, self.input.describe(event)))
+        self._report(driving_event(self.input, event))
 
     def _deliver(self, frame: Any) -> None:
         """Put ``frame`` in the mailbox: wait for room (or drop the oldest); not after a seek."""
@@ -210,6 +209,11 @@ class DrivingThread:
             self._on_event(event)
         if self._wake is not None:
             self._wake.set()
+
+
+def driving_event(input: DrivingInput, event: SourceEvent) -> DrivingEvent:
+    """What the user hears of ``input``'s ``event``."""
+    return DrivingEvent(_EVENT_KINDS.get(event, "failed"), input.describe(event))
 
 
 def _failure_message(name: str, exc: BaseException) -> str:

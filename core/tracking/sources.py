@@ -109,7 +109,7 @@ class FrameSource(abc.ABC):
         self.close()
 
 
-class OpenCVSource(FrameSource):
+class _OpenCVSource(FrameSource):
     """A ``cv2.VideoCapture``: subclasses choose the timestamps and the end event."""
 
     end_event: SourceEvent
@@ -139,7 +139,7 @@ class OpenCVSource(FrameSource):
         self._capture.release()
 
 
-class VideoFileSource(OpenCVSource):
+class VideoFileSource(_OpenCVSource):
     """A video file decoded by OpenCV (FFmpeg); timestamps are ``index / fps``.
 
     ``frame_count`` is the count the container declares (0 when it declares none); it can
@@ -163,10 +163,18 @@ class VideoFileSource(OpenCVSource):
         return self._next_index / self.fps
 
 
-class WebcamSource(OpenCVSource):
-    """An OpenCV camera by index; a failed read means the camera is gone (DISCONNECTED)."""
+class _LiveSource(_OpenCVSource):
+    """A live camera: a failed read means it is gone (DISCONNECTED); frames are timestamped
+    with the wall clock when they arrive."""
 
     end_event = SourceEvent.DISCONNECTED
+
+    def _timestamp(self) -> float:
+        return time.time()
+
+
+class WebcamSource(_LiveSource):
+    """An OpenCV camera by index."""
 
     def __init__(self, index: int, width: int | None = None, height: int | None = None):
         capture = cv2.VideoCapture(index)
@@ -178,9 +186,6 @@ class WebcamSource(OpenCVSource):
         if height:
             capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
         super().__init__(capture, f"webcam {index}")
-
-    def _timestamp(self) -> float:
-        return time.time()
 
 
 def why_webcam_did_not_open(index: int, devices: Path = Path("/dev")) -> str:
@@ -199,13 +204,10 @@ def why_webcam_did_not_open(index: int, devices: Path = Path("/dev")) -> str:
     return f"{device} is in use by another program, or is not a capture device (try the next number)"
 
 
-class StreamSource(OpenCVSource):
+class StreamSource(_LiveSource):
     """A network stream by URL; a read that gets no frame within ``read_timeout_s`` ends it
-    (``DISCONNECTED``: OpenCV's capture cannot go on after a timeout, so reconnect). Frames
-    are timestamped with the wall clock when they arrive. Raises
+    (OpenCV's capture cannot go on after a timeout: reconnect). Raises
     :class:`~core.errors.FrameSourceError` when no frame comes within ``open_timeout_s``."""
-
-    end_event = SourceEvent.DISCONNECTED
 
     def __init__(self, url: str, open_timeout_s: float = OPEN_TIMEOUT_S, read_timeout_s: float = READ_TIMEOUT_S):
         timeouts = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, round(1000 * open_timeout_s),
@@ -217,9 +219,6 @@ class StreamSource(OpenCVSource):
             waited = time.monotonic() - started >= 0.9 * open_timeout_s
             raise FrameSourceError(f"cannot open {shown_url(url)}: {why_stream_did_not_open(url, waited, open_timeout_s)}")
         super().__init__(capture, shown_url(url))
-
-    def _timestamp(self) -> float:
-        return time.time()
 
 
 def open_camera(spec: int | str) -> FrameSource:
