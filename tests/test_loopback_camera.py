@@ -147,3 +147,28 @@ def test_other_paths_are_not_found(sample_video):
         with pytest.raises(urllib.error.HTTPError) as raised:
             urllib.request.urlopen(camera.url.replace("/video", "/other"), timeout=5)
         assert raised.value.code == 404
+
+
+def test_a_short_video_loops_from_memory_with_the_same_pictures(tmp_path, monkeypatch):
+    """Past its end the video plays again, decoded only once (later loops come from memory)."""
+    colours = [(0, 0, 255), (0, 255, 0), (255, 0, 0), (255, 255, 255)]
+    video = tmp_path / "four.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (320, 240))
+    for colour in colours:
+        writer.write(np.full((240, 320, 3), colour, np.uint8))
+    writer.release()
+    with LoopbackCamera(video, fps=60.0) as camera:
+        reads = []
+        original_read = camera._video.read
+        monkeypatch.setattr(camera._video, "read", lambda: reads.append(1) or original_read())
+        capture = cv2.VideoCapture(camera.url, cv2.CAP_FFMPEG)
+        try:
+            frames = [capture.read()[1] for _ in range(14)]
+        finally:
+            capture.release()
+    indices = [read_index(frame) for frame in frames]
+    assert indices == list(range(indices[0], indices[0] + 14))
+    pictures = [tuple(int(v) for v in np.median(frame[100:], axis=(0, 1))) for frame in frames]  # below the code
+    nearest = [int(np.argmin([np.abs(np.subtract(p, c)).sum() for c in colours])) for p in pictures]
+    assert all((later - earlier) % 4 == 1 for earlier, later in zip(nearest, nearest[1:])), nearest
+    assert len(reads) <= 5  # four frames and the read that found the end, then memory
