@@ -145,6 +145,8 @@ def test_driving_from_a_video_moves_the_avatar_and_previews_the_face(app, sample
     app.guarded(app.driving_panel.play_video, samples_dir / "videos" / "talking_d3.mp4")
     assert app.driving_panel.mode == "video" and app.video is not None
     step_until(app, lambda: app.session.figures(0).tracker_ms is not None, "tracked frames")
+    preview = app.driving_panel.preview_image
+    assert preview[..., 3].min() == 1.0 and preview[..., :3].std() > 0.05  # an opaque picture of the face
     first = new_image(app)
     scrub = app.driving_panel.scrub
     start = dpg.get_value(scrub)

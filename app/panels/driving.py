@@ -51,9 +51,12 @@ class DrivingPanel:
         self._recent_paths: list[str] = []
         self._folder_info = ""
         self._cameras: list[int | str] = []  # the device picker's entries: webcam numbers, then recent URLs
-        blank = np.zeros((PREVIEW_SIZE, PREVIEW_SIZE, 4), np.float32)
-        with dpg.texture_registry():  # dynamic: uploaded only when a new preview arrives
-            self._preview_texture = dpg.add_dynamic_texture(PREVIEW_SIZE, PREVIEW_SIZE, blank)
+        # Raw: a dynamic texture's set_value converts the array element by element on the UI
+        # thread (1-2.5 ms for a preview); a raw one reads the array given, kept alive here.
+        self._preview_buffer = np.zeros((PREVIEW_SIZE, PREVIEW_SIZE, 4), np.float32)
+        with dpg.texture_registry():
+            self._preview_texture = dpg.add_raw_texture(PREVIEW_SIZE, PREVIEW_SIZE, self._preview_buffer,
+                                                        format=dpg.mvFormat_Float_rgba)
         with dpg.collapsing_header(label="Driving", default_open=True):
             with dpg.group(horizontal=True):
                 dpg.add_text("Source")
@@ -273,9 +276,15 @@ class DrivingPanel:
             return self.app.session.manual_state({name: dpg.get_value(s) for name, s in self.sliders.items()})
         return None
 
+    @property
+    def preview_image(self) -> np.ndarray:
+        """[P, P, 4] float32 RGBA: the tracked face's preview on screen (zeros before one)."""
+        return self._preview_buffer
+
     def show_driven(self, frame: DrivingUpdate) -> None:
         if frame.preview is not None:
-            dpg.set_value(self._preview_texture, frame.preview)
+            self._preview_buffer = np.ascontiguousarray(frame.preview, dtype=np.float32)
+            dpg.set_value(self._preview_texture, self._preview_buffer)
         folder = self.folder
         if folder is not None:
             expressions = "FLAME codes" if folder.poses_expressions else "the source's (no FLAME model)"
