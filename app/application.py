@@ -127,22 +127,20 @@ class App:
             with dpg.menu_bar():
                 self._build_menus()
             with dpg.group(horizontal=True):
-                with dpg.child_window(width=LEFT_SIDEBAR_WIDTH, height=-STATUS_HEIGHT) as left:
+                with dpg.child_window(width=LEFT_SIDEBAR_WIDTH, height=-STATUS_HEIGHT):
                     self.source_panel = SourcePanel(self)
                     self.driving_panel = DrivingPanel(self)
                 with dpg.child_window(width=-RIGHT_SIDEBAR_WIDTH - 8, height=-STATUS_HEIGHT,
                                       no_scrollbar=True) as self.viewport_area:
                     self.viewport = Viewport(self.viewport_area, self.session.config.model.render_size, self.fonts)
-                with dpg.child_window(width=-1, height=-STATUS_HEIGHT) as right:
+                with dpg.child_window(width=-1, height=-STATUS_HEIGHT):
                     self.view_panel = ViewPanel(self)
                     self.capture_panel = CapturePanel(self)
             with dpg.group(horizontal=True):
                 self.status_text = dpg.add_text("", color=theme.TEXT_DIM)
                 dpg.add_spacer(width=40)
                 dpg.add_text(GESTURES_HINT, color=theme.TEXT_DIM)
-        dpg.bind_item_theme(self.window, theme.transparent_theme())
-        for sidebar in (left, right):
-            dpg.bind_item_theme(sidebar, theme.sidebar_theme())
+        dpg.bind_item_theme(self.window, theme.transparent_theme())  # the sidebars and the view's area too
         dpg.create_viewport(title=TITLE, width=width, height=height, min_width=1000, min_height=640, vsync=False)
         dpg.setup_dearpygui()
         dpg.show_viewport()
