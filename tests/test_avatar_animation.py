@@ -389,3 +389,13 @@ def test_a_closed_eye_closes_the_avatars_eye_fully(driving):
     for pairs in EYELID_PAIRS:
         upper, lower = pairs[len(pairs) // 2]
         assert np.linalg.norm(posed[upper] - posed[lower]) < 0.05 * np.linalg.norm(neutral[upper] - neutral[lower])
+
+
+def test_a_rendered_image_is_clipped_to_the_unit_range(driving):
+    """An out-of-range background (or colour) is clipped: the image is float32 in 0..1."""
+    _, avatar, _ = driving
+    view = View(avatar.camera(), 0, background=(2.0, -1.0, 0.5))
+    image = render_view(avatar, view, None, "cpu")
+    assert image.dtype == np.float32 and image.flags.c_contiguous
+    assert image.min() >= 0.0 and image.max() <= 1.0
+    np.testing.assert_allclose(image[0, 0], (1.0, 0.0, 0.5))  # the corner shows the background
