@@ -289,7 +289,8 @@ class App:
     def _collect_driving(self) -> None:
         frame, events = self.session.poll()
         if frame is not None:
-            self._dirty = True
+            if not self.session.renders_driven_frame(frame.position):
+                self._dirty = True
             self.driving_panel.show_driven(frame)
         for event in events:
             if event.kind == "ended":

@@ -249,6 +249,37 @@ def test_video_driver_tracks_every_frame_when_paced_by_the_viewer(session, sampl
     assert not any(thread.name.startswith("driver") for thread in threading.enumerate())
 
 
+def test_a_render_that_follows_a_live_driver_takes_its_newest_state_as_it_starts(session, samples_dir):
+    """A source that is not paced by the viewer moves on while a request waits for the renderer:
+    the render thread draws the driver's newest state, not the one the request was made with,
+    and the UI is told not to ask for that frame again."""
+    driver = session.drive_video(samples_dir / "videos" / "talking_d0.mp4")  # real time: frames drop
+    try:
+        taken = wait_for(lambda: _driven(session), TIMEOUT_S, "a driven frame", step=lambda: session.wait(0.05))
+        wait_until(lambda: driver.newest_state()[1][0] != taken.position, TIMEOUT_S, "a newer frame, not taken")
+        session.request_render([View(camera(session), 0, use_refiner=False)])
+        frame = wait_for(session.rendered, TIMEOUT_S, "the render", step=lambda: session.wait(0.05))
+        position = frame.request.driven_by[0]
+        assert position != taken.position
+        assert session.renders_driven_frame(position) and not session.renders_driven_frame(taken.position)
+    finally:
+        session.stop_driving()
+    driver = session.drive_video(samples_dir / "videos" / "talking_d0.mp4", paced_by_consumer=True)
+    try:  # paced by the viewer (benchmarks): every frame taken is the one rendered
+        taken = wait_for(lambda: _driven(session), TIMEOUT_S, "a paced frame", step=lambda: session.wait(0.05))
+        wait_until(lambda: driver.newest_state()[1][0] != taken.position, TIMEOUT_S, "the next frame, not taken")
+        session.request_render([View(camera(session), 0, use_refiner=False)])
+        frame = wait_for(session.rendered, TIMEOUT_S, "the render", step=lambda: session.wait(0.05))
+        assert frame.request.driven_by[0] == taken.position
+    finally:
+        session.stop_driving()
+
+
+def _driven(session):
+    frame, _ = session.poll()
+    return frame if frame is not None and frame.state is not None else None
+
+
 def test_the_cpu_renderer_leaves_a_core_to_the_tracker_while_one_runs(session, samples_dir, monkeypatch):
     """While a tracker drives, the render thread splats on one thread (a parallel kernel waits for
     its slowest thread, which the tracker keeps busy); otherwise on all of numba's."""

@@ -93,6 +93,7 @@ class DrivingThread:
         self._on_event = on_event
         self._condition = threading.Condition()
         self._mailbox: collections.deque[Any] = collections.deque()
+        self._newest: Any = None  # the newest frame delivered, taken or not
         self._events: list[DrivingEvent] = []
         self._stopping = False
         self._running = True
@@ -135,6 +136,10 @@ class DrivingThread:
             self._mailbox.clear()
             self._condition.notify_all()
             return frame
+
+    def newest(self) -> Any:
+        """The newest driven frame delivered so far, taken or not (None before the first)."""
+        return self._newest
 
     def events(self) -> list[DrivingEvent]:
         """The events since the last call."""
@@ -198,6 +203,7 @@ class DrivingThread:
             if self._stopping or self.input.superseded():
                 return
             self._mailbox.append(frame)
+            self._newest = frame
             self._condition.notify_all()
         if self._wake is not None:
             self._wake.set()

@@ -116,8 +116,17 @@ class TrackedDriver(Driver):
         paced_by_consumer: bool = False,
     ):
         self.pipeline = pipeline
+        self.paced = paced_by_consumer
         delivery = Delivery.PACED if paced_by_consumer else Delivery.NEWEST
         super().__init__(input.name, DrivingThread(input, pipeline, delivery, wake=wake, prepare=_shown))
+
+    def newest_state(self) -> tuple[DrivingState, tuple[int, float]] | None:
+        """The newest driven state and its source frame (index, timestamp), taken or not;
+        None before a face was seen. Safe to call from any thread."""
+        update = self._thread.newest()
+        if update is None or update.state is None:
+            return None
+        return update.state, (update.position, update.timestamp_s)
 
     def set_avatar(self, avatar: Avatar | None) -> None:
         self.pipeline.set_avatar(avatar)

@@ -249,9 +249,18 @@ class Session:
         backend = resolve_backend(self.backend)
         avatar = self._require_avatar()
         views = tuple(dataclasses.replace(view, use_refiner=self.use_refiner) for view in views)
-        cpu_threads = 1 if isinstance(self.driver, TrackedDriver) else None  # a tracker shares the cores
-        self._renderer.submit(RenderRequest(self._requests, avatar, views, state, backend, driven_by, cpu_threads))
+        tracked = isinstance(self.driver, TrackedDriver)
+        cpu_threads = 1 if tracked else None  # a tracker shares the cores
+        follows = self.driver.newest_state if driven_by is not None and tracked and not self.driver.paced else None
+        self._renderer.submit(RenderRequest(self._requests, avatar, views, state, backend, driven_by, cpu_threads,
+                                            follows))  # fmt: skip
         return self._requests
+
+    def renders_driven_frame(self, position: int) -> bool:
+        """Whether the renderer already started on source frame ``position`` by itself (a request
+        that follows a live driver takes its newest state): the UI need not ask for it again."""
+        started = self._renderer.started_driven_by
+        return started is not None and started[0] == position
 
     def rendered(self) -> RenderedFrame | None:
         """The render thread's newest finished frame, once. When it is ``refining``, its images
