@@ -207,7 +207,7 @@ class App:
         self._refresh_panels(now)
         dpg.render_dearpygui_frame()
         if self.latency is not None and self._undrawn_source is not None:
-            self.latency.shown(*self._undrawn_source)  # on screen now
+            self.latency.shown(*self._undrawn_source, group=self.shown_lod)  # on screen now
         self._undrawn_source = None
         self.frames += 1
         self._last_drawn = now

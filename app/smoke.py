@@ -10,9 +10,10 @@ requested level.
 Driven by a stamped live stream (``--webcam URL`` of ``omg-avatar loopback-camera``), the run
 also measures the capture-to-display latency after the warm-up: each driven frame's corner
 code (index and send time) travels with it to the window, which tells the latency meter once
-it has drawn it. The JSON then has ``latency_ms_median``, ``latency_ms_p95``,
-``frames_dropped`` and ``driven_fps`` (driven frames on screen per second), and the meter's
-whole summary under ``latency``.
+it has drawn it, with the level of detail on screen. The JSON then has ``latency_ms_median``,
+``latency_ms_p95`` and ``driven_fps`` (driven frames on screen per second) of the requested
+level, the same in each level's ``per_lod`` entry, ``frames_dropped`` over the whole run, and
+the meter's whole-run summary under ``latency``.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def run(options: AppOptions, frames: int, screenshot: Path | None, json_path: Pa
             "view_image": list(app.viewport.image_rect()),  # where the screenshot shows the avatar
         }
         if app.latency is not None:
-            result.update(_latency_figures(app.latency))
+            result.update(_latency_figures(app.latency, options.lod, result["per_lod"]))
     finally:
         app.close()
     print(json.dumps(result), flush=True)
@@ -156,11 +157,16 @@ def run(options: AppOptions, frames: int, screenshot: Path | None, json_path: Pa
     return 0
 
 
-def _latency_figures(meter: LatencyMeter) -> dict:
-    """The smoke JSON's latency keys (see the module docstring)."""
+def _latency_figures(meter: LatencyMeter, lod: int, per_lod: dict[str, dict]) -> dict:
+    """The smoke JSON's latency keys (see the module docstring); adds each level's to ``per_lod``."""
     latency = meter.summary()
-    return {"latency_ms_median": latency["latency_ms_median"], "latency_ms_p95": latency["latency_ms_p95"],
-            "frames_dropped": latency["frames_dropped"], "driven_fps": latency["end_to_end_fps"],
+    for level, figures in meter.summary_by_group().items():
+        per_lod.setdefault(f"sub{level}", {}).update(
+            latency_ms_median=figures["latency_ms_median"], latency_ms_p95=figures["latency_ms_p95"],
+            driven_fps=figures["end_to_end_fps"])  # fmt: skip
+    main = per_lod.get(f"sub{lod}", {})
+    return {"latency_ms_median": main.get("latency_ms_median", 0.0), "latency_ms_p95": main.get("latency_ms_p95", 0.0),
+            "frames_dropped": latency["frames_dropped"], "driven_fps": main.get("driven_fps", 0.0),
             "latency": latency}  # fmt: skip
 
 

@@ -410,6 +410,10 @@ def test_the_smoke_run_with_a_stream_measures_its_latency(display, samples_dir, 
     assert latency["frames_shown"] > 10 and line["frames_dropped"] == latency["frames_dropped"] >= 0
     assert 0.0 < line["latency_ms_median"] <= line["latency_ms_p95"] < 2000.0
     assert 0.0 < line["driven_fps"] <= 31.0
+    main = line["per_lod"][f"sub{line['lod']}"]  # the top-level figures are the requested level's
+    assert (main["latency_ms_median"], main["latency_ms_p95"], main["driven_fps"]) == (
+        line["latency_ms_median"], line["latency_ms_p95"], line["driven_fps"])
+    assert sum(1 for figures in line["per_lod"].values() if "latency_ms_median" in figures) >= 2  # the excursion
 
 
 def test_the_smoke_run_frames_the_demo_avatar_with_a_margin_on_every_side(display, tmp_path):

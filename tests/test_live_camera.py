@@ -97,6 +97,23 @@ def test_nothing_listening_and_a_wrong_path_say_so(sample_video):
 # ----------------------------------------------------------------- live behaviour
 
 
+def test_latency_per_group_charges_each_display_to_the_frame_it_shows():
+    meter = LatencyMeter()
+    shown_at = [100.0, 100.1, 100.2, 100.4, 100.6, 100.7]
+    groups = ["a", "a", "b", "b", "b", "a"]
+    latencies_s = [0.05, 0.06, 0.1, 0.2, 0.3, 0.07]
+    for index, (now, group, latency) in enumerate(zip(shown_at, groups, latencies_s)):
+        meter.shown(index, now - latency, now_s=now, group=group)
+    by_group = meter.summary_by_group()
+    assert list(by_group) == ["a", "b"]
+    a, b = by_group["a"], by_group["b"]
+    assert a["frames_shown"] == 3 and b["frames_shown"] == 3
+    assert a["end_to_end_fps"] == pytest.approx(2 / 0.2) and b["end_to_end_fps"] == pytest.approx(3 / 0.5)
+    assert a["latency_ms_median"] == pytest.approx(60.0) and b["latency_ms_median"] == pytest.approx(200.0)
+    assert b["latency_ms_max"] == pytest.approx(300.0) and a["latency_ms_p95"] <= 70.0
+    assert meter.summary()["frames_shown"] == 6
+
+
 def test_the_newest_frame_is_read_and_stale_ones_are_dropped(sample_video):
     """A consumer slower than the stream gets fresh frames: the camera's frames in between are
     dropped and counted, never queued, so the latency does not grow."""

@@ -11,12 +11,15 @@ the window showing it is drawn) tells a :class:`LatencyMeter`, which works out:
 * the frames dropped: indices the stream sent between the first and last frames shown that
   never were (the camera thread keeps only the newest frame; the renderer takes the newest
   driven one);
-* the end-to-end rate: frames shown per second.
+* the end-to-end rate: frames shown per second;
+* the same per group (:meth:`LatencyMeter.summary_by_group`): the app tells each frame's level
+  of detail, so that a run that visits other levels still reports each level's own figures.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable
 
 import numpy as np
 
@@ -32,13 +35,14 @@ class LatencyMeter:
     def __init__(self):
         self._latencies_ms: list[float] = []
         self._shown_s: list[float] = []  # wall clock at each display
+        self._groups: list[Hashable] = []
         self._first_index: int | None = None
         self._last_index: int | None = None  # unwrapped
 
-    def shown(self, index: int, sent_s: float, now_s: float | None = None) -> None:
+    def shown(self, index: int, sent_s: float, now_s: float | None = None, group: Hashable = None) -> None:
         """Frame ``index`` (as coded, modulo 2 ** INDEX_BITS), sent at ``sent_s`` (wall clock),
-        is on display at ``now_s`` (default now). A frame shown again, or one older than a
-        frame already shown, is not counted."""
+        is on display at ``now_s`` (default now), counted in ``group``. A frame shown again, or
+        one older than a frame already shown, is not counted."""
         now_s = time.time() if now_s is None else now_s
         if self._last_index is None:
             self._first_index = self._last_index = index
@@ -49,6 +53,7 @@ class LatencyMeter:
             self._last_index += step
         self._latencies_ms.append(1000.0 * (now_s - sent_s))
         self._shown_s.append(now_s)
+        self._groups.append(group)
 
     @property
     def frames(self) -> int:
@@ -76,3 +81,24 @@ class LatencyMeter:
                                              for w in range(windows[-1] + 1) if np.any(windows == w)],
             "window_s": WINDOW_S,
         }  # fmt: skip
+
+    def summary_by_group(self) -> dict[Hashable, dict]:
+        """Per group given to :meth:`shown`: ``frames_shown``, ``end_to_end_fps`` (the group's
+        frames over the time charged to them: each display's interval since the one before
+        is charged to the frame it shows), ``latency_ms_median``, ``latency_ms_p95`` and
+        ``latency_ms_max``."""
+        latencies, groups = np.asarray(self._latencies_ms), self._groups
+        intervals = np.diff(np.asarray(self._shown_s), prepend=np.nan)  # the first display has none
+        figures = {}
+        for group in dict.fromkeys(groups):  # in the order first shown
+            mine = np.array([g == group for g in groups])
+            timed = mine & ~np.isnan(intervals)
+            seconds = float(intervals[timed].sum())
+            figures[group] = {
+                "frames_shown": int(mine.sum()),
+                "end_to_end_fps": round(int(timed.sum()) / seconds, 2) if seconds > 0 else 0.0,
+                "latency_ms_median": round(float(np.median(latencies[mine])), 1),
+                "latency_ms_p95": round(float(np.percentile(latencies[mine], 95)), 1),
+                "latency_ms_max": round(float(latencies[mine].max()), 1),
+            }
+        return figures
