@@ -17,6 +17,15 @@ from core.render.gaussians import Gaussians
 HANDLER_CHANCE_S = 0.2  # the handler runs at the main thread's next bytecode; this is ample
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_interrupts():
+    """Ctrl-C raises KeyboardInterrupt here however pytest was started (a background job of a
+    shell without job control starts with SIGINT ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _signal_self(number: int = signal.SIGTERM) -> None:
     os.kill(os.getpid(), number)
     time.sleep(HANDLER_CHANCE_S)
@@ -41,6 +50,16 @@ def test_a_signal_inside_nested_deferred_blocks_raises_as_the_outermost_ends(num
             reached.append("outer")
         reached.append("after the blocks")
     assert reached == ["inner", "outer"]
+
+
+def test_an_ignored_ctrl_c_stays_ignored():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    reached = []
+    with signals_end_the_run():
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        _signal_self(signal.SIGINT)
+        reached.append("after the signal")
+    assert reached == ["after the signal"]
 
 
 def test_the_handlers_are_restored_after_the_run():
