@@ -21,8 +21,8 @@ import http.server
 import socketserver
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np

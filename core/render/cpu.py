@@ -70,6 +70,7 @@ TILE = 16
 BLOCK_W, BLOCK_H = 4, 4
 LANES = BLOCK_W * BLOCK_H
 BLOCKS = TILE * TILE // LANES
+BLOCKS_PER_ROW = TILE // BLOCK_W  # blocks are numbered row by row (see _pixel)
 #: Features with at most this many channels are zero-padded to it and take the fused path.
 NARROW = 4
 
@@ -359,8 +360,9 @@ def _composite_tile(g_first, g_last, tile_ids, splats, boxes, features, left, to
 
     ``buffers`` = (transmittance [BLOCKS, LANES], depth_sum [BLOCKS, LANES], narrow
     accumulator [BLOCKS, NARROW, LANES], wide accumulator [BLOCKS, LANES, C], block weights
-    [LANES], lane columns [LANES], lane rows [LANES]), indexed [block, lane] within the tile
-    (see :func:`_pixel`); the caller initialised them.
+    [LANES], lane columns [LANES], lane rows [LANES], pixels stopped per block [BLOCKS]),
+    indexed [block, lane] within the tile (see :func:`_pixel`); the caller initialised the
+    first four, this function counts the stopped pixels.
     """
     transmittance, depth_sum, accum_narrow, accum_wide, weights, lane_x, lane_y, stopped_in_block = buffers
     narrow = features.shape[1] == NARROW
@@ -386,7 +388,7 @@ def _composite_tile(g_first, g_last, tile_ids, splats, boxes, features, left, to
         for block_row in range(first_row, last_row + 1):
             dy0 = np.float32(top + block_row * BLOCK_H) + np.float32(0.5) - my
             for block_column in range(first_column, last_column + 1):
-                block = block_row * (TILE // BLOCK_W) + block_column  # as _pixel numbers them
+                block = block_row * BLOCKS_PER_ROW + block_column
                 if stopped_in_block[block] == LANES:
                     continue  # every pixel of the block has stopped
                 dx0 = np.float32(left + block_column * BLOCK_W) + np.float32(0.5) - mx
@@ -427,8 +429,7 @@ def _composite_tile(g_first, g_last, tile_ids, splats, boxes, features, left, to
 @njit(inline="always")
 def _pixel(block, lane):
     """The (row, column) within its tile of a tile buffer's ``[block, lane]``."""
-    blocks_per_row = TILE // BLOCK_W
-    return (block // blocks_per_row) * BLOCK_H + lane // BLOCK_W, (block % blocks_per_row) * BLOCK_W + lane % BLOCK_W
+    return (block // BLOCKS_PER_ROW) * BLOCK_H + lane // BLOCK_W, (block % BLOCKS_PER_ROW) * BLOCK_W + lane % BLOCK_W
 
 
 @njit(parallel=True, fastmath=_FAST, cache=True, nogil=True)

@@ -147,8 +147,9 @@ class RenderThread:
                     return
                 request, fresh = (self._request, True) if self._request is not None else (self._owed, False)
                 self._owed = None
-            started = request.with_newest_state() if fresh else request
+            started = request
             if fresh:
+                started = request.with_newest_state()
                 self.started_driven_by = started.driven_by
             done = self._render(started, with_features=self._refiner.free)
             if not fresh and done.error is None:
