@@ -119,10 +119,11 @@ def apply_theme() -> None:
 
 
 def transparent_theme() -> int:
-    """For the main window, whose children (the sidebars, the view's area) inherit it: unpainted,
-    they show black. Every painted window background costs a software renderer a pass over
-    its pixels: 6 ms of a 17 ms frame at 1600x1000 under Xvfb; painted sidebars made the app
-    driven live at Sub#1 (1280x800, 2 cores) show its frames 12 ms later (measured)."""
+    """For the main window's children (the sidebars, the view's area), which inherit it:
+    unpainted, they show the viewport's black. Every painted window background costs a
+    software renderer a pass over its pixels: 6 ms of a 17 ms frame at 1600x1000 under Xvfb;
+    painted sidebars made the app driven live at Sub#1 (1280x800, 2 cores) show its frames
+    12 ms later (measured)."""
     with dpg.theme() as theme:
         with dpg.theme_component(dpg.mvAll):
             dpg.add_theme_color(dpg.mvThemeCol_WindowBg, (0, 0, 0, 0))

@@ -1,8 +1,9 @@
-"""The large view of the avatar: one or two raw textures in a drawlist, an overlay of
-figures, and the mouse gestures that steer the orbit camera.
+"""The large view of the avatar: one or two images in a drawlist, an overlay of figures,
+and the mouse gestures that steer the orbit camera.
 
 Images arrive as [H, W, 3] float32 RGB arrays in [0, 1] (what the session renders) and
-are copied into the textures' own buffers; Dear PyGui scales them to the view on the GPU.
+become :class:`~app.frame_texture.FrameTexture` images, on screen in the next frame drawn;
+Dear PyGui scales them to the view on the GPU.
 Each image can carry an inset in its lower right corner (a third of its side, framed in the
 accent colour and labelled): the app shows the live coarse stream there while the main image
 is the newest refined frame (see :mod:`app.application`).
@@ -17,6 +18,7 @@ import dearpygui.dearpygui as dpg
 import numpy as np
 
 from app import theme
+from app.frame_texture import FrameTexture
 from app.orbit_camera import OrbitCamera
 from core.session import Figures
 
@@ -38,16 +40,14 @@ class Viewport:
 
     def __init__(self, parent: int | str, render_size: int, fonts: theme.Fonts):
         self.render_size = render_size
-        # Raw textures are uploaded every frame whether they changed or not, so the second
-        # one (side by side) exists only once that mode has been used.
-        self._buffers: list[np.ndarray] = []
-        self._textures: list[int] = []
         self.drawlist = dpg.add_drawlist(1, 1, parent=parent)
-        self._images: list[int] = []
-        self._labels: list[int] = []
+        self._textures = [FrameTexture(render_size, theme.VIEWPORT_BACKGROUND) for _ in range(2)]  # 2: side by side
+        inset = 0.5 / render_size  # sample texel centres only: no wrap-around at the edges
+        self._images = [texture.drawn_by(dpg.draw_image(texture.tag, (0, 0), (1, 1), uv_min=(inset, inset),
+                                                        uv_max=(1 - inset, 1 - inset), parent=self.drawlist))
+                        for texture in self._textures]
         self._insets: list[Inset] = []
-        self._add_texture()
-        self._labels += [dpg.draw_text((0, 0), "", size=theme.OVERLAY_FONT_SIZE, color=theme.TEXT_DIM,
+        self._labels = [dpg.draw_text((0, 0), "", size=theme.OVERLAY_FONT_SIZE, color=theme.TEXT_DIM,
                                       parent=self.drawlist) for _ in range(2)]
         self._overlay_box = dpg.draw_rectangle((0, 0), (1, 1), fill=(16, 18, 22, 190), color=(0, 0, 0, 0),
                                                rounding=6, parent=self.drawlist, show=False)
@@ -66,33 +66,16 @@ class Viewport:
         with dpg.handler_registry():
             dpg.add_mouse_wheel_handler(callback=self._on_wheel)
 
-    def _add_texture(self) -> None:
-        buffer = np.empty((self.render_size, self.render_size, 3), np.float32)
-        buffer[...] = theme.VIEWPORT_BACKGROUND
-        with dpg.texture_registry():  # RGB: a quarter less to upload and sample than RGBA
-            texture = dpg.add_raw_texture(self.render_size, self.render_size, buffer, format=dpg.mvFormat_Float_rgb)
-        on_top = self._labels[0] if self._labels else 0  # images go below the labels and overlay
-        inset = 0.5 / self.render_size  # sample texel centres only: no wrap-around at the edges
-        self._images.append(dpg.draw_image(texture, (0, 0), (1, 1), uv_min=(inset, inset), uv_max=(1 - inset, 1 - inset),
-                                           parent=self.drawlist, before=on_top))
-        self._buffers.append(buffer)
-        self._textures.append(texture)
-        self._layout_dirty = True
-
     # ------------------------------------------------------------------ images
     def show(self, images: list[np.ndarray], labels: list[str] = ()) -> None:
         """Show one image, or two side by side; ``labels`` name them (under each image)."""
         side_by_side = len(images) == 2
-        if side_by_side and len(self._textures) < 2:
-            self._add_texture()
         labelled = any(labels)
         if (side_by_side, labelled) != (self._side_by_side, self._labelled):
             self._side_by_side, self._labelled = side_by_side, labelled
             self._layout_dirty = True
-        for index, image in enumerate(images):
-            # A raw texture reads the array it was given until it gets another: keep ours alive.
-            self._buffers[index] = np.ascontiguousarray(image, dtype=np.float32)
-            dpg.set_value(self._textures[index], self._buffers[index])
+        for texture, image in zip(self._textures, images):
+            texture.show(image)
         for index, label in enumerate(self._labels):
             dpg.configure_item(label, text=labels[index] if index < len(labels) else "")
 
@@ -113,11 +96,11 @@ class Viewport:
 
     def first_inset(self) -> np.ndarray | None:
         """The first inset's pixels ([S/2, S/2, 3] float32), None when it is hidden."""
-        return self._insets[0].buffer if self._insets and self._insets[0].shown else None
+        return self._insets[0].texture.image if self._insets and self._insets[0].shown else None
 
     def first_image(self) -> np.ndarray:
         """The (first) image on screen, [H, W, 3] float32."""
-        return self._buffers[0]
+        return self._textures[0].image
 
     def set_message(self, text: str) -> None:
         """A centred line over the view (e.g. while reconstructing); empty to hide."""
@@ -238,11 +221,9 @@ class Inset:
     a frame in the accent colour and a label inside its top."""
 
     def __init__(self, drawlist: int, render_size: int, before: int):
-        side = (render_size + 1) // 2
-        self.buffer = np.zeros((side, side, 3), np.float32)
-        with dpg.texture_registry():
-            self._texture = dpg.add_raw_texture(side, side, self.buffer, format=dpg.mvFormat_Float_rgb)
-        self._image = dpg.draw_image(self._texture, (0, 0), (1, 1), parent=drawlist, before=before, show=False)
+        self.texture = FrameTexture((render_size + 1) // 2, (0.0, 0.0, 0.0))
+        self._image = self.texture.drawn_by(dpg.draw_image(self.texture.tag, (0, 0), (1, 1), parent=drawlist,
+                                                           before=before, show=False))
         self._frame = dpg.draw_rectangle((0, 0), (1, 1), color=(*theme.ACCENT, 255), thickness=2,
                                          parent=drawlist, before=before, show=False)
         self._label = dpg.draw_text((0, 0), "", size=theme.OVERLAY_FONT_SIZE, color=theme.TEXT,
@@ -252,8 +233,7 @@ class Inset:
     def show(self, image: np.ndarray | None, label: str) -> None:
         """Show every other pixel of ``image`` (None: hide the inset)."""
         if image is not None:
-            self.buffer = np.ascontiguousarray(image[::2, ::2], dtype=np.float32)
-            dpg.set_value(self._texture, self.buffer)
+            self.texture.show(image[::2, ::2])
         shown = image is not None
         if shown != self.shown:
             self.shown = shown

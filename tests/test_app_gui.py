@@ -139,6 +139,27 @@ def test_orbiting_changes_the_view_and_reset_restores_it(app):
     np.testing.assert_allclose(new_image(app), front, atol=1e-4)
 
 
+def test_an_image_is_on_screen_in_the_first_frame_drawn_after_it_and_the_window_fills_the_viewport(app):
+    """Dear PyGui shows a raw texture's new image one drawn frame late; the view must not
+    (the latency the app measures ends when the frame is drawn). Read from the X screen."""
+    import dearpygui.dearpygui as dpg
+    from PIL import ImageGrab
+
+    side = app.viewport.render_size
+    left, top, right, bottom = app.viewport.image_rect()
+    for colour in ((255, 0, 0), (0, 255, 0), (0, 0, 255)):
+        app.viewport.show([np.full((side, side, 3), np.divide(colour, 255), np.float32)])
+        dpg.render_dearpygui_frame()
+        screen = np.asarray(ImageGrab.grab(xdisplay=os.environ["DISPLAY"]))
+        showing = np.all(screen == colour, axis=2).sum()
+        assert showing > 0.9 * (right - left) * (bottom - top), (colour, showing)
+    dpg.set_viewport_width(WINDOW[0] - 100)
+    step_until(app, lambda: dpg.get_item_width(app.window) == dpg.get_viewport_client_width() == WINDOW[0] - 100,
+               "the window to follow the viewport's size")
+    dpg.set_viewport_width(WINDOW[0])
+    step_until(app, lambda: dpg.get_item_width(app.window) == WINDOW[0], "the window back at full size")
+
+
 def test_driving_from_a_video_moves_the_avatar_and_previews_the_face(app, samples_dir):
     import dearpygui.dearpygui as dpg
 
