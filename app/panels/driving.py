@@ -52,7 +52,8 @@ class DrivingPanel:
         self._folder_info = ""
         self._cameras: list[int | str] = []  # the device picker's entries: webcam numbers, then recent URLs
         # Raw: a dynamic texture's set_value converts the array element by element on the UI
-        # thread (1-2.5 ms for a preview); a raw one reads the array given, kept alive here.
+        # thread (1-2.5 ms for a preview); a raw one reads the array given, kept alive here,
+        # and shows it a drawn frame later (the avatar's view may not: see app.frame_texture).
         self._preview_buffer = np.zeros((PREVIEW_SIZE, PREVIEW_SIZE, 4), np.float32)
         with dpg.texture_registry():
             self._preview_texture = dpg.add_raw_texture(PREVIEW_SIZE, PREVIEW_SIZE, self._preview_buffer,
