@@ -24,8 +24,7 @@ class FrameTexture:
     def __init__(self, side: int, fill: tuple[float, float, float]):
         self._registry = dpg.add_texture_registry()
         self._users: list[int] = []
-        self.image = np.empty((side, side, 3), np.float32)
-        self.image[...] = fill
+        self.image = np.full((side, side, 3), fill, np.float32)
         self.tag = self._upload(self.image)
 
     def drawn_by(self, item: int) -> int:

@@ -74,9 +74,7 @@ class LatencyMeter:
             "frames_shown": len(latencies),
             "frames_dropped": int(self._last_index - self._first_index + 1 - len(latencies)),
             "end_to_end_fps": round((len(latencies) - 1) / span_s, 2) if span_s > 0 else 0.0,
-            "latency_ms_median": round(float(np.median(latencies)), 1),
-            "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1),
-            "latency_ms_max": round(float(latencies.max()), 1),
+            **_spread(latencies),
             "latency_ms_median_per_window": [round(float(np.median(latencies[windows == w])), 1)
                                              for w in range(windows[-1] + 1) if np.any(windows == w)],
             "window_s": WINDOW_S,
@@ -97,8 +95,15 @@ class LatencyMeter:
             figures[group] = {
                 "frames_shown": int(mine.sum()),
                 "end_to_end_fps": round(int(timed.sum()) / seconds, 2) if seconds > 0 else 0.0,
-                "latency_ms_median": round(float(np.median(latencies[mine])), 1),
-                "latency_ms_p95": round(float(np.percentile(latencies[mine], 95)), 1),
-                "latency_ms_max": round(float(latencies[mine].max()), 1),
+                **_spread(latencies[mine]),
             }
         return figures
+
+
+def _spread(latencies_ms: np.ndarray) -> dict:
+    """``latency_ms_median``, ``latency_ms_p95`` and ``latency_ms_max`` of [N >= 1] latencies."""
+    return {
+        "latency_ms_median": round(float(np.median(latencies_ms)), 1),
+        "latency_ms_p95": round(float(np.percentile(latencies_ms, 95)), 1),
+        "latency_ms_max": round(float(latencies_ms.max()), 1),
+    }
